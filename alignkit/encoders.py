@@ -1,0 +1,256 @@
+"""Load any HuggingFace encoder (local directory, hub id, or the bundled default) with its tokenizer.
+
+>>> enc = load_encoder("bundled:multilingual-e5-small")          # doctest: +SKIP
+>>> enc.num_layers, enc.hidden_size, enc.query_prefix             # doctest: +SKIP
+(12, 384, 'query: ')
+
+Everything about a checkpoint the rest of alignkit needs lives on :class:`Encoder`:
+the model (eval mode, on its device), a fast tokenizer, layer count, hidden size, a stable
+fingerprint (hash of config + weight files) and model-specific input prefixes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from alignkit.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, cache_root, ensure_bundled_model
+from alignkit.errors import AlignkitError
+
+DEFAULT_MODEL = BUNDLED_ID
+
+# model_type values of encoder-only architectures alignkit knows how to read.
+ENCODER_TYPES = {
+    "bert", "xlm-roberta", "roberta", "distilbert", "camembert", "electra", "deberta",
+    "deberta-v2", "mpnet", "xlm", "albert", "luke", "rembert", "xlm-roberta-xl", "ernie",
+    "mobilebert", "squeezebert", "funnel", "roformer", "nomic_bert", "modernbert", "new",
+}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+@dataclass
+class Encoder:
+    """A loaded encoder and what alignkit needs to know about it."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    path: Path
+    fingerprint: str
+    num_layers: int
+    hidden_size: int
+    device: Any
+    dtype: Any
+    query_prefix: str = ""
+    normalize: Callable[[str], str] | None = field(default=None, repr=False)
+    _prenormalized_tokenizer: Any = field(default=None, repr=False)
+
+    def tokenize(self, texts: list[str], **kwargs):
+        """Tokenise ``texts`` exactly as ``self.tokenizer`` would, faster where possible.
+
+        For the bundled model the Unicode map is applied with ``str.translate`` and a copy of
+        the tokenizer without its (slow, 2700-step) normaliser does the rest; the test suite
+        pins this to token-for-token parity with ``self.tokenizer``. Offsets, when requested,
+        refer to the normalised text.
+        """
+        if self.normalize is None:
+            return self.tokenizer(texts, **kwargs)
+        if self._prenormalized_tokenizer is None:
+            import copy
+
+            from tokenizers import normalizers
+
+            tok = copy.deepcopy(self.tokenizer)
+            tok.backend_tokenizer.normalizer = normalizers.Sequence([])
+            self._prenormalized_tokenizer = tok
+        return self._prenormalized_tokenizer([self.normalize(t) for t in texts], **kwargs)
+
+
+def resolve_checkpoint(ckpt: str | os.PathLike | None) -> tuple[str, Path | str]:
+    """Map a user's checkpoint argument to (display name, local dir or hub id).
+
+    Raises AlignkitError for a missing path or a directory that is not a model.
+    """
+    name = str(ckpt) if ckpt is not None else DEFAULT_MODEL
+    if name.startswith(BUNDLED_PREFIX):
+        if name != BUNDLED_ID:
+            raise AlignkitError(f"unknown bundled model {name!r}; the bundled model is {BUNDLED_ID}")
+        return name, ensure_bundled_model()
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise AlignkitError(f"checkpoint {p} is a file; pass the model directory that holds config.json")
+        if not (p / "config.json").is_file():
+            raise AlignkitError(f"checkpoint {p} has no config.json; pass a HuggingFace model directory "
+                                "(save_pretrained output) or a hub id")
+        if not any((p / w).is_file() for w in WEIGHT_FILES):
+            raise AlignkitError(f"checkpoint {p} has no weight file ({', '.join(WEIGHT_FILES[:2])}); "
+                                "pass a complete HuggingFace model directory")
+        return name, p
+    looks_local = name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1] or name.count("/") > 1
+    if looks_local or not _HUB_ID.match(name):
+        raise AlignkitError(f"checkpoint {name} does not exist; pass an existing model directory, a hub id, "
+                            f"or {BUNDLED_ID}")
+    return name, name
+
+
+def _hash_file(path: Path, h) -> None:
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+
+
+def model_fingerprint(path: Path) -> str:
+    """16-hex-digit hash of config.json and the weight files of a local model directory.
+
+    Weight hashes are memoised on (path, size, mtime) in the user cache, so a 500 MB
+    checkpoint is hashed once, not on every run.
+    """
+    memo_file = cache_root() / "fingerprints.json"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    h = hashlib.sha256()
+    h.update((path / "config.json").read_bytes())
+    changed = False
+    for fname in sorted(os.listdir(path)):
+        fp = path / fname
+        if not (fname.endswith((".safetensors", ".bin")) and fp.is_file()):
+            continue
+        st = fp.stat()
+        key = f"{fp.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        if key not in memo:
+            fh = hashlib.sha256()
+            _hash_file(fp, fh)
+            memo[key] = fh.hexdigest()
+            changed = True
+        h.update(fname.encode() + memo[key].encode())
+    if changed:
+        try:
+            from alignkit.atomic import write_text
+
+            write_text(memo_file, json.dumps(memo))
+        except (OSError, AlignkitError):
+            pass  # memo is an optimisation only
+    return h.hexdigest()[:16]
+
+
+def query_prefix_for(name: str, config: Any) -> str:
+    """Input prefix the model expects for sentence inputs (E5 models: ``"query: "``)."""
+    extra = getattr(config, "alignkit", None)
+    if isinstance(extra, dict) and "query_prefix" in extra:
+        return extra["query_prefix"]
+    return "query: " if re.search(r"(^|[/_\-])(multilingual-)?e5([_\-]|$)", name.lower()) else ""
+
+
+def pick_device(device: str | None = None):
+    """``cuda`` when present, else CPU; ``device`` overrides (e.g. ``"cpu"``, ``"cuda:1"``)."""
+    import torch
+
+    if device:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise AlignkitError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise AlignkitError(f"device {device} requested but no CUDA GPU is available; use --device cpu")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(device, dtype: str | None = None):
+    """bf16 on GPUs that support it (else fp16), fp32 on CPU; ``dtype`` overrides."""
+    import torch
+
+    if dtype:
+        table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                 "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+        if dtype not in table:
+            raise AlignkitError(f"unknown dtype {dtype!r}; use fp32, bf16 or fp16")
+        return table[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _load_normalizer(path: Path) -> Callable[[str], str] | None:
+    f = Path(path) / NORMALIZER_FILE
+    if not f.is_file():
+        return None
+    table = {int(k): v for k, v in json.loads(f.read_text()).items()}
+    space_runs = re.compile(" {2,}")
+    return lambda text: space_runs.sub(" ", text.translate(table))
+
+
+def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = None,
+                 dtype: str | None = None) -> Encoder:
+    """Load an encoder checkpoint: ``bundled:multilingual-e5-small`` (default), a local HF dir, or a hub id.
+
+    Raises AlignkitError (one line, naming the fix) for a missing path, a directory without
+    config.json, a non-encoder architecture, or unreadable/corrupt weights.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    name, where = resolve_checkpoint(ckpt)
+    try:
+        config = AutoConfig.from_pretrained(str(where))
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AlignkitError(f"cannot read the config of checkpoint {name} ({first}); pass a HuggingFace "
+                            "encoder directory or a hub id reachable from this machine") from None
+    mtype = getattr(config, "model_type", "")
+    if mtype not in ENCODER_TYPES or getattr(config, "is_decoder", False):
+        raise AlignkitError(f"checkpoint {name} is a {mtype or 'unknown'} model, not an encoder; "
+                            "alignkit scores encoders such as BERT, XLM-R, DistilBERT or E5/MiniLM")
+    dev = pick_device(device)
+    dt = pick_dtype(dev, dtype)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+            model = AutoModel.from_pretrained(str(where), dtype=dt, add_pooling_layer=False) \
+                if mtype in ("bert", "xlm-roberta", "roberta", "camembert") else \
+                AutoModel.from_pretrained(str(where), dtype=dt)
+            tokenizer = AutoTokenizer.from_pretrained(str(where))
+    except Exception as e:  # transformers raises many types for corrupt/incomplete files
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise AlignkitError(f"cannot load weights or tokenizer of checkpoint {name} ({msg}); "
+                            "check the files are complete (re-save or re-download them)") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise AlignkitError(f"checkpoint {name} has no fast tokenizer; save one with "
+                            "PreTrainedTokenizerFast (tokenizer.json) next to the weights")
+    model.to(dev).eval()
+    local = Path(where) if isinstance(where, Path) else Path(_hub_snapshot_dir(model, where))
+    fingerprint = model_fingerprint(local) if (local / "config.json").is_file() else \
+        hashlib.sha256(name.encode()).hexdigest()[:16]
+    return Encoder(
+        model=model, tokenizer=tokenizer, name=name, path=local, fingerprint=fingerprint,
+        num_layers=int(config.num_hidden_layers if hasattr(config, "num_hidden_layers") else config.n_layers),
+        hidden_size=int(getattr(config, "hidden_size", getattr(config, "dim", 0))),
+        device=dev, dtype=dt, query_prefix=query_prefix_for(name, config),
+        normalize=_load_normalizer(local) if isinstance(where, Path) else None,
+    )
+
+
+def _hub_snapshot_dir(model: Any, hub_id: str) -> str:
+    path = getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(hub_id, local_files_only=True)
+    except Exception:
+        return path
