@@ -1,0 +1,100 @@
+"""Loading checkpoints: what an Encoder exposes, and one-line errors for bad checkpoints."""
+from __future__ import annotations
+
+import pytest
+
+from alignkit.cli import main
+from alignkit.encoders import load_encoder, query_prefix_for
+from alignkit.errors import AlignkitError
+from tinymodels import tiny_bert, tiny_gpt2
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+def test_encoder_exposes_shape_device_and_fingerprint(tiny_dir):
+    enc = load_encoder(str(tiny_dir), device="cpu")
+    assert (enc.num_layers, enc.hidden_size) == (2, 32)
+    assert enc.device.type == "cpu" and str(enc.dtype) == "torch.float32"
+    assert len(enc.fingerprint) == 16
+    assert load_encoder(str(tiny_dir)).fingerprint == enc.fingerprint  # stable
+
+
+def test_fingerprint_changes_when_weights_change(tmp_path):
+    a = tiny_bert(tmp_path / "a", seed=0)
+    b = tiny_bert(tmp_path / "b", seed=1)
+    assert load_encoder(str(a)).fingerprint != load_encoder(str(b)).fingerprint
+
+
+def test_e5_models_get_the_query_prefix():
+    class C:
+        pass
+    assert query_prefix_for("intfloat/multilingual-e5-small", C()) == "query: "
+    assert query_prefix_for("intfloat/e5-base-v2", C()) == "query: "
+    assert query_prefix_for("bert-base-multilingual-cased", C()) == ""
+    assert query_prefix_for("xlm-roberta-base", C()) == ""
+
+
+def _cli_error(capsys, args):
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_nonexistent_path_is_a_one_line_error(tmp_path, capsys):
+    words = tmp_path / "w.txt"
+    words.write_text("cat\n")
+    err = _cli_error(capsys, ["extract", str(tmp_path / "nope" / "model"), "--words", str(words),
+                              "--out", str(tmp_path / "o.npz")])
+    assert "does not exist" in err
+
+
+def test_directory_without_config_is_rejected(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AlignkitError, match="no config.json"):
+        load_encoder(str(tmp_path / "empty"))
+
+
+def test_non_encoder_checkpoint_is_rejected(tmp_path):
+    with pytest.raises(AlignkitError, match="not an encoder"):
+        load_encoder(str(tiny_gpt2(tmp_path / "gpt2")))
+
+
+def test_corrupt_weights_are_reported(tmp_path, capsys):
+    d = tiny_bert(tmp_path / "bert")
+    (d / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    words = tmp_path / "w.txt"
+    words.write_text("cat\n")
+    err = _cli_error(capsys, ["extract", str(d), "--words", str(words), "--out", str(tmp_path / "o.npz")])
+    assert "cannot load weights" in err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_empty_word_list_is_rejected(tmp_path, tiny_dir, capsys):
+    words = tmp_path / "w.txt"
+    words.write_text("\n  \n")
+    err = _cli_error(capsys, ["extract", str(tiny_dir), "--words", str(words), "--out", str(tmp_path / "o.npz")])
+    assert "empty" in err
+
+
+def test_layer_out_of_range_is_rejected(tmp_path, tiny_dir, capsys):
+    words = tmp_path / "w.txt"
+    words.write_text("cat\n")
+    err = _cli_error(capsys, ["extract", str(tiny_dir), "--words", str(words), "--layers", "0,5",
+                              "--out", str(tmp_path / "o.npz")])
+    assert "layer" in err
+
+
+def test_unknown_bundled_name(tmp_path):
+    with pytest.raises(AlignkitError, match="unknown bundled model"):
+        load_encoder("bundled:mbert")
+
+
+def test_models_command_lists_the_bundled_model(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "bundled:multilingual-e5-small" in out and "alignkit" in out
