@@ -1,0 +1,137 @@
+"""Cluster-gap diagnostics between two languages' word vectors at one layer (SPEC §2).
+
+All three take the source-language vectors ``[n_src, dim]`` and target-language vectors
+``[n_tgt, dim]`` as they come out of the model (no normalisation):
+
+- :func:`gap_ratio`  ‖μ_src − μ_tgt‖ / mean(rms_src, rms_tgt), rms = RMS distance of a
+  language's vectors to its own centroid. 0 = same centre; >> 1 = separate clouds.
+- :func:`langid_acc` 5-fold cross-validated logistic-regression accuracy at telling the
+  language from the vector (0.5 = mixed, 1.0 = separate clusters).
+- :func:`silhouette` silhouette coefficient with the language as the cluster label.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as sps
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import silhouette_samples
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from alignkit.errors import AlignkitError
+from alignkit.metrics import _validate
+from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, mean_estimate
+
+
+def _two_sets(src_vecs, tgt_vecs, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    x = _validate.vectors(src_vecs, "source vectors", min_rows=min_rows).astype(np.float64)
+    y = _validate.vectors(tgt_vecs, "target vectors", dim=x.shape[1], min_rows=min_rows).astype(np.float64)
+    return x, y
+
+
+def _gap_from_counts(cx, cy, x, y, x_sq, y_sq):
+    """gap_ratio for resamples given as count matrices cx ``[b, n_src]``, cy ``[b, n_tgt]``.
+
+    With weights w (summing to 1): centroid μ = w·X and mean squared distance to it
+    = w·‖x‖² − ‖μ‖², so a resample costs one small GEMM instead of a gather.
+    """
+    wx, wy = cx / cx.sum(axis=1, keepdims=True), cy / cy.sum(axis=1, keepdims=True)
+    mx, my = (wx @ x).astype(np.float64), (wy @ y).astype(np.float64)
+    rms_x = np.sqrt(np.maximum(wx @ x_sq - np.einsum("bd,bd->b", mx, mx), 0.0))
+    rms_y = np.sqrt(np.maximum(wy @ y_sq - np.einsum("bd,bd->b", my, my), 0.0))
+    spread = 0.5 * (rms_x + rms_y)
+    dist = np.linalg.norm(mx - my, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 0, dist / spread, np.where(dist > 0, np.inf, 0.0))
+
+
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """Resampled index arrays ``[..., m]`` -> counts ``[b, n]`` of each original row."""
+    idx = idx.reshape(-1, idx.shape[-1])
+    flat = idx + n * np.arange(idx.shape[0])[:, None]
+    return np.bincount(flat.ravel(), minlength=n * idx.shape[0]).reshape(idx.shape[0], n).astype(np.float32)
+
+
+def gap_ratio(src_vecs, tgt_vecs, *, confidence: float = 0.95, n_resamples: int = 999,
+              seed: int = DEFAULT_SEED) -> Estimate:
+    """‖μ_src − μ_tgt‖ / ((rms_src + rms_tgt) / 2); src ``[n_src, d]``, tgt ``[n_tgt, d]``.
+
+    CI: BCa bootstrap resampling the two word sets independently (scipy.stats.bootstrap,
+    fixed seed; ``n_resamples=0`` skips it; each resample costs a [n, dim] GEMM, hence the
+    smaller default). Not a mean of items, so ``items`` is None.
+    Two identical clouds give exactly 0; zero spread with distinct centres gives inf.
+    """
+    x, y = _two_sets(src_vecs, tgt_vecs, min_rows=1)
+    # The ratio is translation-invariant; removing the common offset (large in anisotropic
+    # layers) keeps E‖x‖² − ‖μ‖² free of cancellation.
+    offset = np.vstack([x, y]).mean(axis=0)
+    x, y = x - offset, y - offset
+    value = float(_gap_from_counts(np.ones((1, len(x))), np.ones((1, len(y))), x, y,
+                                   np.einsum("nd,nd->n", x, x), np.einsum("nd,nd->n", y, y))[0])
+    # Resamples run in float32 (their GEMMs dominate); the point value above is float64.
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    x_sq, y_sq = np.einsum("nd,nd->n", x, x), np.einsum("nd,nd->n", y, y)
+    lo = hi = math.nan
+    if n_resamples and min(len(x), len(y)) >= 2 and math.isfinite(value):
+
+        def stat(ix, iy, axis=-1):
+            shape = np.broadcast_shapes(ix.shape[:-1], iy.shape[:-1])
+            r = _gap_from_counts(_counts(ix, len(x)), _counts(iy, len(y)), x, y, x_sq, y_sq)
+            return r.reshape(shape)
+
+        res = sps.bootstrap((np.arange(len(x)), np.arange(len(y))), stat, n_resamples=n_resamples,
+                            confidence_level=confidence, method="BCa", vectorized=True, batch=200,
+                            rng=np.random.default_rng(seed))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Estimate(value=value, ci_low=lo, ci_high=hi, n=len(x) + len(y), items=None)
+
+
+def _balanced(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Subsample the larger set (fixed seed) so both languages have min(n_src, n_tgt) rows."""
+    m = min(len(x), len(y))
+    rng = np.random.default_rng(seed)
+    if len(x) > m:
+        x = x[np.sort(rng.choice(len(x), m, replace=False))]
+    if len(y) > m:
+        y = y[np.sort(rng.choice(len(y), m, replace=False))]
+    return x, y
+
+
+def langid_acc(src_vecs, tgt_vecs, *, folds: int = 5, balance: bool = True, confidence: float = 0.95,
+               n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Estimate:
+    """Cross-validated accuracy of predicting the language of a vector.
+
+    src ``[n_src, d]``, tgt ``[n_tgt, d]``. Classifier: standardise, then scikit-learn
+    LogisticRegression (L2, C=1); ``folds``-fold stratified CV, shuffled with ``seed``.
+    With ``balance`` (default) the larger set is first subsampled to the smaller one's size
+    so that chance is 0.5. ``items`` ``[2m]`` are the out-of-fold correctness (1/0) of every
+    vector, source rows first; their mean is the accuracy.
+    """
+    x, y = _two_sets(src_vecs, tgt_vecs, min_rows=folds)
+    if balance:
+        x, y = _balanced(x, y, seed)
+    X = np.vstack([x, y])
+    labels = np.r_[np.zeros(len(x), int), np.ones(len(y), int)]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    pred = cross_val_predict(model, X, labels, cv=cv)
+    return mean_estimate((pred == labels).astype(np.float64), confidence=confidence,
+                         n_resamples=n_resamples, seed=seed)
+
+
+def silhouette(src_vecs, tgt_vecs, *, metric: str = "euclidean", confidence: float = 0.95,
+               n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Estimate:
+    """Silhouette coefficient with language as the label (scikit-learn).
+
+    src ``[n_src, d]``, tgt ``[n_tgt, d]``, each with >= 2 rows. ``items`` ``[n_src + n_tgt]``
+    are the per-vector silhouette values (source rows first); their mean is the score
+    (-1..1; ~0 = mixed, 1 = tight separate clusters). ``metric`` as in
+    sklearn.metrics.pairwise_distances ("euclidean", "cosine", ...).
+    """
+    x, y = _two_sets(src_vecs, tgt_vecs, min_rows=2)
+    labels = np.r_[np.zeros(len(x), int), np.ones(len(y), int)]
+    s = silhouette_samples(np.vstack([x, y]), labels, metric=metric)
+    return mean_estimate(s, confidence=confidence, n_resamples=n_resamples, seed=seed)
