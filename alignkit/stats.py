@@ -70,6 +70,31 @@ def _as_items(values, name: str) -> np.ndarray:
     return x
 
 
+def bootstrap_interval(samples: tuple, statistic, *, confidence: float = 0.95,
+                       n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                       batch: int = _BATCH) -> tuple[float, float]:
+    """BCa bootstrap CI of any vectorised ``statistic(*samples, axis=-1)``.
+
+    ``samples`` are 1-D arrays resampled independently (scipy.stats.bootstrap, fixed seed).
+    Where BCa is undefined (e.g. the observed value lies outside every resampled value, as
+    for a distance between identical clouds) the percentile interval is returned instead.
+    """
+    def run(method):
+        with warnings.catch_warnings():
+            # BCa warns on near-degenerate samples (1 hit in 1500); the fallback covers them.
+            warnings.simplefilter("ignore", sps.DegenerateDataWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = sps.bootstrap(samples, statistic, n_resamples=n_resamples, confidence_level=confidence,
+                                method=method, vectorized=True, batch=batch,
+                                rng=np.random.default_rng(seed))
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+    lo, hi = run("BCa")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = run("percentile")
+    return lo, hi
+
+
 def bootstrap_ci(items, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
                  seed: int = DEFAULT_SEED) -> tuple[float, float]:
     """BCa bootstrap CI of the mean of ``items`` ``[n]`` (scipy.stats.bootstrap, fixed seed).
@@ -83,20 +108,7 @@ def bootstrap_ci(items, *, confidence: float = 0.95, n_resamples: int = DEFAULT_
         return math.nan, math.nan
     if np.all(x == x[0]):
         return float(x[0]), float(x[0])
-    with warnings.catch_warnings():
-        # Near-degenerate samples (e.g. 1 hit in 1500) make BCa warn; the CI is still usable.
-        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
-        res = sps.bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                            method="BCa", vectorized=True, batch=_BATCH,
-                            rng=np.random.default_rng(seed))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        # BCa can fail on extreme skew; fall back to the percentile interval.
-        res = sps.bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                            method="percentile", vectorized=True, batch=_BATCH,
-                            rng=np.random.default_rng(seed))
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return lo, hi
+    return bootstrap_interval((x,), np.mean, confidence=confidence, n_resamples=n_resamples, seed=seed)
 
 
 def mean_estimate(items, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,

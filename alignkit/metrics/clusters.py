@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as sps
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import silhouette_samples
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -23,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate
-from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, mean_estimate
+from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, bootstrap_interval, mean_estimate
 
 
 def _two_sets(src_vecs, tgt_vecs, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +59,8 @@ def gap_ratio(src_vecs, tgt_vecs, *, confidence: float = 0.95, n_resamples: int 
     """‖μ_src − μ_tgt‖ / ((rms_src + rms_tgt) / 2); src ``[n_src, d]``, tgt ``[n_tgt, d]``.
 
     CI: BCa bootstrap resampling the two word sets independently (scipy.stats.bootstrap,
-    fixed seed; ``n_resamples=0`` skips it; each resample costs a [n, dim] GEMM, hence the
+    fixed seed; percentile where BCa is undefined, e.g. for identical clouds, whose
+    resamples are all > 0; ``n_resamples=0`` skips it; each resample costs a [n, dim] GEMM, hence the
     smaller default). Not a mean of items, so ``items`` is None.
     Two identical clouds give exactly 0; zero spread with distinct centres gives inf.
     """
@@ -82,10 +82,8 @@ def gap_ratio(src_vecs, tgt_vecs, *, confidence: float = 0.95, n_resamples: int 
             r = _gap_from_counts(_counts(ix, len(x)), _counts(iy, len(y)), x, y, x_sq, y_sq)
             return r.reshape(shape)
 
-        res = sps.bootstrap((np.arange(len(x)), np.arange(len(y))), stat, n_resamples=n_resamples,
-                            confidence_level=confidence, method="BCa", vectorized=True, batch=200,
-                            rng=np.random.default_rng(seed))
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        lo, hi = bootstrap_interval((np.arange(len(x)), np.arange(len(y))), stat, confidence=confidence,
+                                    n_resamples=n_resamples, seed=seed, batch=200)
     return Estimate(value=value, ci_low=lo, ci_high=hi, n=len(x) + len(y), items=None)
 
 

@@ -1,0 +1,77 @@
+"""Cluster gap diagnostics (gap_ratio, langid_acc, silhouette) and t-SNE coordinates."""
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_score
+
+from alignkit.errors import AlignkitError
+from alignkit.metrics import gap_ratio, langid_acc, silhouette, tsne_pairs
+
+
+def _clouds(shift, n=(200, 260), dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    offset = np.zeros(dim)
+    offset[0] = shift
+    return rng.standard_normal((n[0], dim)) + 5.0, rng.standard_normal((n[1], dim)) + 5.0 + offset
+
+
+def test_gap_ratio_of_two_identical_clouds_is_zero():
+    x, _ = _clouds(0)
+    est = gap_ratio(x, x.copy())
+    assert est.value == 0.0
+    assert 0.0 < est.ci_low < est.ci_high < 0.5  # resampling makes two copies differ a little
+    assert est.items is None and est.n == 2 * len(x)
+
+
+def test_gap_ratio_equals_its_definition_and_grows_with_distance():
+    x, y = _clouds(3.0)
+    rms = lambda a: np.sqrt(((a - a.mean(axis=0)) ** 2).sum(axis=1).mean())
+    expected = np.linalg.norm(x.mean(axis=0) - y.mean(axis=0)) / ((rms(x) + rms(y)) / 2)
+    est = gap_ratio(x, y)
+    assert est.value == pytest.approx(expected, rel=1e-6)  # vectors are scored in float32
+    assert est.ci_low < est.value < est.ci_high
+    far = gap_ratio(*_clouds(100.0), n_resamples=0)
+    assert far.value > 20 and np.isnan(far.ci_low)
+
+
+def test_langid_accuracy_is_chance_for_mixed_and_one_for_separated_clusters():
+    mixed = langid_acc(*_clouds(0.0), n_resamples=0)
+    assert 0.4 < mixed.value < 0.6
+    separated = langid_acc(*_clouds(30.0))
+    assert separated.value == 1.0 and (separated.ci_low, separated.ci_high) == (1.0, 1.0)
+
+
+def test_langid_balances_the_languages_and_keeps_per_vector_correctness():
+    est = langid_acc(*_clouds(1.0, n=(150, 400)), n_resamples=0)
+    assert est.n == 300  # 150 of each language
+    assert set(np.unique(est.items)) <= {0.0, 1.0} and est.value == est.items.mean()
+
+
+def test_silhouette_matches_sklearn_and_orders_mixed_below_separated():
+    x, y = _clouds(0.0)
+    mixed = silhouette(x, y, n_resamples=0)
+    labels = np.r_[np.zeros(len(x)), np.ones(len(y))]
+    assert mixed.value == pytest.approx(silhouette_score(np.vstack([x, y]), labels))
+    assert abs(mixed.value) < 0.05
+    assert silhouette(*_clouds(30.0), n_resamples=0).value > 0.8
+
+
+def test_cluster_metrics_refuse_bad_input():
+    x, y = _clouds(0.0)
+    with pytest.raises(AlignkitError, match="dimension 8"):
+        gap_ratio(x, y[:, :8])
+    y[3, 2] = np.nan
+    with pytest.raises(AlignkitError, match="1 of 260 rows with NaN"):
+        silhouette(x, y)
+    with pytest.raises(AlignkitError, match="at least 5 vectors"):
+        langid_acc(x[:4], x[:4])
+
+
+def test_tsne_gives_two_coordinates_per_sampled_word_reproducibly():
+    x, y = _clouds(20.0, n=(120, 120))
+    a = tsne_pairs(x, y, sample=40, seed=1)
+    b = tsne_pairs(x, y, sample=40, seed=1)
+    assert a.src_xy.shape == (40, 2) and a.tgt_xy.shape == (40, 2) and len(np.unique(a.index)) == 40
+    np.testing.assert_array_equal(a.src_xy, b.src_xy)
+    # Far-apart languages stay apart in the map: every source point is nearer the source centre.
+    cs, ct = a.src_xy.mean(axis=0), a.tgt_xy.mean(axis=0)
+    assert (np.linalg.norm(a.src_xy - cs, axis=1) < np.linalg.norm(a.src_xy - ct, axis=1)).all()
