@@ -1,0 +1,80 @@
+"""`alignkit score` and `alignkit compare`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from alignkit.cli import app
+from alignkit.errors import AlignkitError
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _corpora(specs: list[str]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise AlignkitError(f"--corpus {spec!r} must look like LANG=FILE, e.g. --corpus tr=tr.txt")
+        lang, path = spec.split("=", 1)
+        out[lang.strip()] = path.strip()
+    return out
+
+
+@app.command()
+def score(
+    checkpoints: Optional[List[str]] = typer.Argument(None, help="Model dirs / hub ids (default: bundled:multilingual-e5-small)."),
+    pairs: Optional[str] = typer.Option(None, "--pairs", help="Comma-separated pairs (en-tr,en-de) or lexicon files; default: all shipped."),
+    layers: str = typer.Option("all", "--layers", help="'all' or comma-separated indices, e.g. 0,4,8,12."),
+    mode: str = typer.Option("isolated", "--mode", help="isolated | contextual"),
+    pooling: str = typer.Option("mean", "--pooling", help="mean | first (sub-word pooling)"),
+    out: Path = typer.Option(Path("alignkit-results"), "--out", help="Output directory."),
+    pool_size: int = typer.Option(20000, "--pool-size", help="Most frequent target-language words added to the retrieval pool."),
+    tatoeba: Optional[Path] = typer.Option(None, "--tatoeba", help="Tatoeba dir (XTREME layout) for sentence retrieval rows."),
+    corpus: Optional[List[str]] = typer.Option(None, "--corpus", help="LANG=FILE sentences for contextual mode (repeatable)."),
+    tsne_layers: Optional[str] = typer.Option(None, "--tsne-layers", help="Layers to draw t-SNE maps for, e.g. 0,6,12."),
+    no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip cluster-gap metrics (faster)."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for CIs (0 = no CIs)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for bootstrap, CV folds and t-SNE."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if present)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Vector cache (default $ALIGNKIT_CACHE)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or summary."),
+) -> None:
+    """Score checkpoints layer by layer: BLS, retrieval P@k (NN/CSLS, +center), cluster gap, Tatoeba."""
+    from alignkit.scoring import ScoreConfig
+    from alignkit.scoring import score as run_score
+
+    try:
+        tl = [int(x) for x in _split(tsne_layers)]
+    except ValueError:
+        raise AlignkitError(f"--tsne-layers {tsne_layers!r} must be comma-separated integers") from None
+    cfg = ScoreConfig(pairs=_split(pairs), layers=layers, mode=mode, pooling=pooling, pool_size=pool_size,
+                      tatoeba_dir=str(tatoeba) if tatoeba else None, corpora=_corpora(corpus or []),
+                      tsne_layers=tl, cluster=not no_cluster, n_resamples=resamples, seed=seed,
+                      device=device, cache_dir=str(cache_dir) if cache_dir else None)
+    df = run_score(checkpoints, out=out, config=cfg, progress=not quiet, command=["alignkit"] + sys.argv[1:])
+    if not quiet:
+        typer.echo((out / "summary.md").read_text())
+        typer.echo(f"wrote {out}/results.csv ({len(df)} rows), summary.md, manifest.json and plots")
+
+
+@app.command()
+def compare(
+    runs: List[Path] = typer.Argument(..., help="results.csv files (or their run directories)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model name of the baseline (default: the first run's model)."),
+    out: Path = typer.Option(Path("alignkit-comparison"), "--out", help="Output directory."),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap and permutation resamples."),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Differences to a baseline with 95% paired-bootstrap CIs and paired permutation p-values."""
+    from alignkit.compare import compare_runs, write_comparison
+
+    table = compare_runs(runs, baseline=baseline, n_resamples=resamples, seed=seed)
+    write_comparison(table, out)
+    if not quiet:
+        typer.echo((out / "comparison.md").read_text())
