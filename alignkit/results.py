@@ -21,6 +21,9 @@ COLUMNS = [
     "alignkit_version",
 ]
 
+TEXT_COLUMNS = ("model", "model_fingerprint", "pair", "direction", "metric", "method", "lexicon", "mode",
+                "alignkit_version")
+
 # Keys that identify "the same measurement" across runs/checkpoints (used to join runs).
 MEASUREMENT_KEY = ["layer", "pair", "metric", "method", "direction"]
 
@@ -62,7 +65,8 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     from alignkit.errors import AlignkitError
 
     try:
-        df = pd.read_csv(path, keep_default_na=False, na_values=["nan", "NaN", ""])
+        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False,
+                         na_values={c: ["nan", "NaN", ""] for c in COLUMNS if c not in TEXT_COLUMNS})
     except FileNotFoundError:
         raise AlignkitError(f"result file {path} does not exist; pass a results.csv written by alignkit") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -70,6 +74,4 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise AlignkitError(f"result file {path} lacks columns {', '.join(missing)}; pass a results.csv written by alignkit")
-    for c in ("pair", "direction", "method", "lexicon", "mode", "model", "model_fingerprint"):
-        df[c] = df[c].fillna("").astype(str)
     return df

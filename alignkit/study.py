@@ -1,0 +1,419 @@
+"""``alignkit study``: the research question end to end (SPEC §1).
+
+Does a cross-lingual contrastive loss during robust training improve alignment (BLS), and
+does alignment track zero-shot accuracy? One TOML config names the base model, task data,
+variants, seeds, pairs and layers. The study trains every variant x seed (finished runs are
+skipped, interrupted ones resume), scores every checkpoint and the untrained base, evaluates
+zero-shot task accuracy, and writes ``results.csv``, ``comparison.csv``, ``report.md`` and
+plots. Every stage's outputs are written atomically and reused on a re-run.
+
+Config layout::
+
+    [study]
+    base_model = "bundled:multilingual-e5-small"
+    variants = ["ft", "rt", "rt+cl", "ept+apt+rt", "ept+apt+rt+cl"]
+    seeds = [1, 2, 3]
+    pairs = ["en-sw", "en-tr"]           # lexicon pairs scored (BLS, retrieval, cluster gap)
+    layers = "all"
+    pool_size = 2000
+    tatoeba = "../shared/data/tatoeba"   # optional
+    baselines = ["rt", "ft"]
+    [train]                              # any `alignkit train` setting (TrainConfig)
+    train_file = "../shared/data/xnli/dev-en.tsv"
+    max_steps = 60
+    [eval]
+    data = "../shared/data/xnli"
+    langs = ["en", "sw", "ur"]
+    max_rows = 1000
+
+Relative paths in the config are resolved against the config file's directory.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alignkit.atomic import atomic_path, ensure_writable_dir, write_text
+from alignkit.errors import AlignkitError
+from alignkit.results import MEASUREMENT_KEY, read_csv, to_frame, write_csv
+
+DEFAULT_VARIANTS = ["ft", "rt", "rt+cl", "ept+apt+rt", "ept+apt+rt+cl"]
+BASE_LABEL = "base"
+
+
+@dataclass
+class StudyConfig:
+    base_model: str = "bundled:multilingual-e5-small"
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    pairs: list[str] = field(default_factory=lambda: ["en-sw"])
+    layers: str = "all"
+    pool_size: int = 2000
+    tatoeba: str | None = None
+    baselines: list[str] = field(default_factory=lambda: ["rt", "ft"])
+    score_resamples: int = 200
+    compare_resamples: int = 2000
+    device: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
+
+
+def load_study_config(path: str | os.PathLike) -> StudyConfig:
+    """Read and validate a study TOML (unknown keys are errors, not silently ignored)."""
+    from alignkit.train.trainer import TrainConfig, load_toml
+    from alignkit.train.objectives import VARIANTS
+
+    p = Path(path)
+    raw = load_toml(p)
+    base = p.resolve().parent
+
+    def resolve(v):
+        """Paths relative to the config file's folder (lists element-wise); other values unchanged."""
+        if isinstance(v, list):
+            return [resolve(x) for x in v]
+        if isinstance(v, str) and v and not v.startswith("bundled:"):
+            q = Path(v).expanduser()
+            if not q.is_absolute() and (base / q).exists():
+                return str((base / q).resolve())
+        return v
+
+    study = dict(raw.get("study", {}))
+    unknown = set(raw) - {"study", "train", "eval"}
+    if unknown:
+        raise AlignkitError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}; use [study], [train], [eval]")
+    names = set(StudyConfig.__dataclass_fields__) - {"train", "eval"}
+    bad = set(study) - names
+    if bad:
+        raise AlignkitError(f"{p}: unknown [study] key(s) {', '.join(sorted(bad))}; known: {', '.join(sorted(names))}")
+    cfg = StudyConfig(**{k: resolve(v) for k, v in study.items()})
+    cfg.train = {k: resolve(v) for k, v in raw.get("train", {}).items()}
+    cfg.eval = {k: resolve(v) for k, v in raw.get("eval", {}).items()}
+    bad_eval = set(cfg.eval) - {"data", "langs", "max_rows", "split", "batch_size"}
+    if bad_eval:
+        raise AlignkitError(f"{p}: unknown [eval] key(s) {', '.join(sorted(bad_eval))}")
+    for v in cfg.variants:
+        if v not in VARIANTS:
+            raise AlignkitError(f"{p}: unknown variant {v!r}; use {', '.join(VARIANTS)}")
+    for b in cfg.baselines:
+        if b not in cfg.variants:
+            raise AlignkitError(f"{p}: baseline {b!r} is not among the variants {cfg.variants}")
+    if len(cfg.seeds) < 1 or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise AlignkitError(f"{p}: seeds {cfg.seeds} must be distinct integers (the study asks for >= 3)")
+    # validate the training settings now (file existence is checked before training starts)
+    TrainConfig.from_mapping({**cfg.train, "out": "x", "variant": cfg.variants[0]}, source=f"{p} [train]").check()
+    if not cfg.eval.get("data") or not Path(cfg.eval["data"]).is_dir():
+        raise AlignkitError(f"{p}: [eval] data = {cfg.eval.get('data')!r} is not a folder; point it at the folder "
+                            "with test-{lang}.tsv files")
+    return cfg
+
+
+def _label(variant: str, seed: int) -> str:
+    return f"{variant}/seed{seed}"
+
+
+class Study:
+    def __init__(self, cfg: StudyConfig, out: str | os.PathLike, progress: bool = True):
+        self.cfg, self.progress = cfg, progress
+        self.out = ensure_writable_dir(out, "study output directory")
+
+    def log(self, msg: str) -> None:
+        if self.progress:
+            print(f"[study] {msg}", file=sys.stderr, flush=True)
+
+    # -- stages --------------------------------------------------------------------------
+    def train_all(self) -> dict[str, Path]:
+        from alignkit.train.trainer import TrainConfig, train
+
+        ckpts = {}
+        for variant in self.cfg.variants:
+            for seed in self.cfg.seeds:
+                label = _label(variant, seed)
+                d = self.out / "checkpoints" / f"{variant}-seed{seed}"
+                tc = TrainConfig.from_mapping({**self.cfg.train, "model": self.cfg.base_model, "variant": variant,
+                                               "seed": seed, "out": str(d), "device": self.cfg.device})
+                self.log(f"train {label}")
+                res = train(tc, progress=self.progress)
+                ckpts[label] = res.out
+        return ckpts
+
+    def _eval_rows(self, label: str, ckpt: Path, probe: bool = False) -> pd.DataFrame:
+        from alignkit.train.evaluate import evaluate_task
+
+        cache = self.out / "eval" / f"{label.replace('/', '-')}.csv"
+        if cache.is_file():
+            return read_csv(cache)
+        e = self.cfg.eval
+        langs = e.get("langs", ["en", "sw", "ur"])
+        rows = evaluate_task(ckpt, self.cfg.train.get("task", "xnli"), e["data"], langs, split=e.get("split", "test"),
+                             max_rows=e.get("max_rows"), batch_size=e.get("batch_size", 64), device=self.cfg.device)
+        df = to_frame(rows)
+        df["model"] = label
+        write_csv(df, cache)
+        return df
+
+    def _score_rows(self, label: str, ckpt: str | Path) -> pd.DataFrame:
+        from alignkit.scoring import ScoreConfig, score
+
+        d = self.out / "scores" / label.replace("/", "-")
+        if (d / "results.csv").is_file():
+            return read_csv(d / "results.csv")
+        self.log(f"score {label}")
+        cfg = ScoreConfig(pairs=list(self.cfg.pairs), layers=self.cfg.layers, pool_size=self.cfg.pool_size,
+                          tatoeba_dir=self.cfg.tatoeba, n_resamples=self.cfg.score_resamples, device=self.cfg.device)
+        df = score([str(ckpt)], out=d, config=cfg, progress=self.progress)
+        df["model"] = label
+        write_csv(df, d / "results.csv")
+        return df
+
+    def run(self) -> dict[str, Path]:
+        from alignkit.train.trainer import TrainConfig, train_probe
+
+        ckpts = self.train_all()
+        frames = [self._score_rows(BASE_LABEL, self.cfg.base_model)]
+        probe_dir = self.out / "checkpoints" / "base-probe"
+        probe = train_probe(TrainConfig.from_mapping({**self.cfg.train, "model": self.cfg.base_model,
+                                                      "variant": "probe", "out": str(probe_dir),
+                                                      "device": self.cfg.device}), progress=self.progress)
+        frames.append(self._eval_rows(BASE_LABEL + "+probe", probe.out))
+        for label, ckpt in ckpts.items():
+            frames.append(self._score_rows(label, ckpt))
+            frames.append(self._eval_rows(label, ckpt))
+        results = pd.concat(frames, ignore_index=True)
+        write_csv(results, self.out / "results.csv")
+        comparison = compare_variants(self.out, results, self.cfg)
+        with atomic_path(self.out / "comparison.csv") as tmp:
+            comparison.to_csv(tmp, index=False, float_format="%.10g")
+        plots = plot_study(results, comparison, self.cfg, self.out)
+        write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots))
+        write_text(self.out / "study.json", json.dumps({"config": self.cfg.__dict__, "command": sys.argv}, indent=2,
+                                                       default=str))
+        return {"results": self.out / "results.csv", "comparison": self.out / "comparison.csv",
+                "report": self.out / "report.md"}
+
+
+def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, progress: bool = True) -> dict[str, Path]:
+    """Python API of ``alignkit study``."""
+    cfg = config if isinstance(config, StudyConfig) else load_study_config(config)
+    return Study(cfg, out, progress).run()
+
+
+# ---------------------------------------------------------------------------- comparison
+
+def _item_scores(out: Path, label: str, r) -> tuple[np.ndarray, np.ndarray] | None:
+    from alignkit.items import load_items
+
+    run_dir = out / "scores" / label.replace("/", "-")
+    pair = f"tatoeba-{r['pair']}" if r["metric"] == "tatoeba_acc" else r["pair"]
+    return load_items(run_dir, r["model_fingerprint"], pair, int(r["layer"]), r["metric"], r["method"],
+                      r["direction"])
+
+
+def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """Each variant vs each baseline variant, per measurement.
+
+    ``diff``: mean over seeds of (variant − baseline) with seeds paired by seed number.
+    ``ci_low/ci_high``, ``p_value``: where item scores exist, a paired bootstrap CI and a
+    paired permutation p-value over items of the seed-averaged item scores (the items are the
+    same words / pairs / sentences for every checkpoint); else a t-interval over seeds and a
+    one-sample t-test p-value of the per-seed differences. ``seed_sd``: SD of per-seed diffs.
+    """
+    from scipy import stats as sst
+
+    from alignkit.stats import paired_difference
+
+    res = results[results["model"] != BASE_LABEL].copy()
+    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
+    res["seed"] = pd.to_numeric(res["model"].str.rsplit("/seed", n=1).str[1], errors="coerce")
+    res = res.dropna(subset=["seed"])
+    out_rows = []
+    for baseline in cfg.baselines:
+        for variant in cfg.variants:
+            if variant == baseline:
+                continue
+            a = res[res["variant"] == variant]
+            b = res[res["variant"] == baseline]
+            merged = a.merge(b, on=MEASUREMENT_KEY + ["seed"], suffixes=("", "_b"))
+            for key, g in merged.groupby(MEASUREMENT_KEY, sort=False):
+                diffs = (g["value"] - g["value_b"]).to_numpy()
+                rec = dict(zip(MEASUREMENT_KEY, key))
+                rec.update(variant=variant, baseline=baseline, value=g["value"].mean(), baseline_value=g["value_b"].mean(),
+                           diff=diffs.mean(), seed_sd=diffs.std(ddof=1) if len(diffs) > 1 else math.nan,
+                           n_seeds=len(diffs), ci_low=math.nan, ci_high=math.nan, p_value=math.nan, n=int(g["n"].iloc[0]),
+                           basis="seeds")
+                if len(diffs) > 1:
+                    t = sst.t.ppf(0.975, len(diffs) - 1) * rec["seed_sd"] / math.sqrt(len(diffs))
+                    rec.update(ci_low=rec["diff"] - t, ci_high=rec["diff"] + t)
+                    if rec["seed_sd"] > 0:
+                        rec["p_value"] = float(sst.ttest_1samp(diffs, 0.0).pvalue)
+                if int(key[0]) >= 0:
+                    A, B = [], []
+                    for _, r in g.iterrows():
+                        ia = _item_scores(out, r["model"], r)
+                        ib = _item_scores(out, r["model_b"], {**r.to_dict(), "model_fingerprint": r["model_fingerprint_b"]})
+                        if ia is None or ib is None or not np.array_equal(ia[0], ib[0]):
+                            A = []
+                            break
+                        A.append(ia[1])
+                        B.append(ib[1])
+                    if A and len(A[0]) >= 2:
+                        d = paired_difference(np.mean(A, 0).astype(np.float64), np.mean(B, 0).astype(np.float64),
+                                              n_resamples=cfg.compare_resamples, seed=0)
+                        rec.update(ci_low=d.ci_low, ci_high=d.ci_high, p_value=d.p_value, basis="seeds+items")
+                out_rows.append(rec)
+    cols = ["variant", "baseline", *MEASUREMENT_KEY, "value", "baseline_value", "diff", "ci_low", "ci_high",
+            "p_value", "seed_sd", "n_seeds", "n", "basis"]
+    return pd.DataFrame(out_rows, columns=cols)
+
+
+# ---------------------------------------------------------------------------- report & plots
+
+def _last_layer(df: pd.DataFrame) -> int:
+    return int(df.loc[df["layer"] >= 0, "layer"].max())
+
+
+def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """Per (variant, seed, language): BLS change and zero-shot accuracy change vs the ft mean of that language."""
+    res = results.copy()
+    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
+    last = _last_layer(res)
+    pts = []
+    for pair in res.loc[res["metric"] == "bls", "pair"].unique():
+        lang = pair.split("-")[1] if pair.startswith("en-") else pair.split("-")[0]
+        bls = res[(res["metric"] == "bls") & (res["pair"] == pair) & (res["layer"] == last)]
+        acc = res[(res["metric"].str.endswith("_acc")) & (res["pair"] == lang) & (res["method"] == "zero-shot")]
+        if bls.empty or acc.empty:
+            continue
+        ref = "ft" if "ft" in cfg.variants else cfg.variants[0]
+        b0 = bls[bls["variant"] == ref]["value"].mean()
+        a0 = acc[acc["variant"] == ref]["value"].mean()
+        for model in acc["model"].unique():
+            if model.startswith(BASE_LABEL) or model not in set(bls["model"]):
+                continue
+            pts.append({"model": model, "variant": model.rsplit("/seed", 1)[0], "lang": lang,
+                        "d_bls": bls[bls["model"] == model]["value"].iloc[0] - b0,
+                        "d_acc": acc[acc["model"] == model]["value"].iloc[0] - a0})
+    return pd.DataFrame(pts, columns=["model", "variant", "lang", "d_bls", "d_acc"])
+
+
+def plot_study(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alignkit.report import _save
+
+    files = []
+    res = results.copy()
+    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
+    bls = res[(res["metric"] == "bls") & (res["layer"] >= 0)]
+    if not bls.empty:
+        pairs = list(dict.fromkeys(bls["pair"]))
+        fig, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs), 3.4), squeeze=False)
+        for ax, pair in zip(axes.flat, pairs):
+            g = bls[bls["pair"] == pair]
+            for variant, gv in g.groupby("variant", sort=False):
+                agg = gv.groupby("layer")["value"].agg(["mean", "min", "max"])
+                ax.plot(agg.index, agg["mean"], marker="o", ms=3, label=variant, lw=2 if variant == BASE_LABEL else 1.2)
+                ax.fill_between(agg.index, agg["min"], agg["max"], alpha=0.15)
+            ax.set_title(f"BLS by layer, {pair} (band: seed range)", fontsize=9)
+            ax.set_xlabel("layer")
+            ax.grid(alpha=0.3)
+        axes.flat[0].legend(fontsize=7)
+        fig.tight_layout()
+        _save(fig, out / "bls_by_layer_variants.png")
+        files.append("bls_by_layer_variants.png")
+    pts = alignment_vs_accuracy(results, cfg)
+    if len(pts) >= 3:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for (variant, lang), g in pts.groupby(["variant", "lang"]):
+            ax.scatter(g["d_bls"], g["d_acc"] * 100, label=f"{variant} ({lang})", s=18)
+        r = np.corrcoef(pts["d_bls"], pts["d_acc"])[0, 1] if pts["d_bls"].std() > 0 and pts["d_acc"].std() > 0 else math.nan
+        ax.set_xlabel("ΔBLS vs ft mean (last layer)")
+        ax.set_ylabel("Δ zero-shot accuracy vs ft mean (points)")
+        ax.set_title(f"Alignment change vs accuracy change (Pearson r = {r:.2f})", fontsize=9)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        _save(fig, out / "alignment_vs_accuracy.png")
+        files.append("alignment_vs_accuracy.png")
+    return files
+
+
+def _num(v, fmt: str) -> str:
+    return "" if pd.isna(v) else format(v, fmt)
+
+
+def _fmt_ci(r) -> str:
+    if pd.isna(r["ci_low"]):
+        return ""
+    return f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+
+
+def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, plots: list[str]) -> str:
+    from scipy import stats as sst
+
+    last = _last_layer(results)
+    L = ["# alignkit study report", "",
+         "Research question: to what extent does a cross-lingual contrastive loss (CL) during robust training "
+         "improve alignment, measured by bilingual lexical similarity (BLS), for zero-shot transfer?", "",
+         f"Base model: `{cfg.base_model}`; variants: {', '.join(cfg.variants)}; seeds: {cfg.seeds}; "
+         f"pairs: {', '.join(cfg.pairs)}; layers: {cfg.layers}; training: "
+         + ", ".join(f"{k}={v}" for k, v in cfg.train.items()) + ".", ""]
+    L += ["## BLS at the last layer (mean over seeds, min–max over seeds)", "",
+          "| model | pair | BLS | seed range |", "|---|---|---|---|"]
+    res = results.copy()
+    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
+    sel = res[(res["metric"] == "bls") & (res["layer"] == last)]
+    for (variant, pair), g in sel.groupby(["variant", "pair"], sort=False):
+        L.append(f"| {variant} | {pair} | {g['value'].mean():.4f} | {g['value'].min():.4f} – {g['value'].max():.4f} |")
+    acc = res[res["metric"].str.endswith("_acc") & (res["layer"] < 0)]
+    if not acc.empty:
+        L += ["", "## Task accuracy (English supervised, others zero-shot; chance 33.3%)", "",
+              "| model | lang | accuracy | seed range |", "|---|---|---|---|"]
+        for (variant, lang), g in acc.groupby(["variant", "pair"], sort=False):
+            L.append(f"| {variant} | {lang} | {100 * g['value'].mean():.1f}% | "
+                     f"{100 * g['value'].min():.1f} – {100 * g['value'].max():.1f} |")
+    L += ["", "## Differences (variant − baseline), last layer", "",
+          "CI and p over seeds and items where item scores exist (basis seeds+items), otherwise over seeds.", "",
+          "| variant | baseline | pair | metric | method | direction | diff | 95% CI | p | seed SD |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    key = comparison[((comparison["layer"] == last) & comparison["metric"].isin(["bls", "p@1"])
+                      & comparison["method"].isin(["", "csls"])) | (comparison["layer"] < 0)]
+    for _, r in key.iterrows():
+        L.append(f"| {r['variant']} | {r['baseline']} | {r['pair']} | {r['metric']} | {r['method']} | {r['direction']} | "
+                 f"{r['diff']:+.4f} | {_fmt_ci(r)} | {_num(r['p_value'], '.3g')} | {_num(r['seed_sd'], '.4f')} |")
+    pts = alignment_vs_accuracy(results, cfg)
+    L += ["", "## Alignment vs zero-shot accuracy", ""]
+    if len(pts) >= 3 and pts["d_bls"].std() > 0 and pts["d_acc"].std() > 0:
+        pr = sst.pearsonr(pts["d_bls"], pts["d_acc"])
+        sr = sst.spearmanr(pts["d_bls"], pts["d_acc"])
+        L.append(f"Over {len(pts)} (checkpoint, language) points: Pearson r = {pr.statistic:.3f} (p = {pr.pvalue:.3g}), "
+                 f"Spearman ρ = {sr.statistic:.3f} (p = {sr.pvalue:.3g}) between ΔBLS (last layer) and Δ zero-shot "
+                 "accuracy, both relative to the ft mean.")
+    else:
+        L.append("Too few points (or no variation) to correlate alignment with accuracy.")
+    L += ["", "## Answer", ""]
+    for cl, base in (("rt+cl", "rt"), ("ept+apt+rt+cl", "ept+apt+rt")):
+        g = comparison[(comparison["variant"] == cl) & (comparison["baseline"] == base) & (comparison["metric"] == "bls")
+                       & (comparison["layer"] == last)] if base in cfg.baselines else pd.DataFrame()
+        if g.empty:
+            g = comparison[(comparison["variant"] == cl) & (comparison["metric"] == "bls") & (comparison["layer"] == last)]
+        for _, r in g.iterrows():
+            sig = "significant" if (not pd.isna(r["p_value"]) and r["p_value"] < 0.05) else "not significant"
+            L.append(f"- {cl} vs {r['baseline']} on {r['pair']}: BLS changes by {r['diff']:+.4f} at layer {last} "
+                     f"(95% CI {_fmt_ci(r) or 'n/a'}, p = {r['p_value']:.3g}; {sig} at 0.05), "
+                     f"seed SD {r['seed_sd']:.4f}.")
+    L += ["", "Limits: see the configuration above (model size, training data size, languages); a small CPU "
+          "study measures the direction and size of effects at that scale only.", ""]
+    L += [f"![{p}]({p})" for p in plots]
+    return "\n".join(L) + "\n"

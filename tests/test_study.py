@@ -1,0 +1,88 @@
+"""A miniature study end to end: tiny random model, a few steps, every stage and output."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from alignkit.cli import main
+from tinymodels import tiny_bert
+
+LABELS = ["entailment", "neutral", "contradiction"]
+EN = ["the cat is big", "the dog is small", "a house on water", "hello world", "the big dog", "a small cat"]
+SW = ["paka ni mkubwa", "mbwa ni mdogo", "nyumba juu ya maji", "habari dunia", "mbwa mkubwa", "paka mdogo"]
+
+
+def _tsv(path, sents, n):
+    rows = [f"{sents[i % 6]}\t{sents[(i + 1) % 6]}\t{LABELS[i % 3]}" for i in range(n)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    tiny_bert(root / "tiny")
+    data = root / "xnli"
+    data.mkdir()
+    _tsv(data / "train-en.tsv", EN, 48)
+    _tsv(data / "test-en.tsv", EN, 12)
+    _tsv(data / "test-sw.tsv", SW, 12)
+    (root / "en-sw.test.tsv").write_text("cat\tpaka\ndog\tmbwa\nhouse\tnyumba\nwater\tmaji\nbig\tmkubwa\n"
+                                         "small\tmdogo\nhello\thabari\nworld\tdunia\nthe\tya\nis\tni\non\tjuu\n")
+    (root / "study.toml").write_text(f"""
+[study]
+base_model = "{root / 'tiny'}"
+variants = ["ft", "rt", "rt+cl"]
+seeds = [1, 2, 3]
+pairs = ["{root / 'en-sw.test.tsv'}"]
+layers = "all"
+pool_size = 0
+baselines = ["rt", "ft"]
+score_resamples = 20
+compare_resamples = 50
+device = "cpu"
+
+[train]
+train_file = "xnli/train-en.tsv"
+max_steps = 2
+batch_size = 8
+max_length = 16
+dev_fraction = 0.25
+
+[eval]
+data = "xnli"
+langs = ["en", "sw"]
+""")
+    return root
+
+
+def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
+    out = study_dir / "out"
+    assert main(["study", str(study_dir / "study.toml"), "--out", str(out), "--quiet"]) == 0
+    res = pd.read_csv(out / "results.csv", keep_default_na=False)
+    models = set(res["model"])
+    assert {"base", "base+probe", "ft/seed1", "rt+cl/seed3"} <= models
+    assert len([m for m in models if "/seed" in m]) == 9
+    acc = res[res["metric"] == "xnli_acc"]
+    assert set(acc["pair"]) == {"en", "sw"} and ((acc["value"] >= 0) & (acc["value"] <= 1)).all()
+    cmp = pd.read_csv(out / "comparison.csv", keep_default_na=False)
+    assert {("rt+cl", "rt"), ("rt+cl", "ft"), ("rt", "ft"), ("ft", "rt")} <= set(zip(cmp["variant"], cmp["baseline"]))
+    bls = cmp[(cmp["metric"] == "bls") & (cmp["variant"] == "rt+cl") & (cmp["baseline"] == "rt")]
+    assert len(bls) == 3 and (bls["n_seeds"] == 3).all() and (bls["basis"] == "seeds+items").all()
+    report = (out / "report.md").read_text()
+    assert "## Answer" in report and "rt+cl vs rt" in report
+    assert (out / "bls_by_layer_variants.png").is_file()
+
+    # a re-run with the same seeds trains nothing new and reproduces results.csv exactly
+    before = (out / "results.csv").read_bytes()
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("model.safetensors")}
+    assert main(["study", str(study_dir / "study.toml"), "--out", str(out), "--quiet"]) == 0
+    assert (out / "results.csv").read_bytes() == before
+    assert {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("model.safetensors")} == stamp
+
+
+def test_unknown_variant_in_study_config_is_a_one_line_error(study_dir, tmp_path, capsys):
+    cfg = (study_dir / "study.toml").read_text().replace('"rt+cl"]', '"rt+xx"]')
+    (study_dir / "bad.toml").write_text(cfg)
+    assert main(["study", str(study_dir / "bad.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "rt+xx" in err and err.count("\n") == 1
