@@ -15,9 +15,8 @@ def _unit(a):
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-def brute_ranking(queries, pool, k, method="nn", center=False, csls_k=10, query_space=None):
-    """The SPEC §2 definitions written out in float64 numpy: full score matrix, stable sort
-    (so equal scores go to the lower pool index)."""
+def brute_scores(queries, pool, method="nn", center=False, csls_k=10, query_space=None):
+    """The SPEC §2 definitions written out in float64 numpy: the full [n, pool] score matrix."""
     x, y = np.asarray(queries, np.float64), np.asarray(pool, np.float64)
     qs = x if query_space is None else np.asarray(query_space, np.float64)
     if center:
@@ -29,7 +28,12 @@ def brute_ranking(queries, pool, k, method="nn", center=False, csls_k=10, query_
         r_t = np.sort(s, axis=1)[:, ::-1][:, :csls_k].mean(axis=1)
         r_s = np.sort(y @ qs.T, axis=1)[:, ::-1][:, :csls_k].mean(axis=1)
         s = 2 * s - r_t[:, None] - r_s[None, :]
-    return np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return s
+
+
+def brute_ranking(queries, pool, k, **kw):
+    """Top-k by a stable sort, so equal scores go to the lower pool index."""
+    return np.argsort(-brute_scores(queries, pool, **kw), axis=1, kind="stable")[:, :k]
 
 
 def _precision(ranked, gold, k):
@@ -91,13 +95,17 @@ def test_procrustes_recovers_an_exact_rotation():
 @pytest.mark.parametrize("center", [False, True])
 @pytest.mark.parametrize("with_query_space", [False, True])
 def test_faiss_ranking_equals_bruteforce_on_random_data(method, center, with_query_space):
-    rng = np.random.default_rng(5)
-    offset = 3 * rng.standard_normal(24)  # a shared direction, as in anisotropic layers
-    queries = (rng.standard_normal((150, 24)) + offset).astype(np.float32)
-    pool = (rng.standard_normal((700, 24)) + offset).astype(np.float32)
-    qspace = np.vstack([queries, (rng.standard_normal((250, 24)) + offset).astype(np.float32)])
-    gold = [set(rng.choice(700, size=rng.integers(1, 3), replace=False).tolist()) for _ in range(150)]
+    rng = np.random.default_rng(109)
+    offset = rng.standard_normal(16)  # a shared direction, as in anisotropic layers
+    queries = (rng.standard_normal((50, 16)) + offset).astype(np.float32)
+    pool = (rng.standard_normal((250, 16)) + offset).astype(np.float32)
+    qspace = np.vstack([queries, (rng.standard_normal((100, 16)) + offset).astype(np.float32)])
+    gold = [set(rng.choice(250, size=rng.integers(1, 3), replace=False).tolist()) for _ in range(50)]
     kw = dict(method=method, center=center, query_space=qspace if with_query_space else None)
+    # Precondition: no two of the top 11 scores are closer than 1e-5 (float32 rounding is
+    # ~1e-7), so any correct implementation must give exactly this ranking.
+    top = -np.sort(-brute_scores(queries, pool, **kw), axis=1)[:, :11]
+    assert np.diff(top, axis=1).max() < -1e-5
     res = retrieve(queries, pool, gold, ks=(1, 5, 10), n_resamples=0, **kw)
     ref = brute_ranking(queries, pool, 10, **kw)
     np.testing.assert_array_equal(res.ranked, ref)
@@ -107,8 +115,8 @@ def test_faiss_ranking_equals_bruteforce_on_random_data(method, center, with_que
 
 
 def _dyadic_unit_vectors(rng, n, dim=16):
-    """Unit vectors with four entries ±1/2 (exact in float32), so cosines are exact
-    multiples of 1/4 and ties are real ties under any summation order."""
+    """Unit vectors with four entries ±1/2 (exact in float32): every cosine is an exact
+    multiple of 1/4, so ties are real ties under any summation order."""
     v = np.zeros((n, dim), np.float32)
     for row in v:
         row[rng.choice(dim, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
@@ -122,8 +130,12 @@ def test_exact_ties_go_to_the_lower_pool_index_like_a_stable_sort(method):
     base = _dyadic_unit_vectors(rng, 40)
     pool = base[rng.integers(0, 40, size=400)]  # every pool vector occurs ~10 times
     gold = [{int(rng.integers(400))} for _ in range(60)]
-    res = retrieve(queries, pool, gold, ks=(1, 5, 10), method=method, n_resamples=0)
-    ref = brute_ranking(queries, pool, 10, method=method)
+    # csls_k = 8 keeps r_S (a mean of 8 multiples of 1/4) exact too, so CSLS ties between
+    # different vectors are exact in FAISS and in numpy alike.
+    res = retrieve(queries, pool, gold, ks=(1, 5, 10), method=method, csls_k=8, n_resamples=0)
+    ref = brute_ranking(queries, pool, 10, method=method, csls_k=8)
+    s = brute_scores(queries, pool, method=method, csls_k=8)
+    assert (np.ptp(np.take_along_axis(s, ref[:, :2], axis=1), axis=1) == 0).sum() > 30  # ties at the top are common
     np.testing.assert_array_equal(res.ranked, ref)
 
 
@@ -182,6 +194,7 @@ def test_precision_has_a_bootstrap_ci_around_the_value():
     (dict(gold=[{0}] * 5), "gold has 5 entries"),
     (dict(gold=[{99}] * 20), "outside 0..29"),
     (dict(gold=[set()] * 20), "none of the 20 query words"),
+    (dict(gold=[{"house"}] * 20), "integer pool indices"),
     (dict(queries=np.zeros((0, 8))), "query vectors is empty"),
     (dict(pool=np.ones((30, 9))), "dimension 9"),
 ])

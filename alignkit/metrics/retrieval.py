@@ -129,7 +129,10 @@ def _gold_matrix(gold: Sequence[Collection[int]], n: int, pool_size: int) -> tup
         for p in g:
             rows.append(q)
             cols.append(p)
-    cols_a = np.asarray(cols, dtype=np.int64)
+    try:
+        cols_a = np.asarray(cols, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise AlignkitError("gold must hold integer pool indices (one set per query word)") from None
     if cols_a.size and (cols_a.min() < 0 or cols_a.max() >= pool_size):
         raise AlignkitError(f"gold holds pool indices outside 0..{pool_size - 1}; "
                             "map gold translations to rows of the candidate pool")
