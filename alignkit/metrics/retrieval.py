@@ -96,6 +96,8 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarra
     force for that row alone.
     """
     nb = base.shape[0]
+    if not 1 <= k <= nb:
+        raise AlignkitError(f"k={k} must be between 1 and the number of searched vectors ({nb})")
     extra = 1 if nb > k else 0
     D, I = _flat_search(queries, base, k + extra)
     if extra:
@@ -115,6 +117,8 @@ def csls_radii(vecs: np.ndarray, space: np.ndarray, k: int = 10) -> np.ndarray:
 
     Returns ``[n]`` float64. FAISS exact search; ties do not matter (only values are used).
     """
+    if not 1 <= k <= space.shape[0]:
+        raise AlignkitError(f"CSLS neighbourhood k={k} must be between 1 and the set size ({space.shape[0]})")
     D, _ = _flat_search(vecs, space, k)
     return D.astype(np.float64).mean(axis=1)
 
