@@ -370,12 +370,14 @@ _IPA_MARKS = re.compile(r"[ˈˌːˑ.\s]")
 def _is_truncated_head(head: str, first_line: str) -> bool:
     """True when the IPA transcribes far more than the head word: some FreeDict
     conversions cut multi-word heads to their first word ('mentally /mentɔːliːdifiʃənt/'
-    for 'mentally deficient'), so the translations belong to the phrase."""
+    for 'mentally deficient', 'fresh /freʃwɔːtər/'), so the translations belong to the
+    phrase. Acronyms (FBI /ˌɛfbˌiːˈaɪ/) are caught too, which is intended."""
     ipas = _IPA.findall(first_line)
     if len(ipas) != 1:
         return False
-    ipa = _IPA_MARKS.sub("", ipas[0].strip("/"))
-    return len(ipa) > 1.5 * len(head) + 3
+    ipa = re.sub(r"\([^)]*\)", "", ipas[0].strip("/"))       # optional sounds: ˈbɜː(ɹ)ɡə(ɹ)
+    ipa = "".join(c for c in _IPA_MARKS.sub("", ipa) if not unicodedata.combining(c))
+    return len(ipa) > 1.3 * len(head) + 2
 
 
 def freedict_translations(text: str, heads: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -681,8 +683,6 @@ def build_lexicon(pair: str, source: str | None = None, *, dictd_dir: str | os.P
     Raises AlignkitError when an input dictionary is missing (naming its package) or when
     nothing survives the filters.
     """
-    import wordfreq
-
     src, tgt = parse_pair(pair)
     source = source or default_source(pair)
     inputs = source_inputs(pair, source)
@@ -729,7 +729,7 @@ def build_lexicon(pair: str, source: str | None = None, *, dictd_dir: str | os.P
         "pair": pair,
         "source": source,
         "dictionaries": "; ".join(described),
-        "wordfreq": f"{getattr(wordfreq, '__version__', _dist_version('wordfreq'))}",
+        "wordfreq": wordfreq_version(),
         "filter": f"en: wordfreq top {EN_TOP}; {tgt}: {tgt_filter}; "
                   f"identical pairs {'kept' if keep_identical else 'dropped'}; "
                   f"targets >= {ENGLISH_LEAK_RATIO:g}x more frequent in English dropped; "
@@ -743,11 +743,12 @@ def build_lexicon(pair: str, source: str | None = None, *, dictd_dir: str | os.P
     return BuildResult(pair, source, train_lex, test_lex, meta, stats, identical, len(leaks), mismatched)
 
 
-def _dist_version(dist: str) -> str:
+def wordfreq_version() -> str:
+    """Installed wordfreq version (its lists decide the frequency filter, so builds record it)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version(dist)
+        return version("wordfreq")
     except PackageNotFoundError:
         return "unknown"
 
