@@ -477,7 +477,8 @@ def frequent_words(lang: str, n: int) -> list[str]:
 
     Only entries that are one word in the language's script are kept (wordfreq lists also
     hold numbers, and English words in e.g. its Hindi list); words are wordfreq's
-    case-folded forms. Returns [] for a language wordfreq lacks (e.g. Swahili) instead of
+    case-folded forms (German ``ß`` appears as ``ss``; Greek word-final ``σ`` is turned
+    back into ``ς``). Returns [] for a language wordfreq lacks (e.g. Swahili) instead of
     its silent English fallback. Used for retrieval candidate pools (SPEC §2).
     """
     if n <= 0 or not has_frequency_list(lang):
@@ -485,6 +486,8 @@ def frequent_words(lang: str, n: int) -> list[str]:
     fetch = int(n * 1.3) + 100
     while True:
         raw = _wordfreq_list(lang, fetch)
+        if lang == "el":  # undo case-folding's word-final σ (wordfreq stores 'τησ' for 'της')
+            raw = tuple(w[:-1] + "ς" if w.endswith("σ") else w for w in raw)
         words = [w for w in dict.fromkeys(unicodedata.normalize("NFC", w) for w in raw)
                  if is_word_in_script(w, lang)]
         if len(words) >= n or len(raw) < fetch:

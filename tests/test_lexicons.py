@@ -288,3 +288,5 @@ def test_frequent_words_are_n_words_of_the_language_in_rank_order():
     hi = frequent_words("hi", 3000)
     assert len(hi) == 3000 and all(is_word_in_script(w, "hi") for w in hi)  # wordfreq's hi list has English
     assert "get" in wordfreq.top_n_list("hi", 6000) and "get" not in hi
+    el = frequent_words("el", 200)  # wordfreq case-folds 'της' to 'τησ'; the pool must not
+    assert "της" in el and not any(w.endswith("σ") for w in el)
