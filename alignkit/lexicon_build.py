@@ -12,15 +12,21 @@ Pipeline (each step a small pure function):
 1. read the dictd ``.index``/``.dict.dz`` pair (:func:`read_dictd`);
 2. parse each article into head words and raw translation strings
    (:func:`parse_freedict_article`, :func:`parse_mueller_article`, :func:`cedict_articles`);
+   Parsing drops what is not a translation of the head word: examples and notes,
+   run-on phrases glued after a sense, cross-references, abbreviation expansions,
+   idioms, heads that a conversion truncated from a phrase;
 3. clean every candidate (:func:`clean_word`): NFC, strip parentheses/brackets/braces/
-   angle-bracket tags/IPA and sense numbers, split at ``,`` and ``;``, keep single words of
-   the language's script only (this drops glosses and run-on phrases), lower-case where
-   the script has case, language-specific normalisation (Arabic vowel marks, Russian
-   stress marks);
+   angle-bracket tags/IPA and sense numbers, split at ``,``/``;``/``/``, keep single words
+   of the language's script only (this drops glosses and multi-word phrases), lower-case
+   where the script has case, language-specific normalisation (Arabic vowel marks,
+   Russian stress marks, German/French reflexive markers, English infinitive ``to``);
 4. drop pairs whose source equals the target (unless ``keep_identical``), keep English
    words among wordfreq's top :data:`EN_TOP` and target words among the target
    language's top :data:`TGT_TOP` (no target filter where wordfreq lacks the language,
-   e.g. Swahili: there the target must only be one Latin-script word);
+   e.g. Swahili: there the target must only be one Latin-script word); drop English
+   words leaked into a Latin-script target column (:func:`is_english_leak`) and
+   mid-frequency English words paired with target function words
+   (:func:`is_rank_mismatch`);
 5. split by English frequency rank (:func:`split_pairs`): ``test`` = up to
    :data:`TEST_SIZE` source words spread evenly over the rank band :data:`TEST_BAND`, with
    all their translations; ``train`` = every other pair. Deterministic: same inputs ->
@@ -765,7 +771,6 @@ def write_build(result: BuildResult, out_dir: str | os.PathLike) -> tuple[Path, 
     paths = []
     for split, lex in (("train", result.train), ("test", result.test)):
         meta = {"pair": result.pair, "split": split, **{k: v for k, v in result.metadata.items() if k != "pair"}}
-        assert meta["split"] == split
         paths.append(write_lexicon(lex, out / f"{result.pair}.{split}.tsv", meta))
     return paths[0], paths[1]
 

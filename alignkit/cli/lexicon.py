@@ -28,7 +28,14 @@ def build(
     test_size: int = typer.Option(1500, "--test-size", help="Unique source words in the test split."),
 ) -> None:
     """Build train/test lexicons for PAIR from a real dictionary and write them."""
-    from alignkit.lexicon_build import build_lexicon, lexicon_stats, write_build
+    from alignkit.lexicon_build import (
+        DICTD_DIR,
+        build_lexicon,
+        debian_package_version,
+        lexicon_stats,
+        source_inputs,
+        write_build,
+    )
     from alignkit.lexicons import parse_pair
 
     pair = "-".join(parse_pair(pair))
@@ -38,6 +45,10 @@ def build(
     for name, lex, path in (("train", result.train, train_path), ("test", result.test, test_path)):
         st = lexicon_stats(lex, sample=0)
         typer.echo(f"{path}: {st.pairs} pairs, {st.sources} source words ({name})")
+    versions = [f"{i.package} {debian_package_version(i.package) or '(version unknown)'}"
+                for i in source_inputs(pair, result.source) if i.name != "cedict"]
+    if versions and dictd_dir == DICTD_DIR:  # the Debian packages are what lives there
+        typer.echo("inputs: " + ", ".join(versions))
     typer.echo(f"dropped: {result.dropped_identical} identical pairs, {result.dropped_english} English-looking "
                f"targets, {result.dropped_rank_mismatch} rank-mismatch pairs")
 
