@@ -12,4 +12,24 @@ __version__ = "0.1.0"
 
 from alignkit.errors import AlignkitError  # noqa: E402
 
-__all__ = ["AlignkitError", "__version__"]
+__all__ = ["AlignkitError", "__version__", "score", "compare_runs", "load_encoder", "word_vectors",
+           "sentence_vectors", "load_lexicon", "run_study"]
+
+
+def __getattr__(name: str):
+    """Lazy top-level API (importing alignkit stays cheap: no torch until needed)."""
+    lazy = {
+        "score": ("alignkit.scoring", "score"),
+        "compare_runs": ("alignkit.compare", "compare_runs"),
+        "load_encoder": ("alignkit.encoders", "load_encoder"),
+        "word_vectors": ("alignkit.extract", "word_vectors"),
+        "sentence_vectors": ("alignkit.extract", "sentence_vectors"),
+        "load_lexicon": ("alignkit.lexicons", "load_lexicon"),
+        "run_study": ("alignkit.study", "run_study"),
+    }
+    if name in lazy:
+        import importlib
+
+        mod, attr = lazy[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'alignkit' has no attribute {name!r}")
