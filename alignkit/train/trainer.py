@@ -294,6 +294,15 @@ def frequent_token_ids(data: EncodedPairs, n: int) -> Tensor:
     return torch.tensor(sorted(i for i, _ in top), dtype=torch.long)
 
 
+def _adamw(groups: list[dict], lr: float) -> torch.optim.Optimizer:
+    """AdamW, fused (one kernel over all tensors) where torch supports it: on CPU it is ~10x
+    faster than the per-tensor loop for a large table, and it is what HF's Trainer uses."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.AdamW(groups, lr=lr)
+
+
 def _dist():
     """(world_size, rank, local_rank), initialising torch.distributed when torchrun launched us."""
     ws = int(os.environ.get("WORLD_SIZE", "1"))
@@ -483,7 +492,7 @@ class Trainer:
                 continue
             (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
         groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+        opt = _adamw([g for g in groups if g["params"]], cfg.lr)
         for g in opt.param_groups:
             g["base_lr"] = cfg.lr
         row_opt = RowAdam(table_param.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
@@ -517,7 +526,7 @@ class Trainer:
         metrics_fh = open(self.out / METRICS_FILE, "a") if rank == 0 else None
         sums: dict[str, float] = {}
         n_logged = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step = state["step"]
         try:
             while step < total:
@@ -565,7 +574,8 @@ class Trainer:
                 bar.set_postfix({k: f"{v / n_logged:.3f}" for k, v in sums.items()}, refresh=False)
                 if metrics_fh is not None and (step % cfg.log_every == 0 or step == total):
                     rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": cfg.lr * factor,
-                           **{k: v / n_logged for k, v in sums.items()}, "time_s": round(time.perf_counter() - t0, 3)}
+                           **{k: v / n_logged for k, v in sums.items()}, "time_s": round(time.perf_counter() - t0, 3),
+                           "cpu_s": round(time.process_time() - c0, 3)}
                     metrics_fh.write(json.dumps(rec) + "\n")
                     metrics_fh.flush()
                     sums, n_logged = {}, 0
