@@ -61,25 +61,29 @@ class RetrievalResult:
 # FAISS computes exact search as GEMM blocks of 4096 queries x 1024 base vectors, each
 # followed by an OpenMP-parallel top-k pass. On a shared, oversubscribed CPU every parallel
 # region can stall on a descheduled thread (measured: search 1.9x the bare GEMM with 21
-# regions, ~1.1x with 3). Larger base blocks mean fewer regions; the buffer is allocated
-# lazily, so only the [queries, block] part that is written becomes resident.
+# regions, ~1.1x with 3). Larger blocks mean fewer regions. FAISS allocates the block buffer
+# lazily, so what becomes resident is the written [queries, base] block: we keep it under
+# _BLOCK_FLOATS (128 MB).
 _BASE_BLOCK = 8192
+_BLOCK_FLOATS = 32 * 2**20
 
 
 @contextmanager
-def _large_blocks():
-    old = faiss.cvar.distance_compute_blas_database_bs
-    faiss.cvar.distance_compute_blas_database_bs = max(old, _BASE_BLOCK)
+def _large_blocks(n_base: int):
+    old = faiss.cvar.distance_compute_blas_database_bs, faiss.cvar.distance_compute_blas_query_bs
+    base_bs = max(old[0], _BASE_BLOCK)
+    faiss.cvar.distance_compute_blas_database_bs = base_bs
+    faiss.cvar.distance_compute_blas_query_bs = max(old[1], _BLOCK_FLOATS // min(n_base, base_bs))
     try:
         yield
     finally:
-        faiss.cvar.distance_compute_blas_database_bs = old
+        faiss.cvar.distance_compute_blas_database_bs, faiss.cvar.distance_compute_blas_query_bs = old
 
 
 def _flat_search(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
-    with _large_blocks():
+    with _large_blocks(base.shape[0]):
         return index.search(queries, k)
 
 

@@ -1,6 +1,7 @@
 """Benchmark: CSLS retrieval time against the bare GEMMs it needs (SPEC §4: target <= 1.3x).
 
     python tests/bench/csls.py [--queries 1500] [--pool 21500] [--dim 384] [--repeats 5]
+                               [--query-space queries|full|both]
 
 What CSLS ranking needs, for n queries, a pool of p candidates and a query-language set of
 m vectors (``query_space``; m = n when it is the queries themselves):
@@ -59,6 +60,8 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=21500)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--query-space", choices=["queries", "full", "both"], default="both",
+                    help="which query_space setting(s) to measure")
     args = ap.parse_args()
     n, p, d, reps = args.queries, args.pool, args.dim, args.repeats
 
@@ -73,7 +76,8 @@ def main() -> None:
           f"FAISS {faiss.__version__} with {faiss.omp_get_max_threads()} OpenMP threads, numpy {np.__version__}")
     print(f"shapes: {n} queries x {p} pool x {d} dims, CSLS k=10, P@1/5/10, median of {reps} runs\n")
 
-    for setting in ("queries", "full"):
+    settings = ("queries", "full") if args.query_space == "both" else (args.query_space,)
+    for setting in settings:
         m = n if setting == "queries" else p
         print(f"query_space = {'the queries' if setting == 'queries' else 'the full query-language set'} (m = {m})")
         for direction, (qlang, plang) in (("src->tgt", ("src", "tgt")), ("tgt->src", ("tgt", "src"))):
