@@ -97,8 +97,12 @@ class VectorCache:
     def __contains__(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def load(self, key: str) -> CacheEntry | None:
-        """The entry for ``key``, or None on a miss; a corrupt entry warns and counts as a miss."""
+    def load(self, key: str, shape: tuple[int, ...] | None = None, wanted: tuple[str, ...] = ()) -> CacheEntry | None:
+        """The entry for ``key``, or None on a miss; a corrupt entry warns and counts as a miss.
+
+        ``shape`` and ``wanted``: what the caller expects (vectors shape, extra array names);
+        an entry that differs is treated as corrupt.
+        """
         path = self.path(key)
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -114,6 +118,11 @@ class VectorCache:
             return self._corrupt(path, "checksum mismatch")
         vectors = arrays.pop("vectors")
         extra = {name[4:]: a for name, a in arrays.items() if name.startswith("arr_")}
+        if shape is not None and tuple(vectors.shape) != tuple(shape):
+            return self._corrupt(path, f"shape {tuple(vectors.shape)} instead of {tuple(shape)}")
+        missing = [name for name in wanted if name not in extra]
+        if missing:
+            return self._corrupt(path, f"array {missing[0]!r} missing")
         return CacheEntry(vectors=vectors, arrays=extra, meta=meta)
 
     def save(self, key: str, vectors: np.ndarray, arrays: dict[str, np.ndarray] | None = None,

@@ -171,3 +171,14 @@ def test_meta_is_plain_json(tmp_path):
     with np.load(cache.path(key)) as z:
         meta = json.loads(str(z["meta"][()]))
     assert meta["prefix"] == "query: " and meta["shape"] == [3, 5, 8] and len(meta["sha256"]) == 64
+
+
+def test_entry_of_an_unexpected_shape_or_missing_array_is_treated_as_corrupt(tmp_path):
+    cache = VectorCache(tmp_path)
+    key = cache.key(kind="words", items=["a"])
+    cache.save(key, vectors(shape=(3, 5, 8)))
+    assert cache.load(key, shape=(3, 5, 8)) is not None
+    with pytest.warns(CacheWarning, match="shape"):
+        assert cache.load(key, shape=(13, 5, 8)) is None
+    with pytest.warns(CacheWarning, match="occurrences"):
+        assert cache.load(key, wanted=("occurrences",)) is None
