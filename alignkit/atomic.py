@@ -13,6 +13,9 @@ from typing import Iterator
 
 from alignkit.errors import AlignkitError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def ensure_writable_dir(path: str | os.PathLike, what: str = "output directory") -> Path:
     """Create ``path`` (and parents) or raise an AlignkitError naming it."""
@@ -41,6 +44,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise AlignkitError(f"cannot write {dest}: {e.strerror}; choose a writable path") from None
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
