@@ -244,3 +244,30 @@ def test_an_output_dir_with_other_settings_is_refused(env, capsys):
             "--out", str(env["root"] / "clash"), "--max-steps", "1", "--lr", "0.5", "--quiet"]
     assert main(args) == 2
     _one_line_error(capsys, "different settings")
+
+
+def test_torchrun_ddp_smoke_on_cpu(env, tmp_path):
+    """Two gloo processes under torchrun train one checkpoint (dense table, DDP)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed not available")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "run.py"
+    script.write_text("import sys\nfrom alignkit.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", str(script),
+           "train", "--model", str(env["model"]), "--train-file", str(env["data"] / "train-en.tsv"),
+           "--dev-file", str(env["data"] / "dev-en.tsv"), "--out", str(out), "--variant", "rt+cl",
+           "--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--device", "cpu", "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("best English dev accuracy") == 1  # only rank 0 reports
+    meta = json.loads((out / "alignkit_train.json").read_text())
+    assert meta["config"]["embeddings"] == "auto" and meta["steps"] == 2
+    assert (out / "model.safetensors").is_file()

@@ -94,6 +94,8 @@ def train_cmd(
         res = train_probe(cfg, progress=not quiet)
     else:
         res = train(cfg, progress=not quiet)
+    if not res.is_main:
+        return
     zs = "".join(f", {r['pair']} {r['value']:.4f}" for r in res.rows)
     typer.echo(f"{res.out}\tbest English dev accuracy {res.best_dev_acc:.4f} at step {res.best_step}{zs}")
 

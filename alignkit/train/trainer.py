@@ -367,6 +367,7 @@ class TrainResult:
     rows: list[dict] = field(default_factory=list)
     resumed_from: int = 0
     already_complete: bool = False
+    is_main: bool = True  # False on DDP ranks other than 0 (which neither evaluate nor write)
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -619,7 +620,8 @@ class Trainer:
                 meta["zero_shot"] = {r["pair"]: r["value"] for r in rows}
                 write_text(self.out / META_FILE, json.dumps(meta, indent=1))
         _barrier(ws)
-        return TrainResult(self.out, state["best_dev_acc"], state["best_step"], total, rows, resumed_from)
+        return TrainResult(self.out, state["best_dev_acc"], state["best_step"], total, rows, resumed_from,
+                           is_main=rank == 0)
 
     # -- pieces ---------------------------------------------------------------------------
     def _make_batch(self, data: EncodedPairs, examples, indices: Sequence[int], pad_id: int,
