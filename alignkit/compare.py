@@ -126,38 +126,13 @@ def comparison_markdown(table: pd.DataFrame) -> str:
 
 def plot_differences(table: pd.DataFrame, path: str | os.PathLike, metric: str = "bls", method: str = "") -> bool:
     """diff vs layer with CI bands, one panel per pair, one line per candidate model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from alignkit.report import _save
+    from alignkit.report import layer_panels
 
     sel = table[(table["metric"] == metric) & (table["method"] == method) & (table["layer"] >= 0)]
     if sel.empty:
         return False
-    pairs = list(dict.fromkeys(sel["pair"]))
-    ncol = min(4, len(pairs))
-    nrow = int(np.ceil(len(pairs) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.7 * nrow), squeeze=False, sharey=True)
-    for ax, pair in zip(axes.flat, pairs):
-        g = sel[sel["pair"] == pair]
-        g = g[g["direction"] == g["direction"].iloc[0]]
-        for model, gm in g.groupby("model", sort=False):
-            gm = gm.sort_values("layer")
-            ax.plot(gm["layer"], gm["diff"], marker="o", ms=3, label=model)
-            ax.fill_between(gm["layer"], gm["ci_low"], gm["ci_high"], alpha=0.2)
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_title(pair, fontsize=9)
-        ax.set_xlabel("layer", fontsize=8)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(pairs):]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=8)
-    fig.suptitle(f"{metric}{' ' + method if method else ''}: difference to {table['baseline'].iloc[0]}", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _save(fig, path)
+    layer_panels(sel, "diff", f"{metric}{' ' + method if method else ''}: difference to {table['baseline'].iloc[0]}",
+                 path, zero_line=True)
     return True
 
 

@@ -68,17 +68,18 @@ def _save(fig, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def plot_metric_by_layer(df: pd.DataFrame, metric: str, method: str, title: str,
-                         path: str | os.PathLike, direction_index: int = 0) -> bool:
-    """One panel per pair, one line per model (with its CI band); False when there is nothing to plot."""
+def layer_panels(sel: pd.DataFrame, column: str, title: str, path: str | os.PathLike,
+                 zero_line: bool = False, direction_index: int = 0) -> None:
+    """Draw ``sel[column]`` against layer: one panel per pair, one line (+ CI band) per model.
+
+    ``sel`` needs columns pair, direction, model, layer, ``column``, ci_low, ci_high; in each
+    panel only the ``direction_index``-th direction of the pair is drawn.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sel = df[(df["metric"] == metric) & (df["method"] == method) & (df["layer"] >= 0)]
-    if sel.empty:
-        return False
     pairs = list(dict.fromkeys(sel["pair"]))
     ncol = min(4, len(pairs))
     nrow = int(np.ceil(len(pairs) / ncol))
@@ -86,13 +87,16 @@ def plot_metric_by_layer(df: pd.DataFrame, metric: str, method: str, title: str,
     for ax, pair in zip(axes.flat, pairs):
         g = sel[sel["pair"] == pair]
         dirs = list(dict.fromkeys(g["direction"]))
-        g = g[g["direction"] == dirs[min(direction_index, len(dirs) - 1)]]
+        direction = dirs[min(direction_index, len(dirs) - 1)]
+        g = g[g["direction"] == direction]
         for model, gm in g.groupby("model", sort=False):
             gm = gm.sort_values("layer")
-            ax.plot(gm["layer"], gm["value"], marker="o", ms=3, label=model)
+            ax.plot(gm["layer"], gm[column], marker="o", ms=3, label=model)
             if gm["ci_low"].notna().any():
                 ax.fill_between(gm["layer"], gm["ci_low"], gm["ci_high"], alpha=0.2)
-        ax.set_title(f"{pair} {dirs[0] if dirs[0] else ''}".strip(), fontsize=9)
+        if zero_line:
+            ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(f"{pair} {direction}".strip(), fontsize=9)
         ax.set_xlabel("layer", fontsize=8)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(pairs):]:
@@ -103,6 +107,15 @@ def plot_metric_by_layer(df: pd.DataFrame, metric: str, method: str, title: str,
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     _save(fig, path)
+
+
+def plot_metric_by_layer(df: pd.DataFrame, metric: str, method: str, title: str,
+                         path: str | os.PathLike, direction_index: int = 0) -> bool:
+    """One panel per pair, one line per model (with its CI band); False when there is nothing to plot."""
+    sel = df[(df["metric"] == metric) & (df["method"] == method) & (df["layer"] >= 0)]
+    if sel.empty:
+        return False
+    layer_panels(sel, "value", title, path, direction_index=direction_index)
     return True
 
 
