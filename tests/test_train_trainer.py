@@ -271,3 +271,22 @@ def test_torchrun_ddp_smoke_on_cpu(env, tmp_path):
     meta = json.loads((out / "alignkit_train.json").read_text())
     assert meta["config"]["embeddings"] == "auto" and meta["steps"] == 2
     assert (out / "model.safetensors").is_file()
+
+
+def test_interrupted_final_evaluation_is_finished_without_retraining(env, monkeypatch):
+    import alignkit.train.trainer as tr
+
+    c = cfg(env, "eval-cut", max_steps=2, eval_data=str(env["data"]), eval_langs="sw")
+    real = tr.evaluate_task
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tr, "evaluate_task", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(c, progress=False)
+    log_before = (Path(c.out) / "metrics.jsonl").read_text()
+    monkeypatch.setattr(tr, "evaluate_task", real)
+    res = train(c, progress=False)
+    assert [r["pair"] for r in res.rows] == ["sw"] and (Path(c.out) / "results.csv").is_file()
+    assert (Path(c.out) / "metrics.jsonl").read_text() == log_before  # no step was re-run
+    assert train(c, progress=False).already_complete

@@ -165,6 +165,8 @@ class TrainConfig:
             raise AlignkitError(f"learning rate {self.lr} must be > 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise AlignkitError(f"warmup ratio {self.warmup_ratio} must be in [0, 1)")
+        if self.eval_data and not self.eval_langs:
+            raise AlignkitError("--eval-data needs --eval-langs (e.g. --eval-langs sw,ur)")
         if self.variant == "probe":  # linear probe on the frozen encoder: no objective weights
             return {}
         weights = resolve_variant(self.variant, self.weights)
@@ -396,26 +398,65 @@ class Trainer:
         return train, dev
 
     # -- output directory -------------------------------------------------------------------
-    def _prepare_out(self) -> dict | None:
-        """Create/inspect ``out``; returns the saved meta when the run is already complete."""
-        out = ensure_writable_dir(self.out, "output directory")
+    def _status(self) -> tuple[str, dict | None]:
+        """State of ``out`` (read only): ``new``, ``resume``, ``trained`` (checkpoint written,
+        zero-shot evaluation pending) or ``complete``, with the saved meta for the last two.
+
+        Raises AlignkitError when ``out`` holds a run with other settings or a model this run
+        did not write.
+        """
+        out = self.out
         run_file = out / RUN_FILE
-        if run_file.is_file():
+        if not run_file.is_file():
+            if (out / "config.json").exists() or (out / META_FILE).exists():
+                raise AlignkitError(f"output directory {out} already holds a model not written by this run; "
+                                    "pass a new or empty --out")
+            return "new", None
+        try:
             saved = json.loads(run_file.read_text())
-            mine = self.cfg.identity()
-            if saved.get("identity") != mine:
-                diff = sorted(k for k in set(mine) | set(saved.get("identity", {}))
-                              if mine.get(k) != saved.get("identity", {}).get(k))
-                raise AlignkitError(f"output directory {out} holds a run with different settings "
-                                    f"({', '.join(diff[:4])}); pass a new --out to start another run")
-            if saved.get("complete") and (out / META_FILE).is_file():
-                return json.loads((out / META_FILE).read_text())
-        elif (out / "config.json").exists() or (out / META_FILE).exists():
-            raise AlignkitError(f"output directory {out} already holds a model not written by this run; "
-                                "pass a new or empty --out")
-        for p in out.glob(TMP_PREFIX + "*"):  # left by an interrupted save
-            shutil.rmtree(p, ignore_errors=True)
-        return None
+        except ValueError:
+            raise AlignkitError(f"{run_file} is corrupt; delete {out} or pass a new --out") from None
+        mine = self.cfg.identity()
+        theirs = saved.get("identity", {})
+        if theirs != mine:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise AlignkitError(f"output directory {out} holds a run with different settings "
+                                f"({', '.join(diff[:4])}); pass a new --out to start another run")
+        if saved.get("trained") and (out / META_FILE).is_file():
+            return ("complete" if saved.get("complete") else "trained"), json.loads((out / META_FILE).read_text())
+        return "resume", None
+
+    def _mark(self, trained: bool, complete: bool) -> None:
+        write_text(self.out / RUN_FILE, json.dumps({"identity": self.cfg.identity(), "trained": trained,
+                                                    "complete": complete}, indent=1))
+
+    def _zero_shot(self, meta: dict) -> list[dict]:
+        """The end-of-training evaluation (``eval_data`` x ``eval_langs``); marks the run complete."""
+        cfg = self.cfg
+        rows: list[dict] = []
+        if cfg.eval_data:
+            from alignkit.results import to_frame, write_csv
+
+            rows = evaluate_task(self.out, cfg.task, cfg.eval_data, cfg.eval_langs, cfg.eval_split,
+                                 cfg.eval_max_rows, cfg.eval_batch_size, cfg.max_length, seed=cfg.seed,
+                                 predictions_dir=self.out)
+            write_csv(to_frame(rows), self.out / "results.csv")
+            meta["zero_shot"] = {r["pair"]: r["value"] for r in rows}
+            write_text(self.out / META_FILE, json.dumps(meta, indent=1))
+        self._mark(True, True)
+        return rows
+
+    def _finished(self, status: str, meta: dict, is_main: bool = True) -> TrainResult:
+        """Result for a run found trained (finish its evaluation) or complete (nothing to do)."""
+        rows: list[dict] = []
+        if status == "trained" and is_main:
+            self.log(f"alignkit: {self.out} is trained; running its zero-shot evaluation")
+            rows = self._zero_shot(meta)
+        elif status == "complete":
+            self.log(f"alignkit: {self.out} already holds the finished run (best English dev accuracy "
+                     f"{meta['best_dev_acc']:.4f} at step {meta['best_step']}); nothing to do")
+        return TrainResult(self.out, meta["best_dev_acc"], meta["best_step"], meta.get("steps", 0), rows,
+                           already_complete=status == "complete", is_main=is_main)
 
     # -- model ----------------------------------------------------------------------------
     def _load(self, device: str | None):
@@ -434,12 +475,17 @@ class Trainer:
         cfg = self.cfg
         train_ex, dev_ex = self._read_data()
         ws, rank, local_rank = _dist()
-        done = self._prepare_out() if rank == 0 else None
-        if done is not None:
-            self.log(f"alignkit: {self.out} already holds the finished run (best English dev accuracy "
-                     f"{done['best_dev_acc']:.4f} at step {done['best_step']}); nothing to do")
-            return TrainResult(self.out, done["best_dev_acc"], done["best_step"], done["steps"], already_complete=True)
+        if rank == 0:
+            ensure_writable_dir(self.out, "output directory")
         _barrier(ws)
+        status, meta = self._status()
+        if status in ("trained", "complete"):
+            res = self._finished(status, meta, is_main=rank == 0)
+            _barrier(ws)
+            return res
+        if rank == 0:
+            for p in self.out.glob(TMP_PREFIX + "*"):  # left by an interrupted save
+                shutil.rmtree(p, ignore_errors=True)
 
         device = cfg.device
         if device is None and ws > 1 and torch.cuda.is_available():
@@ -517,7 +563,7 @@ class Trainer:
                 if s > state["step"]:
                     shutil.rmtree(p, ignore_errors=True)
             _trim_jsonl(self.out / METRICS_FILE, state["step"])
-            write_text(self.out / RUN_FILE, json.dumps({"identity": cfg.identity(), "complete": False}, indent=1))
+            self._mark(False, False)
         resumed_from = state["step"]
 
         from tqdm.auto import tqdm
@@ -609,16 +655,8 @@ class Trainer:
 
         rows: list[dict] = []
         if rank == 0:
-            meta = self._finalize(state, total, enc)
-            if cfg.eval_data and cfg.eval_langs:
-                from alignkit.results import to_frame, write_csv
-
-                rows = evaluate_task(self.out, cfg.task, cfg.eval_data, cfg.eval_langs, cfg.eval_split,
-                                     cfg.eval_max_rows, cfg.eval_batch_size, cfg.max_length, seed=cfg.seed,
-                                     predictions_dir=self.out)
-                write_csv(to_frame(rows), self.out / "results.csv")
-                meta["zero_shot"] = {r["pair"]: r["value"] for r in rows}
-                write_text(self.out / META_FILE, json.dumps(meta, indent=1))
+            meta = self._finalize(state, total)
+            rows = self._zero_shot(meta)
         _barrier(ws)
         return TrainResult(self.out, state["best_dev_acc"], state["best_step"], total, rows, resumed_from,
                            is_main=rank == 0)
@@ -703,7 +741,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in extra["rng_cuda"]])
         return state
 
-    def _finalize(self, state: dict, total: int, enc) -> dict:
+    def _finalize(self, state: dict, total: int) -> dict:
         """Move the best checkpoint's files to the top of ``out``; drop resume states."""
         bests = _numbered(self.out, BEST_PREFIX)
         if not bests:
@@ -715,11 +753,11 @@ class Trainer:
         meta = json.loads((self.out / META_FILE).read_text())
         meta.update({"best_dev_acc": state["best_dev_acc"], "best_step": state["best_step"], "steps": total})
         write_text(self.out / META_FILE, json.dumps(meta, indent=1))
-        write_manifest(self.out, self.cfg, enc)
+        write_manifest(self.out, self.cfg, meta.get("base_fingerprint", ""))
+        self._mark(True, False)  # from here on, a re-run only finishes the evaluation
         if not self.cfg.keep_state:
             for _, p in _numbered(self.out, STATE_PREFIX):
                 shutil.rmtree(p, ignore_errors=True)
-        write_text(self.out / RUN_FILE, json.dumps({"identity": self.cfg.identity(), "complete": True}, indent=1))
         return meta
 
 
@@ -746,7 +784,7 @@ def save_hf_checkpoint(dest: Path, clf: PairClassifier, enc, meta: dict) -> None
     (dest / META_FILE).write_text(json.dumps(meta, indent=1))
 
 
-def write_manifest(out: Path, cfg: TrainConfig, enc) -> None:
+def write_manifest(out: Path, cfg: TrainConfig, base_fingerprint: str) -> None:
     """``manifest.json``: versions, base-model fingerprint, seeds, lexicon hashes, command line."""
     import platform
 
@@ -762,7 +800,7 @@ def write_manifest(out: Path, cfg: TrainConfig, enc) -> None:
             lex = {}
     man = {"alignkit_version": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
            "python": platform.python_version(), "command": sys.argv, "base_model": cfg.model,
-           "base_fingerprint": enc.fingerprint, "seed": cfg.seed, "codeswitch_lexicons_sha256": lex,
+           "base_fingerprint": base_fingerprint, "seed": cfg.seed, "codeswitch_lexicons_sha256": lex,
            "config": cfg.to_dict()}
     write_text(out / "manifest.json", json.dumps(man, indent=1, default=str))
 
@@ -789,9 +827,10 @@ def train_probe(cfg: TrainConfig, progress: bool = True, cs: Sequence[float] = (
 
     tr = Trainer(cfg, progress=progress)
     train_ex, dev_ex = tr._read_data()
-    done = tr._prepare_out()
-    if done is not None:
-        return TrainResult(tr.out, done["best_dev_acc"], done["best_step"], 0, already_complete=True)
+    ensure_writable_dir(tr.out, "output directory")
+    status, done = tr._status()
+    if status in ("trained", "complete"):
+        return tr._finished(status, done)
     enc = tr._load(cfg.device)
     clf = PairClassifier(enc.model, len(tr.spec.labels)).to(enc.device).eval()
     pad_id = pad_id_of(enc.tokenizer)
@@ -844,15 +883,7 @@ def train_probe(cfg: TrainConfig, progress: bool = True, cs: Sequence[float] = (
     for f in best_dir.iterdir():
         os.replace(f, tr.out / f.name)
     shutil.rmtree(best_dir, ignore_errors=True)
-    write_manifest(tr.out, cfg, enc)
-    write_text(tr.out / RUN_FILE, json.dumps({"identity": cfg.identity(), "complete": True}, indent=1))
-    rows: list[dict] = []
-    if cfg.eval_data and cfg.eval_langs:
-        from alignkit.results import to_frame, write_csv
-
-        rows = evaluate_task(tr.out, cfg.task, cfg.eval_data, cfg.eval_langs, cfg.eval_split, cfg.eval_max_rows,
-                             cfg.eval_batch_size, cfg.max_length, seed=cfg.seed, predictions_dir=tr.out)
-        write_csv(to_frame(rows), tr.out / "results.csv")
-        meta["zero_shot"] = {r["pair"]: r["value"] for r in rows}
-        write_text(tr.out / META_FILE, json.dumps(meta, indent=1))
+    write_manifest(tr.out, cfg, enc.fingerprint)
+    tr._mark(True, False)
+    rows = tr._zero_shot(meta)
     return TrainResult(tr.out, acc, 0, 0, rows)
