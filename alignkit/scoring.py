@@ -38,6 +38,7 @@ class ScoreConfig:
     pool_size: int = 20000                              # N most frequent target words added to the pool
     csls_k: int = 10
     tatoeba_dir: str | None = None
+    tatoeba_langs: list[str] = field(default_factory=list)  # default: the non-English side of each pair
     corpora: dict[str, str] = field(default_factory=dict)  # lang -> sentence file (contextual mode)
     tsne_layers: list[int] = field(default_factory=list)
     tsne_sample: int = 300
@@ -200,16 +201,20 @@ class _Scorer:
             items.write()
 
 
-def _tatoeba_targets(lexicons, tatoeba_dir: str) -> list[tuple[str, str]]:
-    """(language, pair) for each non-English side of the lexicons, validated up front."""
+def _tatoeba_targets(lexicons, tatoeba_dir: str, langs: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(language, pair) to score on Tatoeba, validated up front.
+
+    ``langs`` given: those languages (pair ``en-{lang}``); else the non-English side of each lexicon.
+    """
     from alignkit.tatoeba import read_tatoeba
 
+    wanted = [(lang, f"en-{lang}") for lang in langs] or \
+        [(lx.tgt_lang if lx.src_lang == "en" else lx.src_lang, lx.pair) for lx in lexicons]
     out = []
-    for lex in lexicons:
-        lang = lex.tgt_lang if lex.src_lang == "en" else lex.src_lang
-        if (lang, lex.pair) not in out:
+    for lang, pair in wanted:
+        if (lang, pair) not in out:
             read_tatoeba(tatoeba_dir, lang)  # raises now, before hours of work, if missing
-            out.append((lang, lex.pair))
+            out.append((lang, pair))
     return out
 
 
@@ -264,7 +269,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     lexicons = _resolve_pairs(cfg.pairs)
     _check_pools(lexicons, cfg)
     corpora = _read_corpora(cfg)
-    tatoeba = _tatoeba_targets(lexicons, cfg.tatoeba_dir) if cfg.tatoeba_dir else []
+    tatoeba = _tatoeba_targets(lexicons, cfg.tatoeba_dir, cfg.tatoeba_langs) if cfg.tatoeba_dir else []
     cache = VectorCache(cfg.cache_dir) if cfg.cache_dir else VectorCache()
     rows, encoders, tsne = [], [], []
     for ckpt in checkpoints:

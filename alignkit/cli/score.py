@@ -35,6 +35,7 @@ def score(
     out: Path = typer.Option(Path("alignkit-results"), "--out", help="Output directory."),
     pool_size: int = typer.Option(20000, "--pool-size", help="Most frequent target-language words added to the retrieval pool."),
     tatoeba: Optional[Path] = typer.Option(None, "--tatoeba", help="Tatoeba dir (XTREME layout) for sentence retrieval rows."),
+    tatoeba_langs: Optional[str] = typer.Option(None, "--tatoeba-langs", help="Languages for --tatoeba (tr,de or tur,deu); default: those of --pairs."),
     corpus: Optional[List[str]] = typer.Option(None, "--corpus", help="LANG=FILE sentences for contextual mode (repeatable)."),
     tsne_layers: Optional[str] = typer.Option(None, "--tsne-layers", help="Layers to draw t-SNE maps for, e.g. 0,6,12."),
     no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip cluster-gap metrics (faster)."),
@@ -53,7 +54,8 @@ def score(
     except ValueError:
         raise AlignkitError(f"--tsne-layers {tsne_layers!r} must be comma-separated integers") from None
     cfg = ScoreConfig(pairs=_split(pairs), layers=layers, mode=mode, pooling=pooling, pool_size=pool_size,
-                      tatoeba_dir=str(tatoeba) if tatoeba else None, corpora=_corpora(corpus or []),
+                      tatoeba_dir=str(tatoeba) if tatoeba else None,
+                      tatoeba_langs=_split(tatoeba_langs), corpora=_corpora(corpus or []),
                       tsne_layers=tl, cluster=not no_cluster, n_resamples=resamples, seed=seed,
                       device=device, cache_dir=str(cache_dir) if cache_dir else None)
     df = run_score(checkpoints, out=out, config=cfg, progress=not quiet, command=["alignkit"] + sys.argv[1:])
