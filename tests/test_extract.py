@@ -145,7 +145,9 @@ def test_fused_cpu_forward_equals_the_transformers_forward(arch, monkeypatch):
 
     tiny = build_tiny_encoder(seed=3, arch=arch)
     assert _fast_cpu_layers(tiny) is not None  # the fused path is the one under test
-    words = ["cat", "doghouse", "xyzzyq", "runs", "a"]
+    # lengths 3, 4 (six words: block-attention groups of 4 plus a remainder) and 8 (three)
+    words = ["cat", "doghouse", "dogs", "cats", "mats", "bigs", "sats", "runs", "a", "xyzzyq",
+             "qwerty", "zxcvbn"]
     fused = word_vectors(tiny, words, progress=False)
     sents = sentence_vectors(tiny, ["the cat sat on the mat.", "a dog"], progress=False)
     monkeypatch.setenv("ALIGNKIT_FAST_FORWARD", "0")
@@ -185,6 +187,24 @@ def test_contextual_matches_whole_words_only(enc):
     assert list(v.info.occurrences) == [1]  # only "the cat." (punctuation is a boundary)
     _, h = hidden(enc, "the cat.")
     np.testing.assert_allclose(v[:, 0], h[:, 2], atol=1e-5)
+
+
+def test_contextual_phrase_is_matched_as_a_whole_and_averaged_over_its_subwords(enc):
+    v = word_vectors(enc, ["big cat"], mode="contextual", corpus=["a big cat sat.", "big cats"], progress=False)
+    _, h = hidden(enc, "a big cat sat.")  # [CLS] a big cat sat . [SEP]
+    assert list(v.info.occurrences) == [1]
+    np.testing.assert_allclose(v[:, 0], h[:, 2:4].mean(axis=1), atol=1e-5)
+
+
+def test_occurrences_are_whole_words_except_in_scripts_without_spaces():
+    from alignkit.extract import _occurrences
+
+    corpus = ["今天天气很好。", "Bugün kedi'nin evi; kediler.", "天气"]
+    found = _occurrences(["天气", "kedi", "evi", "ev"], corpus, 10)
+    assert found["天气"] == [(0, 2, 4), (2, 0, 2)]       # substring: Chinese has no word boundaries
+    assert found["kedi"] == [(1, 6, 10)]                 # "kediler" is another word
+    assert found["evi"] == [(1, 15, 18)] and found["ev"] == []
+    assert _occurrences(["kedi"], ["kedi kedi kedi"], 2)["kedi"] == [(0, 0, 4), (0, 5, 9)]
 
 
 def test_contextual_uses_at_most_k_occurrences(enc):
