@@ -57,6 +57,24 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
+def cpu_description() -> str:
+    """CPU model and widest SIMD extension, from /proc/cpuinfo where there is one."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, val = line.partition(":")
+                if key.strip() == "model name":
+                    name = val.strip()
+                elif key.strip() == "flags":
+                    flags = set(val.split())
+                    break
+    except OSError:
+        pass
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "")
+    return f"{name}{', ' + simd.upper() if simd else ''}"
+
+
 def timed(fn) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of one call."""
     w, c = time.perf_counter(), time.process_time()
@@ -194,7 +212,7 @@ def main() -> None:
     lengths = np.array([len(ids) for ids in enc.tokenize(words)["input_ids"]])
     flops_word = float(np.mean(n_layers * lengths * (2 * (4 * h * h + 2 * h * ff) + 4 * lengths * h)))
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
+    print(f"machine: {cpu_description()}, {os.cpu_count()} logical CPUs, "
           f"torch {torch.__version__}, {threads} threads, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"model: {enc.name} (L={n_layers}, H={h}, FF={ff}); {len(words)} Turkish words (wordfreq ranks "
@@ -274,6 +292,8 @@ def main() -> None:
           f"by process CPU time: {statistics.median(ratio_cpu):.2f}")
     print(f"  speed-up over the one-word loop: {med['ak'] / med['naive']:.0f}x; target >= 0.80 x limit: "
           f"{'PASS' if statistics.median(ratios) >= 0.8 else 'FAIL'}")
+    print(f"  load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"(above {os.cpu_count()}: other processes competed for the CPUs)")
 
 
 if __name__ == "__main__":
