@@ -497,7 +497,18 @@ def _pooled_forward(encoder: Any, ids: list[list[int]], picks: _Picks, n_rows: i
                     torch.bmm(wt, hv, out=out[slot[layer]])                 # [groups, 1, dim]
         if bar is not None:
             bar.update(b)
+        if final is not None:  # rows are disjoint across batches: workers can write them directly
+            final[:, torch.from_numpy(row_sorted[sel][first]).to(device)] = out.squeeze(2)
+            return None
         return row_sorted[sel][first], out.squeeze(2)
+
+    # When every row is fed by exactly one group (isolated words, sentences), batches write
+    # their rows straight into the result; otherwise (contextual words) rows are summed at the end.
+    group_rows = np.zeros(picks.n_groups, dtype=np.int64)
+    group_rows[np.asarray(picks.group, dtype=np.int64)] = np.asarray(picks.rows, dtype=np.int64)
+    one_each = picks.n_groups == n_rows and np.array_equal(np.bincount(group_rows, minlength=n_rows),
+                                                           np.ones(n_rows, dtype=np.int64))
+    final = torch.empty((len(layers), n_rows, dim), dtype=torch.float32, device=device) if one_each else None
 
     batches = _plan_batches(lengths, batch_tokens)
     workers = _cpu_workers(encoder, len(batches))
@@ -514,17 +525,11 @@ def _pooled_forward(encoder: Any, ids: list[list[int]], picks: _Picks, n_rows: i
     finally:
         if bar is not None:
             bar.close()
-    pooled_rows = [r for r, _ in results]
-    pooled = [v for _, v in results]
-    rows = np.concatenate(pooled_rows)
-    vectors = torch.cat(pooled, dim=1)
-    if len(rows) == n_rows and np.array_equal(np.sort(rows), np.arange(n_rows)):
-        # one group per row (isolated words, sentences): a permutation
-        inverse = np.empty(n_rows, dtype=np.int64)
-        inverse[rows] = np.arange(n_rows)
-        return vectors.index_select(1, torch.from_numpy(inverse).to(device))
+    if final is not None:
+        return final
+    rows = np.concatenate([r for r, _ in results])
     acc = torch.zeros((len(layers), n_rows, dim), dtype=torch.float32, device=device)
-    return acc.index_add_(1, torch.from_numpy(rows).to(device), vectors)
+    return acc.index_add_(1, torch.from_numpy(rows).to(device), torch.cat([v for _, v in results], dim=1))
 
 
 def _to_numpy_checked(acc, what: str, labels: Sequence[str], layers: Sequence[int], encoder: Any) -> np.ndarray:
@@ -746,7 +751,9 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
                    meta={"kind": "words", "mode": mode, "pooling": pooling, "items": len(uniq),
                          "model": encoder.fingerprint, "name": getattr(encoder, "name", "")})
         vecs = vecs[layer_idx]
-    return _word_result(vecs[:, take], layer_idx, mode, pooling, words, occ_u[take], False)
+    identity = len(take) == len(uniq) and np.array_equal(take, np.arange(len(uniq)))
+    return _word_result(vecs if identity else vecs[:, take], layer_idx, mode, pooling, words,
+                        occ_u[take], False)
 
 
 def _word_result(vecs: np.ndarray, layers: list[int], mode: str, pooling: str, words: list[str],
