@@ -782,6 +782,10 @@ def save_hf_checkpoint(dest: Path, clf: PairClassifier, enc, meta: dict) -> None
         shutil.copyfile(norm, dest / NORMALIZER_FILE)
     save_file({k: v.detach().contiguous().cpu() for k, v in clf.head.state_dict().items()}, str(dest / HEAD_FILE))
     (dest / META_FILE).write_text(json.dumps(meta, indent=1))
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in dest.iterdir():  # safetensors writes 0600; a checkpoint is meant to be shared
+        os.chmod(f, 0o666 & ~umask)
 
 
 def write_manifest(out: Path, cfg: TrainConfig, base_fingerprint: str) -> None:
