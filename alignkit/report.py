@@ -18,7 +18,7 @@ LAYER_PLOTS = [
     ("p@1", "nn", "P@1, nearest neighbour"),
     ("p@1", "csls", "P@1, CSLS"),
     ("gap_ratio", "", "Cluster gap ratio (lower = mixed)"),
-    ("tatoeba_acc", "", "Tatoeba accuracy (xx->en)"),
+    ("tatoeba_acc", "nn", "Tatoeba accuracy (xx->en)"),
 ]
 
 
@@ -63,7 +63,11 @@ def summary_markdown(df: pd.DataFrame, title: str = "alignkit score summary") ->
 def _save(fig, path: str | os.PathLike) -> None:
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
+    import warnings
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # word labels in scripts the default font lacks are drawn as boxes; no need to warn per glyph
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
 
