@@ -28,17 +28,19 @@ def main() -> None:
     import torch
 
     import alignkit.encoders as encoders
+    import alignkit.extract as extract
     from alignkit.scoring import score
 
+    # Count extraction forward passes at alignkit's own entry point: the fused CPU forward
+    # does not go through the transformers module, so a hook on the model would see nothing.
     calls = {"forward": 0}
-    original = encoders.load_encoder
+    original = extract._pooled_forward
 
-    def counting_loader(*a, **k):
-        enc = original(*a, **k)
-        enc.model.register_forward_hook(lambda *_: calls.__setitem__("forward", calls["forward"] + 1))
-        return enc
+    def counting_forward(*a, **k):
+        calls["forward"] += 1
+        return original(*a, **k)
 
-    encoders.load_encoder = counting_loader
+    extract._pooled_forward = counting_forward
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
