@@ -218,7 +218,13 @@ def _tatoeba_targets(lexicons, tatoeba_dir: str, langs: Sequence[str] = ()) -> l
     return out
 
 
-def manifest(cfg: ScoreConfig, encoders: list, lexicons: list, command: list[str] | None,
+def model_info(enc) -> dict:
+    """What the manifest records about a scored checkpoint (so the model itself can be freed)."""
+    return {"name": enc.name, "fingerprint": enc.fingerprint, "path": str(enc.path), "layers": enc.num_layers,
+            "hidden_size": enc.hidden_size, "device": str(enc.device), "dtype": str(enc.dtype)}
+
+
+def manifest(cfg: ScoreConfig, models: list[dict], lexicons: list, command: list[str] | None,
              seconds: float) -> dict:
     import faiss
     import sklearn
@@ -229,8 +235,7 @@ def manifest(cfg: ScoreConfig, encoders: list, lexicons: list, command: list[str
         "alignkit_version": __version__,
         "command": command if command is not None else sys.argv,
         "config": {k: v for k, v in vars(cfg).items()},
-        "models": [{"name": e.name, "fingerprint": e.fingerprint, "path": str(e.path), "layers": e.num_layers,
-                    "hidden_size": e.hidden_size, "device": str(e.device), "dtype": str(e.dtype)} for e in encoders],
+        "models": models,
         "lexicons": [{"name": lx.name, "pair": lx.pair, "sha256": lx.sha256, "pairs": len(lx.pairs),
                       "sources": len(lx.sources()), "targets": len(lx.targets())} for lx in lexicons],
         "seeds": {"bootstrap": cfg.seed, "tsne": cfg.seed, "langid_cv": cfg.seed},
@@ -271,13 +276,13 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     corpora = _read_corpora(cfg)
     tatoeba = _tatoeba_targets(lexicons, cfg.tatoeba_dir, cfg.tatoeba_langs) if cfg.tatoeba_dir else []
     cache = VectorCache(cfg.cache_dir) if cfg.cache_dir else VectorCache()
-    rows, encoders, tsne = [], [], []
+    rows, models, tsne = [], [], []
     for ckpt in checkpoints:
         enc = load_encoder(ckpt, device=cfg.device)
         bad = [layer for layer in cfg.tsne_layers if not 0 <= layer <= enc.num_layers]
         if bad:
             raise AlignkitError(f"--tsne-layers {bad} out of range for {enc.name}; use 0..{enc.num_layers}")
-        encoders.append(enc)
+        models.append(model_info(enc))  # keep metadata only: one model in memory at a time
         scorer = _Scorer(enc, cfg, out_dir, cache, corpora, progress)
         for lex in lexicons:
             scorer.score_lexicon(lex)
@@ -290,7 +295,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     if out_dir is not None:
         _write_outputs(df, out_dir, tsne, cfg)
         write_text(out_dir / "manifest.json",
-                   json.dumps(manifest(cfg, encoders, lexicons, command, time.time() - t0), indent=2, default=str))
+                   json.dumps(manifest(cfg, models, lexicons, command, time.time() - t0), indent=2, default=str))
         write_csv(df, out_dir / "results.csv")  # last: its presence means the run completed
     return df
 
