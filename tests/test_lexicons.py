@@ -290,3 +290,16 @@ def test_frequent_words_are_n_words_of_the_language_in_rank_order():
     assert "get" in wordfreq.top_n_list("hi", 6000) and "get" not in hi
     el = frequent_words("el", 200)  # wordfreq case-folds 'της' to 'τησ'; the pool must not
     assert "της" in el and not any(w.endswith("σ") for w in el)
+
+
+def test_shipped_lexicons_are_package_data():
+    """The shipped lexicons live inside the package and pyproject ships them, so a wheel
+    (non-editable) install finds them without ALIGNKIT_LEXICONS."""
+    import alignkit
+
+    pkg = Path(alignkit.__file__).resolve().parent
+    d = shipped_dir()
+    assert d.is_relative_to(pkg) and d.is_dir()
+    pyproject = (pkg.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"data/lexicons/*.tsv"' in pyproject
+    assert len(list(d.glob("*.test.tsv"))) >= 22
