@@ -17,6 +17,7 @@ Config layout::
     layers = "all"
     pool_size = 2000
     tatoeba = "../shared/data/tatoeba"   # optional
+    tatoeba_langs = ["sw", "ur"]         # optional; default: the non-English side of each pair
     baselines = ["rt", "ft"]
     [train]                              # any `alignkit train` setting (TrainConfig)
     train_file = "../shared/data/xnli/dev-en.tsv"
@@ -58,6 +59,7 @@ class StudyConfig:
     layers: str = "all"
     pool_size: int = 2000
     tatoeba: str | None = None
+    tatoeba_langs: list[str] = field(default_factory=list)  # default: the non-English side of each pair
     baselines: list[str] = field(default_factory=lambda: ["rt", "ft"])
     score_resamples: int = 200
     compare_resamples: int = 2000
@@ -107,6 +109,13 @@ def load_study_config(path: str | os.PathLike) -> StudyConfig:
             raise AlignkitError(f"{p}: baseline {b!r} is not among the variants {cfg.variants}")
     if len(cfg.seeds) < 1 or len(set(cfg.seeds)) != len(cfg.seeds):
         raise AlignkitError(f"{p}: seeds {cfg.seeds} must be distinct integers (the study asks for >= 3)")
+    if cfg.tatoeba_langs and not cfg.tatoeba:
+        raise AlignkitError(f"{p}: tatoeba_langs is set but tatoeba (the Tatoeba folder) is not; set both")
+    if cfg.tatoeba:
+        from alignkit.tatoeba import read_tatoeba
+
+        for lang in cfg.tatoeba_langs:
+            read_tatoeba(cfg.tatoeba, lang)  # a missing language fails now, not after hours of training
     # validate the training settings now (file existence is checked before training starts)
     TrainConfig.from_mapping({**cfg.train, "out": "x", "variant": cfg.variants[0]}, source=f"{p} [train]").check()
     if not cfg.eval.get("data") or not Path(cfg.eval["data"]).is_dir():
@@ -167,7 +176,8 @@ class Study:
             return read_csv(d / "results.csv")
         self.log(f"score {label}")
         cfg = ScoreConfig(pairs=list(self.cfg.pairs), layers=self.cfg.layers, pool_size=self.cfg.pool_size,
-                          tatoeba_dir=self.cfg.tatoeba, n_resamples=self.cfg.score_resamples, device=self.cfg.device)
+                          tatoeba_dir=self.cfg.tatoeba, tatoeba_langs=list(self.cfg.tatoeba_langs),
+                          n_resamples=self.cfg.score_resamples, device=self.cfg.device)
         df = score([str(ckpt)], out=d, config=cfg, progress=self.progress)
         df["model"] = label
         write_csv(df, d / "results.csv")
@@ -191,6 +201,9 @@ class Study:
         comparison = compare_variants(self.out, results, self.cfg)
         with atomic_path(self.out / "comparison.csv") as tmp:
             comparison.to_csv(tmp, index=False, float_format="%.10g")
+        pts = alignment_vs_accuracy(results, self.cfg)
+        with atomic_path(self.out / "alignment_vs_accuracy.csv") as tmp:
+            pts.to_csv(tmp, index=False, float_format="%.10g")
         plots = plot_study(results, comparison, self.cfg, self.out)
         write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots))
         write_text(self.out / "study.json", json.dumps({"config": self.cfg.__dict__, "command": sys.argv}, indent=2,
@@ -279,28 +292,60 @@ def _last_layer(df: pd.DataFrame) -> int:
     return int(df.loc[df["layer"] >= 0, "layer"].max())
 
 
+#: alignment measures related to zero-shot accuracy: (label, metric, method); Tatoeba averages both directions
+ALIGNMENT_MEASURES = (("BLS", "bls", ""), ("Tatoeba acc", "tatoeba_acc", "nn"))
+
+
+def _lang_of(pair: str) -> str:
+    return pair.split("-")[1] if pair.startswith("en-") else pair.split("-")[0]
+
+
 def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
-    """Per (variant, seed, language): BLS change and zero-shot accuracy change vs the ft mean of that language."""
+    """Per (alignment measure, checkpoint, language): the alignment change and the zero-shot
+    accuracy change, both relative to the mean of the reference variant (``ft``) for that language.
+
+    Alignment measures (last layer): BLS for each lexicon pair ``en-xx`` and Tatoeba accuracy
+    (mean of both directions) for each Tatoeba language, so languages without a lexicon
+    (e.g. Urdu) still enter through Tatoeba.
+    """
     res = results.copy()
     res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
     last = _last_layer(res)
+    ref = "ft" if "ft" in cfg.variants else cfg.variants[0]
+    acc_all = res[res["metric"].str.endswith("_acc") & (res["method"] == "zero-shot")]
     pts = []
-    for pair in res.loc[res["metric"] == "bls", "pair"].unique():
-        lang = pair.split("-")[1] if pair.startswith("en-") else pair.split("-")[0]
-        bls = res[(res["metric"] == "bls") & (res["pair"] == pair) & (res["layer"] == last)]
-        acc = res[(res["metric"].str.endswith("_acc")) & (res["pair"] == lang) & (res["method"] == "zero-shot")]
-        if bls.empty or acc.empty:
-            continue
-        ref = "ft" if "ft" in cfg.variants else cfg.variants[0]
-        b0 = bls[bls["variant"] == ref]["value"].mean()
-        a0 = acc[acc["variant"] == ref]["value"].mean()
-        for model in acc["model"].unique():
-            if model.startswith(BASE_LABEL) or model not in set(bls["model"]):
+    for label, metric, method in ALIGNMENT_MEASURES:
+        sel = res[(res["metric"] == metric) & (res["method"] == method) & (res["layer"] == last)]
+        for pair, g in sel.groupby("pair", sort=False):
+            lang = _lang_of(pair)
+            align = g.groupby("model")["value"].mean()
+            acc = acc_all[acc_all["pair"] == lang].set_index("model")["value"]
+            ref_models = [m for m in align.index if m.rsplit("/seed", 1)[0] == ref and m in acc.index]
+            if not ref_models:
                 continue
-            pts.append({"model": model, "variant": model.rsplit("/seed", 1)[0], "lang": lang,
-                        "d_bls": bls[bls["model"] == model]["value"].iloc[0] - b0,
-                        "d_acc": acc[acc["model"] == model]["value"].iloc[0] - a0})
-    return pd.DataFrame(pts, columns=["model", "variant", "lang", "d_bls", "d_acc"])
+            a0, c0 = align[ref_models].mean(), acc[ref_models].mean()
+            for model in align.index:
+                if model.startswith(BASE_LABEL) or model not in acc.index:
+                    continue
+                pts.append({"measure": label, "model": model, "variant": model.rsplit("/seed", 1)[0], "lang": lang,
+                            "d_align": align[model] - a0, "d_acc": acc[model] - c0})
+    return pd.DataFrame(pts, columns=["measure", "model", "variant", "lang", "d_align", "d_acc"])
+
+
+def correlations(pts: pd.DataFrame) -> list[dict]:
+    """Pearson and Spearman correlation of alignment change with accuracy change, per measure."""
+    from scipy import stats as sst
+
+    out = []
+    for label, g in pts.groupby("measure", sort=False):
+        rec = {"measure": label, "n": len(g), "langs": ", ".join(dict.fromkeys(g["lang"])), "pearson": math.nan,
+               "pearson_p": math.nan, "spearman": math.nan, "spearman_p": math.nan}
+        if len(g) >= 3 and g["d_align"].std() > 0 and g["d_acc"].std() > 0:
+            pr, sr = sst.pearsonr(g["d_align"], g["d_acc"]), sst.spearmanr(g["d_align"], g["d_acc"])
+            rec.update(pearson=float(pr.statistic), pearson_p=float(pr.pvalue), spearman=float(sr.statistic),
+                       spearman_p=float(sr.pvalue))
+        out.append(rec)
+    return out
 
 
 def plot_study(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, out: Path) -> list[str]:
@@ -333,16 +378,21 @@ def plot_study(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig
         files.append("bls_by_layer_variants.png")
     pts = alignment_vs_accuracy(results, cfg)
     if len(pts) >= 3:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for (variant, lang), g in pts.groupby(["variant", "lang"]):
-            ax.scatter(g["d_bls"], g["d_acc"] * 100, label=f"{variant} ({lang})", s=18)
-        r = np.corrcoef(pts["d_bls"], pts["d_acc"])[0, 1] if pts["d_bls"].std() > 0 and pts["d_acc"].std() > 0 else math.nan
-        ax.set_xlabel("ΔBLS vs ft mean (last layer)")
-        ax.set_ylabel("Δ zero-shot accuracy vs ft mean (points)")
-        ax.set_title(f"Alignment change vs accuracy change (Pearson r = {r:.2f})", fontsize=9)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.axvline(0, color="k", lw=0.5)
-        ax.legend(fontsize=6)
+        corr = {c["measure"]: c for c in correlations(pts)}
+        measures = list(dict.fromkeys(pts["measure"]))
+        fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4), squeeze=False)
+        for ax, label in zip(axes.flat, measures):
+            g = pts[pts["measure"] == label]
+            for (variant, lang), gv in g.groupby(["variant", "lang"], sort=False):
+                ax.scatter(gv["d_align"], gv["d_acc"] * 100, label=f"{variant} ({lang})", s=18,
+                           marker="o" if lang == g["lang"].iloc[0] else "^")
+            r = corr[label]["pearson"]
+            ax.set_xlabel(f"Δ{label} vs ft mean (last layer)")
+            ax.set_ylabel("Δ zero-shot accuracy vs ft mean (points)")
+            ax.set_title(f"{label}: alignment vs accuracy change (Pearson r = {r:.2f}, n = {len(g)})", fontsize=9)
+            ax.axhline(0, color="k", lw=0.5)
+            ax.axvline(0, color="k", lw=0.5)
+            ax.legend(fontsize=6)
         fig.tight_layout()
         _save(fig, out / "alignment_vs_accuracy.png")
         files.append("alignment_vs_accuracy.png")
@@ -359,61 +409,119 @@ def _fmt_ci(r) -> str:
     return f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
 
 
-def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, plots: list[str]) -> str:
-    from scipy import stats as sst
+def _headline_columns(res: pd.DataFrame, last: int) -> list[tuple[str, pd.DataFrame, bool]]:
+    """(column title, rows with one value per model after averaging directions, as percent?)
+    for the per-variant table: BLS and P@1 (CSLS) per pair, Tatoeba per language, accuracy per language."""
+    cols = []
+    at_last = res[res["layer"] == last]
+    for pair in dict.fromkeys(at_last.loc[at_last["metric"] == "bls", "pair"]):
+        cols.append((f"BLS {pair}", at_last[(at_last["metric"] == "bls") & (at_last["pair"] == pair)], False))
+        p1 = at_last[(at_last["metric"] == "p@1") & (at_last["method"] == "csls") & (at_last["pair"] == pair)]
+        for d in dict.fromkeys(p1["direction"]):
+            cols.append((f"P@1 CSLS {d}", p1[p1["direction"] == d], True))
+    tat = at_last[at_last["metric"] == "tatoeba_acc"]
+    for pair in dict.fromkeys(tat["pair"]):
+        cols.append((f"Tatoeba {_lang_of(pair)}", tat[tat["pair"] == pair], True))
+    acc = res[res["metric"].str.endswith("_acc") & (res["layer"] < 0)]
+    for lang in dict.fromkeys(acc["pair"]):
+        g = acc[acc["pair"] == lang]
+        kind = "zero-shot" if (g["method"] == "zero-shot").any() else "supervised"
+        cols.append((f"acc {lang} ({kind})", g, True))
+    return cols
 
+
+def _cell(g: pd.DataFrame, pct: bool) -> str:
+    """Mean over seeds (seed min–max) of the per-model values (directions averaged)."""
+    if g.empty:
+        return ""
+    v = g.groupby("model")["value"].mean() * (100 if pct else 1)
+    f = ".1f" if pct else ".4f"
+    return format(v.mean(), f) if len(v) == 1 else f"{v.mean():{f}} ({v.min():{f}}–{v.max():{f}})"
+
+
+def _diff_phrase(r, pct: bool) -> str:
+    k = 100 if pct else 1
+    unit = " points" if pct else ""
+    ci = "" if pd.isna(r["ci_low"]) else f", 95% CI [{k * r['ci_low']:+.{1 if pct else 4}f}, {k * r['ci_high']:+.{1 if pct else 4}f}]"
+    p = "" if pd.isna(r["p_value"]) else f", p = {r['p_value']:.2g}"
+    return f"{k * r['diff']:+.{1 if pct else 4}f}{unit}{ci}{p}"
+
+
+def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, plots: list[str]) -> str:
     last = _last_layer(results)
     L = ["# alignkit study report", "",
          "Research question: to what extent does a cross-lingual contrastive loss (CL) during robust training "
          "improve alignment, measured by bilingual lexical similarity (BLS), for zero-shot transfer?", "",
          f"Base model: `{cfg.base_model}`; variants: {', '.join(cfg.variants)}; seeds: {cfg.seeds}; "
-         f"pairs: {', '.join(cfg.pairs)}; layers: {cfg.layers}; training: "
-         + ", ".join(f"{k}={v}" for k, v in cfg.train.items()) + ".", ""]
-    L += ["## BLS at the last layer (mean over seeds, min–max over seeds)", "",
-          "| model | pair | BLS | seed range |", "|---|---|---|---|"]
+         f"pairs: {', '.join(cfg.pairs)}; layers: {cfg.layers}; Tatoeba: "
+         f"{', '.join(cfg.tatoeba_langs) or ('from the pairs' if cfg.tatoeba else 'no')}; training: "
+         + ", ".join(f"{k}={v}" for k, v in cfg.train.items()) + "; zero-shot evaluation: "
+         + ", ".join(f"{k}={v}" for k, v in cfg.eval.items() if k != "data") + ".", ""]
     res = results.copy()
     res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
-    sel = res[(res["metric"] == "bls") & (res["layer"] == last)]
-    for (variant, pair), g in sel.groupby(["variant", "pair"], sort=False):
-        L.append(f"| {variant} | {pair} | {g['value'].mean():.4f} | {g['value'].min():.4f} – {g['value'].max():.4f} |")
-    acc = res[res["metric"].str.endswith("_acc") & (res["layer"] < 0)]
-    if not acc.empty:
-        L += ["", "## Task accuracy (English supervised, others zero-shot; chance 33.3%)", "",
-              "| model | lang | accuracy | seed range |", "|---|---|---|---|"]
-        for (variant, lang), g in acc.groupby(["variant", "pair"], sort=False):
-            L.append(f"| {variant} | {lang} | {100 * g['value'].mean():.1f}% | "
-                     f"{100 * g['value'].min():.1f} – {100 * g['value'].max():.1f} |")
+    cols = _headline_columns(res, last)
+    L += [f"## Every variant at the last layer (layer {last}): mean over seeds (seed min–max)", "",
+          "P@1, Tatoeba and accuracy in percent; Tatoeba averages both directions; chance accuracy is "
+          "33.3% on XNLI; `base+probe` is a linear probe on the untuned encoder.", "",
+          "| model | " + " | ".join(c[0] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for variant in dict.fromkeys(res["variant"]):
+        cells = [_cell(g[g["variant"] == variant], pct) for _, g, pct in cols]
+        if any(cells):
+            L.append(f"| {variant} | " + " | ".join(cells) + " |")
     L += ["", "## Differences (variant − baseline), last layer", "",
-          "CI and p over seeds and items where item scores exist (basis seeds+items), otherwise over seeds.", "",
+          "Mean over seeds of the per-seed differences (seeds paired by number). CI and p from a paired "
+          "bootstrap / permutation test over items of the seed-averaged item scores where item scores exist "
+          "(basis seeds+items), otherwise a t-interval and t-test over seeds.", "",
           "| variant | baseline | pair | metric | method | direction | diff | 95% CI | p | seed SD |",
           "|---|---|---|---|---|---|---|---|---|---|"]
-    key = comparison[((comparison["layer"] == last) & comparison["metric"].isin(["bls", "p@1"])
-                      & comparison["method"].isin(["", "csls"])) | (comparison["layer"] < 0)]
+    key = comparison[((comparison["layer"] == last) & comparison["metric"].isin(["bls", "p@1", "tatoeba_acc"])
+                      & comparison["method"].isin(["", "csls", "nn"])
+                      & ~((comparison["metric"] == "p@1") & (comparison["method"] == "nn")))
+                     | (comparison["layer"] < 0)]
     for _, r in key.iterrows():
+        if r["variant"] in cfg.baselines and r["baseline"] in cfg.baselines and \
+                cfg.baselines.index(r["variant"]) < cfg.baselines.index(r["baseline"]):
+            continue  # the mirror of a row shown the other way round (comparison.csv keeps both)
         L.append(f"| {r['variant']} | {r['baseline']} | {r['pair']} | {r['metric']} | {r['method']} | {r['direction']} | "
                  f"{r['diff']:+.4f} | {_fmt_ci(r)} | {_num(r['p_value'], '.3g')} | {_num(r['seed_sd'], '.4f')} |")
     pts = alignment_vs_accuracy(results, cfg)
-    L += ["", "## Alignment vs zero-shot accuracy", ""]
-    if len(pts) >= 3 and pts["d_bls"].std() > 0 and pts["d_acc"].std() > 0:
-        pr = sst.pearsonr(pts["d_bls"], pts["d_acc"])
-        sr = sst.spearmanr(pts["d_bls"], pts["d_acc"])
-        L.append(f"Over {len(pts)} (checkpoint, language) points: Pearson r = {pr.statistic:.3f} (p = {pr.pvalue:.3g}), "
-                 f"Spearman ρ = {sr.statistic:.3f} (p = {sr.pvalue:.3g}) between ΔBLS (last layer) and Δ zero-shot "
-                 "accuracy, both relative to the ft mean.")
-    else:
-        L.append("Too few points (or no variation) to correlate alignment with accuracy.")
+    corr = correlations(pts) if len(pts) else []
+    L += ["", "## Alignment vs zero-shot accuracy", "",
+          "Each point is one fine-tuned checkpoint and one zero-shot language: its change in alignment (last "
+          "layer) and in zero-shot accuracy, both relative to the `ft` mean for that language.", ""]
+    for c in corr:
+        if pd.isna(c["pearson"]):
+            L.append(f"- {c['measure']} ({c['langs']}): too few points or no variation to correlate.")
+        else:
+            L.append(f"- {c['measure']} ({c['langs']}, {c['n']} points): Pearson r = {c['pearson']:.3f} "
+                     f"(p = {c['pearson_p']:.3g}), Spearman ρ = {c['spearman']:.3f} (p = {c['spearman_p']:.3g}).")
+    if not corr:
+        L.append("No zero-shot language has an alignment measure, so there is nothing to correlate.")
     L += ["", "## Answer", ""]
     for cl, base in (("rt+cl", "rt"), ("ept+apt+rt+cl", "ept+apt+rt")):
-        g = comparison[(comparison["variant"] == cl) & (comparison["baseline"] == base) & (comparison["metric"] == "bls")
-                       & (comparison["layer"] == last)] if base in cfg.baselines else pd.DataFrame()
-        if g.empty:
-            g = comparison[(comparison["variant"] == cl) & (comparison["metric"] == "bls") & (comparison["layer"] == last)]
-        for _, r in g.iterrows():
-            sig = "significant" if (not pd.isna(r["p_value"]) and r["p_value"] < 0.05) else "not significant"
-            L.append(f"- {cl} vs {r['baseline']} on {r['pair']}: BLS changes by {r['diff']:+.4f} at layer {last} "
-                     f"(95% CI {_fmt_ci(r) or 'n/a'}, p = {r['p_value']:.3g}; {sig} at 0.05), "
-                     f"seed SD {r['seed_sd']:.4f}.")
-    L += ["", "Limits: see the configuration above (model size, training data size, languages); a small CPU "
+        if cl not in cfg.variants:
+            continue
+        bases = [base] if base in cfg.baselines else [b for b in cfg.baselines if b != cl][:1]
+        for b in bases:
+            g = comparison[(comparison["variant"] == cl) & (comparison["baseline"] == b)]
+            if g.empty:
+                continue
+            parts = []
+            for _, r in g[(g["metric"] == "bls") & (g["layer"] == last)].iterrows():
+                sig = "significant" if (not pd.isna(r["p_value"]) and r["p_value"] < 0.05) else "not significant"
+                parts.append(f"BLS {r['pair']} {_diff_phrase(r, False)} ({sig} at 0.05; seed SD {r['seed_sd']:.4f})")
+            for _, r in g[(g["metric"] == "p@1") & (g["method"] == "csls") & (g["layer"] == last)].iterrows():
+                parts.append(f"P@1 CSLS {r['direction']} {_diff_phrase(r, True)}")
+            for _, r in g[(g["metric"] == "tatoeba_acc") & (g["layer"] == last)].iterrows():
+                parts.append(f"Tatoeba {r['direction']} {_diff_phrase(r, True)}")
+            for _, r in g[(g["layer"] < 0) & (g["method"] == "zero-shot")].iterrows():
+                parts.append(f"zero-shot accuracy {r['pair']} {_diff_phrase(r, True)}")
+            L.append(f"- **{cl} vs {b}** (layer {last}): " + "; ".join(parts) + ".")
+    for c in corr:
+        if not pd.isna(c["pearson"]):
+            L.append(f"- Alignment change ({c['measure']}) vs zero-shot accuracy change: r = {c['pearson']:.2f} "
+                     f"over {c['n']} points (p = {c['pearson_p']:.2g}).")
+    L += ["", "Limits: the configuration above fixes the model size, training data size and languages; a small "
           "study measures the direction and size of effects at that scale only.", ""]
     L += [f"![{p}]({p})" for p in plots]
     return "\n".join(L) + "\n"

@@ -71,6 +71,9 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     report = (out / "report.md").read_text()
     assert "## Answer" in report and "rt+cl vs rt" in report
     assert (out / "bls_by_layer_variants.png").is_file()
+    assert "## Every variant at the last layer" in report and "| rt+cl |" in report
+    pts = pd.read_csv(out / "alignment_vs_accuracy.csv")
+    assert list(pts.columns) == ["measure", "model", "variant", "lang", "d_align", "d_acc"] and len(pts) == 9
 
     # a re-run with the same seeds trains nothing new and reproduces results.csv exactly
     before = (out / "results.csv").read_bytes()
@@ -86,3 +89,33 @@ def test_unknown_variant_in_study_config_is_a_one_line_error(study_dir, tmp_path
     assert main(["study", str(study_dir / "bad.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "rt+xx" in err and err.count("\n") == 1
+
+
+def _row(model, metric, pair, value, layer=12, method="", direction=""):
+    return {"model": model, "metric": metric, "pair": pair, "value": value, "layer": layer, "method": method,
+            "direction": direction}
+
+
+def test_alignment_vs_accuracy_uses_bls_and_tatoeba_relative_to_ft_mean():
+    """Known values: changes are taken against the ft mean of each language; Urdu, which has no
+    lexicon, enters through Tatoeba (mean of both directions); a linear relation gives r = 1."""
+    from alignkit.study import StudyConfig, alignment_vs_accuracy, correlations
+
+    rows = [_row("base", "bls", "en-sw", 0.5)]
+    for model, bls, tat, acc_sw, acc_ur in [("ft/seed1", 0.10, 0.40, 0.40, 0.50), ("ft/seed2", 0.20, 0.60, 0.50, 0.60),
+                                            ("rt+cl/seed1", 0.30, 0.70, 0.60, 0.70)]:
+        rows += [_row(model, "bls", "en-sw", bls), _row(model, "bls", "en-sw", 9.0, layer=0),
+                 _row(model, "tatoeba_acc", "en-ur", tat - 0.1, method="nn", direction="ur->en"),
+                 _row(model, "tatoeba_acc", "en-ur", tat + 0.1, method="nn", direction="en->ur"),
+                 _row(model, "xnli_acc", "sw", acc_sw, layer=-1, method="zero-shot"),
+                 _row(model, "xnli_acc", "ur", acc_ur, layer=-1, method="zero-shot")]
+    pts = alignment_vs_accuracy(pd.DataFrame(rows), StudyConfig(variants=["ft", "rt+cl"]))
+    bls = pts[pts["measure"] == "BLS"].set_index("model")
+    assert set(bls["lang"]) == {"sw"} and "base" not in bls.index
+    assert bls.loc["rt+cl/seed1", "d_align"] == pytest.approx(0.15)
+    assert bls.loc["rt+cl/seed1", "d_acc"] == pytest.approx(0.15)
+    tat = pts[pts["measure"] == "Tatoeba acc"].set_index("model")
+    assert set(tat["lang"]) == {"ur"}
+    assert tat.loc["ft/seed1", "d_align"] == pytest.approx(-0.10) and tat.loc["ft/seed1", "d_acc"] == pytest.approx(-0.05)
+    corr = {c["measure"]: c for c in correlations(pts)}
+    assert corr["BLS"]["pearson"] == pytest.approx(1.0) and corr["BLS"]["n"] == 3
