@@ -153,12 +153,27 @@ class Study:
                 ckpts[label] = res.out
         return ckpts
 
+    def _current(self, cached: pd.DataFrame, label: str, ckpt: str | Path) -> bool:
+        """Whether cached rows were measured on the checkpoint now at ``ckpt`` (same fingerprint);
+        a checkpoint retrained since (new weights) is measured again rather than reported stale."""
+        from alignkit.encoders import model_fingerprint
+
+        p = Path(ckpt)
+        if not (p / "config.json").is_file():
+            return True  # bundled / hub names: nothing on disk that could have changed under the study
+        if set(cached["model_fingerprint"]) == {model_fingerprint(p)}:
+            return True
+        self.log(f"{label}: checkpoint changed since it was measured; measuring again")
+        return False
+
     def _eval_rows(self, label: str, ckpt: Path, probe: bool = False) -> pd.DataFrame:
         from alignkit.train.evaluate import evaluate_task
 
         cache = self.out / "eval" / f"{label.replace('/', '-')}.csv"
         if cache.is_file():
-            return read_csv(cache)
+            df = read_csv(cache)
+            if self._current(df, label, ckpt):
+                return df
         e = self.cfg.eval
         langs = e.get("langs", ["en", "sw", "ur"])
         rows = evaluate_task(ckpt, self.cfg.train.get("task", "xnli"), e["data"], langs, split=e.get("split", "test"),
@@ -173,7 +188,9 @@ class Study:
 
         d = self.out / "scores" / label.replace("/", "-")
         if (d / "results.csv").is_file():
-            return read_csv(d / "results.csv")
+            df = read_csv(d / "results.csv")
+            if self._current(df, label, ckpt):
+                return df
         self.log(f"score {label}")
         cfg = ScoreConfig(pairs=list(self.cfg.pairs), layers=self.cfg.layers, pool_size=self.cfg.pool_size,
                           tatoeba_dir=self.cfg.tatoeba, tatoeba_langs=list(self.cfg.tatoeba_langs),

@@ -82,6 +82,15 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     assert (out / "results.csv").read_bytes() == before
     assert {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("model.safetensors")} == stamp
 
+    # cached measurements of a checkpoint that changed since (other fingerprint) are not reused
+    cached = out / "scores" / "rt-seed2" / "results.csv"
+    stale = pd.read_csv(cached, keep_default_na=False, dtype=str)
+    stale["model_fingerprint"] = "0" * 16
+    stale["value"] = "0.123456"
+    stale.to_csv(cached, index=False)
+    assert main(["study", str(study_dir / "study.toml"), "--out", str(out), "--quiet"]) == 0
+    assert (out / "results.csv").read_bytes() == before
+
 
 def test_unknown_variant_in_study_config_is_a_one_line_error(study_dir, tmp_path, capsys):
     cfg = (study_dir / "study.toml").read_text().replace('"rt+cl"]', '"rt+xx"]')
