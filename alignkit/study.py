@@ -213,8 +213,10 @@ class Study:
         for label, ckpt in ckpts.items():
             frames.append(self._score_rows(label, ckpt))
             frames.append(self._eval_rows(label, ckpt))
-        results = pd.concat(frames, ignore_index=True)
-        write_csv(results, self.out / "results.csv")
+        write_csv(pd.concat(frames, ignore_index=True), self.out / "results.csv")
+        # compare what was written (fresh rows carry more digits than cached ones read back),
+        # so comparison.csv does not depend on which stages were reused
+        results = read_csv(self.out / "results.csv")
         comparison = compare_variants(self.out, results, self.cfg)
         with atomic_path(self.out / "comparison.csv") as tmp:
             comparison.to_csv(tmp, index=False, float_format="%.10g")
