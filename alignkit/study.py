@@ -64,6 +64,11 @@ class StudyConfig:
     score_resamples: int = 200
     compare_resamples: int = 2000
     device: str | None = None
+    # CPU training: runs in this many parallel worker processes, one thread each (0 = one per
+    # CPU core). One thread per run makes CPU training bit-exact across processes (multi-threaded
+    # backward passes are not), and parallel single-thread runs use the cores better than one
+    # multi-threaded run. On CUDA, runs go one after another.
+    train_workers: int = 0
     train: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
 
@@ -138,20 +143,57 @@ class Study:
             print(f"[study] {msg}", file=sys.stderr, flush=True)
 
     # -- stages --------------------------------------------------------------------------
-    def train_all(self) -> dict[str, Path]:
-        from alignkit.train.trainer import TrainConfig, train
+    def _train_configs(self) -> dict[str, Any]:
+        from alignkit.train.trainer import TrainConfig
 
-        ckpts = {}
+        cfgs = {}
         for variant in self.cfg.variants:
             for seed in self.cfg.seeds:
-                label = _label(variant, seed)
                 d = self.out / "checkpoints" / f"{variant}-seed{seed}"
-                tc = TrainConfig.from_mapping({**self.cfg.train, "model": self.cfg.base_model, "variant": variant,
-                                               "seed": seed, "out": str(d), "device": self.cfg.device})
+                cfgs[_label(variant, seed)] = TrainConfig.from_mapping(
+                    {**self.cfg.train, "model": self.cfg.base_model, "variant": variant, "seed": seed, "out": str(d),
+                     "device": self.cfg.device})
+        return cfgs
+
+    def _on_cpu(self) -> bool:
+        import torch
+
+        dev = self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return str(dev).startswith("cpu")
+
+    def train_all(self) -> dict[str, Path]:
+        """Train every variant x seed; finished runs are skipped, interrupted ones resume.
+
+        On CPU each run uses one thread (bit-exact across processes and re-runs) and up to
+        ``train_workers`` runs go in parallel processes; on CUDA they run one after another.
+        """
+        from alignkit.train.trainer import train
+
+        cfgs = self._train_configs()
+        if not self._on_cpu():
+            for label, tc in cfgs.items():
                 self.log(f"train {label}")
-                res = train(tc, progress=self.progress)
-                ckpts[label] = res.out
-        return ckpts
+                train(tc, progress=self.progress)
+            return {label: Path(tc.out) for label, tc in cfgs.items()}
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        # default: one worker per core, at most 4 (each holds a model and its optimiser state)
+        workers = self.cfg.train_workers or min(cores, 4)
+        workers = max(1, min(workers, len(cfgs)))
+        if workers == 1:
+            for label, tc in cfgs.items():
+                self.log(f"train {label} (1 thread)")
+                _train_one_thread(tc, self.progress)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.log(f"training {len(cfgs)} runs in {workers} parallel processes, one thread each")
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = {label: pool.submit(_train_one_thread, tc, False) for label, tc in cfgs.items()}
+                for label, fut in futures.items():
+                    res = fut.result()  # re-raises a worker's error (AlignkitError -> one-line message)
+                    self.log(f"trained {label}: best English dev accuracy {res[0]:.4f} at step {res[1]}")
+        return {label: Path(tc.out) for label, tc in cfgs.items()}
 
     def _current(self, cached: pd.DataFrame, label: str, ckpt: str | Path) -> bool:
         """Whether cached rows were measured on the checkpoint now at ``ckpt`` (same fingerprint);
@@ -229,6 +271,21 @@ class Study:
                                                        default=str))
         return {"results": self.out / "results.csv", "comparison": self.out / "comparison.csv",
                 "report": self.out / "report.md"}
+
+
+def _train_one_thread(tc, progress: bool) -> tuple[float, int]:
+    """One training run on one CPU thread (a worker process of ``Study.train_all``, or inline)."""
+    import torch
+
+    from alignkit.train.trainer import train
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = train(tc, progress=progress)
+    finally:
+        torch.set_num_threads(saved)
+    return res.best_dev_acc, res.best_step
 
 
 def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, progress: bool = True) -> dict[str, Path]:
@@ -402,9 +459,12 @@ def plot_study(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig
         fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4), squeeze=False)
         for ax, label in zip(axes.flat, measures):
             g = pts[pts["measure"] == label]
+            langs = list(dict.fromkeys(g["lang"]))
             for (variant, lang), gv in g.groupby(["variant", "lang"], sort=False):
+                # one colour per variant, one marker per language, the same in every panel
                 ax.scatter(gv["d_align"], gv["d_acc"] * 100, label=f"{variant} ({lang})", s=18,
-                           marker="o" if lang == g["lang"].iloc[0] else "^")
+                           color=f"C{cfg.variants.index(variant) % 10}" if variant in cfg.variants else "k",
+                           marker="o^sDvP"[langs.index(lang) % 6])
             r = corr[label]["pearson"]
             ax.set_xlabel(f"Δ{label} vs ft mean (last layer)")
             ax.set_ylabel("Δ zero-shot accuracy vs ft mean (points)")
@@ -499,7 +559,7 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
                      | (comparison["layer"] < 0)]
     for _, r in key.iterrows():
         if r["variant"] in cfg.baselines and r["baseline"] in cfg.baselines and \
-                cfg.baselines.index(r["variant"]) < cfg.baselines.index(r["baseline"]):
+                cfg.variants.index(r["variant"]) < cfg.variants.index(r["baseline"]):
             continue  # the mirror of a row shown the other way round (comparison.csv keeps both)
         L.append(f"| {r['variant']} | {r['baseline']} | {r['pair']} | {r['metric']} | {r['method']} | {r['direction']} | "
                  f"{r['diff']:+.4f} | {_fmt_ci(r)} | {_num(r['p_value'], '.3g')} | {_num(r['seed_sd'], '.4f')} |")

@@ -40,6 +40,7 @@ baselines = ["rt", "ft"]
 score_resamples = 20
 compare_resamples = 50
 device = "cpu"
+train_workers = 1
 
 [train]
 train_file = "xnli/train-en.tsv"
@@ -97,6 +98,13 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     assert main(["study", str(study_dir / "study.toml"), "--out", str(out2), "--quiet"]) == 0
     assert (out2 / "results.csv").read_bytes() == before
     assert (out2 / "comparison.csv").read_bytes() == (out / "comparison.csv").read_bytes()
+
+    # training in 2 parallel single-thread worker processes gives the same bytes as one by one
+    cfg3 = study_dir / "study-2workers.toml"
+    cfg3.write_text((study_dir / "study.toml").read_text().replace("train_workers = 1", "train_workers = 2"))
+    out3 = study_dir / "out3"
+    assert main(["study", str(cfg3), "--out", str(out3), "--quiet"]) == 0
+    assert (out3 / "results.csv").read_bytes() == before
 
 
 def test_unknown_variant_in_study_config_is_a_one_line_error(study_dir, tmp_path, capsys):
