@@ -19,6 +19,7 @@ Config layout::
     tatoeba = "../shared/data/tatoeba"   # optional
     tatoeba_langs = ["sw", "ur"]         # optional; default: the non-English side of each pair
     baselines = ["rt", "ft"]
+    train_workers = 2                    # CPU: parallel single-thread training runs (default: cores, <= 4)
     [train]                              # any `alignkit train` setting (TrainConfig)
     train_file = "../shared/data/xnli/dev-en.tsv"
     max_steps = 60

@@ -11,7 +11,8 @@
 * Resume: a complete training state is saved (atomically, as ``state-{step}/``) at every
   evaluation / ``save_every`` steps; re-running the same command continues from the last one
   and, on CPU, ends with the same weights as an uninterrupted run.
-* Seeded; deterministic on CPU. A tqdm bar shows the loss components; ``metrics.jsonl``
+* Seeded; bit-exact on CPU with one thread (multi-threaded backward passes are not bit-exact
+  across processes, so ``alignkit study`` trains each run on one thread). A tqdm bar shows the loss components; ``metrics.jsonl``
   logs them per run.
 """
 from __future__ import annotations
