@@ -2,7 +2,7 @@
 
 Layout: ``RUN_DIR/items/{model_fingerprint}/{pair}.npz``; in each file, the array
 ``"{layer}|{metric}|{method}|{direction}"`` holds one score per item (e.g. 0/1 retrieval hits
-per source word, the corrected cosine per test pair, 0/1 hits per Tatoeba sentence), and
+per source word, the corrected cosine or the AUC share per test pair, 0/1 hits per Tatoeba sentence), and
 ``"ids|{metric_family}|{direction}"`` holds the item identifiers they line up with.
 """
 from __future__ import annotations
@@ -24,7 +24,11 @@ def ids_key(family: str, direction: str) -> str:
 
 
 def metric_family(metric: str) -> str:
-    """Items are shared per family: BLS items are test pairs, P@k items are source words, ..."""
+    """Items are shared per family: BLS items are test pairs, P@k items are source words, ...
+
+    ``bls_baseline`` (c per source word) shares the source-word items of P@k."""
+    if metric == "bls_baseline":
+        return "words"
     if metric.startswith("bls"):
         return "pairs"
     if metric.startswith("p@"):

@@ -15,6 +15,8 @@ LOWER_IS_BETTER = {"gap_ratio", "langid_acc", "silhouette"}
 # (metric, method, title) plotted by layer; direction: the first one per pair (source -> target).
 LAYER_PLOTS = [
     ("bls", "", "BLS (anisotropy-corrected cosine)"),
+    ("bls_auc", "", "BLS AUC (translation beats a non-translation; 0.5 = none)"),
+    ("bls_z", "", "BLS z (corrected cosine / cosine SD)"),
     ("p@1", "nn", "P@1, nearest neighbour"),
     ("p@1", "csls", "P@1, CSLS"),
     ("gap_ratio", "", "Cluster gap ratio (lower = mixed)"),
@@ -46,7 +48,9 @@ def summary_markdown(df: pd.DataFrame, title: str = "alignkit score summary") ->
     best = best_layers(df)
     if best.empty:
         return "\n".join(lines + ["(no per-layer measurements)"]) + "\n"
-    main = best[(best["metric"].isin(["bls", "bls_raw", "p@1", "gap_ratio", "langid_acc", "tatoeba_acc"]))]
+    # bls_baseline is left out: a higher c is not a better layer (it is what bls subtracts)
+    main = best[(best["metric"].isin(["bls", "bls_raw", "bls_z", "bls_auc", "p@1", "gap_ratio", "langid_acc",
+                                      "tatoeba_acc"]))]
     for model, g in main.groupby("model", sort=False):
         lines += [f"## {model}", "",
                   "| pair | metric | method | direction | best layer | value | 95% CI | last layer |",

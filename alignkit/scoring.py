@@ -146,11 +146,16 @@ class _Scorer:
         kw = dict(n_resamples=cfg.n_resamples, seed=cfg.seed)
         for li, layer in enumerate(self.layers):
             res = bls(X[li], Y[li], pair_idx, **kw)
-            for metric, est in (("bls", res.bls), ("bls_raw", res.bls_raw)):
+            # bls_baseline's items are per unique source word (test sources, in lexicon order)
+            for metric, est, ids in (("bls", res.bls, pair_ids), ("bls_raw", res.bls_raw, pair_ids),
+                                     ("bls_baseline", res.bls_baseline, src_test),
+                                     ("bls_z", res.bls_z, pair_ids), ("bls_auc", res.bls_auc, pair_ids)):
+                if est is None:
+                    continue  # bls_z when every cosine is equal (spread 0)
                 self.rows.append(self._row(layer=layer, metric=metric, value=est.value, ci_low=est.ci_low,
                                            ci_high=est.ci_high, n=est.n, direction=fwd[0], **common))
                 if items:
-                    items.add(layer, metric, "", fwd[0], pair_ids, est.items)
+                    items.add(layer, metric, "", fwd[0], ids, est.items)
             for direction, queries, pool_words, gold_idx, Q, P in (fwd, bwd):
                 nq = len(queries)
                 for method, center in RETRIEVAL_METHODS:
