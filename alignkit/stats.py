@@ -151,3 +151,175 @@ def paired_difference(candidate, baseline, *, confidence: float = 0.95,
                                    vectorized=True, batch=_BATCH, rng=np.random.default_rng(seed))
         p = float(res.pvalue)
     return PairedDifference(diff=float(d.mean()), ci_low=lo, ci_high=hi, p_value=p, n=int(d.size))
+
+
+# ---------------------------------------------------------------- across training runs (SPEC §2 v2)
+#
+# When each variant is trained with several seeds, the unit of replication is the training run:
+# a difference between variants is significant only when the interval over seeds excludes 0.
+# Items-only intervals treat the checkpoints as fixed and are labelled "conditional on these
+# checkpoints".
+
+
+@dataclass(frozen=True)
+class SeedLevelDifference:
+    """Variant A − baseline B, paired by seed.
+
+    seed_diffs: ``[n_seeds]`` d_s, the item-paired mean difference for seed s.
+    diff:       mean of d_s.  seed_sd: SD of d_s (ddof 1; NaN for one seed).
+    t_low, t_high, t_p: t-interval over seeds (df = n_seeds − 1) and one-sample t-test p of d_s.
+    boot_low, boot_high: two-level bootstrap CI (resample seeds, then items within each
+                resampled seed; percentile). Without item scores: seeds only.
+    items_low, items_high, items_p: paired bootstrap CI / permutation p over items of the
+                seed-averaged item scores, conditional on these checkpoints (NaN without items
+                or when the seeds were not scored on the same items).
+    significant: the seed-level t-interval excludes 0.
+    n_seeds, n_items: seeds paired; items per seed (0 without item scores).
+    """
+
+    diff: float
+    seed_diffs: np.ndarray
+    seed_sd: float
+    t_low: float
+    t_high: float
+    t_p: float
+    boot_low: float
+    boot_high: float
+    items_low: float
+    items_high: float
+    items_p: float
+    significant: bool
+    n_seeds: int
+    n_items: int
+
+
+def seed_t_interval(seed_diffs, *, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(low, high, p): t-interval of the mean of ``seed_diffs`` ``[n_seeds]`` with df = n − 1,
+    and the two-sided one-sample t-test p-value against 0.
+
+    One seed: (nan, nan, nan). Zero spread: the interval is the point itself; p = 1 when every
+    difference is 0, else 0 (the limit of the t-test as the spread vanishes).
+    """
+    d = _as_items(seed_diffs, "per-seed differences")
+    if d.size < 2:
+        return math.nan, math.nan, math.nan
+    m, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return m, m, 1.0 if m == 0 else 0.0
+    half = float(sps.t.ppf(0.5 + confidence / 2, d.size - 1)) * sd / math.sqrt(d.size)
+    return m - half, m + half, float(sps.ttest_1samp(d, 0.0).pvalue)
+
+
+def two_level_bootstrap_ci(item_diffs, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
+                           seed: int = DEFAULT_SEED) -> tuple[float, float]:
+    """Percentile CI of the mean over seeds of per-seed mean item differences, resampling
+    seeds and then items within each resampled seed.
+
+    ``item_diffs``: one 1-D array per seed of item-paired differences (A − B on the same
+    items; lengths may differ between seeds). A seed drawn twice gets two independent item
+    resamples. Fixed seed: the same inputs give the same interval. Fewer than 2 seeds or
+    ``n_resamples == 0``: (nan, nan).
+    """
+    e = [_as_items(x, f"item differences of seed {i + 1}") for i, x in enumerate(item_diffs)]
+    if len(e) < 2 or n_resamples == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(e), size=(n_resamples, len(e)))     # [B, S] seed drawn in each slot
+    slot_means = np.empty(picks.shape, dtype=np.float64)
+    for s, x in enumerate(e):
+        where = np.nonzero(picks == s)
+        k, means = where[0].size, []
+        step = max(1, 2_000_000 // x.size)                          # bound the [k, n] index block
+        for lo in range(0, k, step):
+            idx = rng.integers(0, x.size, size=(min(step, k - lo), x.size))
+            means.append(x[idx].mean(axis=1))
+        slot_means[where] = np.concatenate(means) if means else []
+    stat = slot_means.mean(axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(stat, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def seed_level_difference(candidate, baseline, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
+                          seed: int = DEFAULT_SEED) -> SeedLevelDifference:
+    """Compare variant A (``candidate``) with baseline B paired by seed (SPEC §2 v2).
+
+    ``candidate`` and ``baseline`` hold one entry per seed, in the same seed order: either a
+    1-D array of item scores (position i = the same item in A and B for that seed) or a
+    scalar (the seed's aggregate value, when no item scores were kept). Scalars give
+    d_s = A_s − B_s, and the two-level bootstrap reduces to resampling seeds.
+    """
+    if len(candidate) != len(baseline) or len(candidate) == 0:
+        raise AlignkitError(f"candidate has {len(candidate)} seeds but baseline has {len(baseline)}; "
+                            "pair the runs by seed (one entry per seed in each)")
+    a = [np.atleast_1d(np.asarray(x, dtype=np.float64)) for x in candidate]
+    b = [np.atleast_1d(np.asarray(x, dtype=np.float64)) for x in baseline]
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x.shape != y.shape or x.ndim != 1:
+            raise AlignkitError(f"seed {i + 1}: candidate has {x.size} item scores but baseline has {y.size}; "
+                                "compare runs scored on the same items")
+    e = [x - y for x, y in zip(a, b)]
+    d = np.array([float(_as_items(x, f"item differences of seed {i + 1}").mean()) for i, x in enumerate(e)])
+    t_low, t_high, t_p = seed_t_interval(d, confidence=confidence)
+    kw = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
+    boot = two_level_bootstrap_ci(e, **kw)
+    items = (math.nan, math.nan, math.nan)
+    with_items = all(x.size >= 2 for x in a) and len({x.size for x in a}) == 1
+    if with_items:
+        cond = paired_difference(np.mean(a, axis=0), np.mean(b, axis=0), **kw)
+        items = (cond.ci_low, cond.ci_high, cond.p_value)
+    return SeedLevelDifference(
+        diff=float(d.mean()), seed_diffs=d, seed_sd=float(d.std(ddof=1)) if d.size > 1 else math.nan,
+        t_low=t_low, t_high=t_high, t_p=t_p, boot_low=boot[0], boot_high=boot[1],
+        items_low=items[0], items_high=items[1], items_p=items[2],
+        significant=bool(t_low > 0 or t_high < 0), n_seeds=int(d.size), n_items=int(a[0].size) if with_items else 0)
+
+
+@dataclass(frozen=True)
+class CheckpointCorrelation:
+    """Correlation between two per-checkpoint quantities (e.g. Δ alignment and Δ accuracy).
+
+    n: checkpoints (one point each); pearson/spearman with two-sided p; *_low/*_high: percentile
+    bootstrap CI over checkpoints (resamples where either side is constant are dropped).
+    """
+
+    n: int
+    pearson: float
+    pearson_p: float
+    pearson_low: float
+    pearson_high: float
+    spearman: float
+    spearman_p: float
+    spearman_low: float
+    spearman_high: float
+
+
+def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    xc, yc = x - x.mean(axis=-1, keepdims=True), y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc * yc).sum(-1) / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
+
+
+def checkpoint_correlation(x, y, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
+                           seed: int = DEFAULT_SEED) -> CheckpointCorrelation:
+    """Pearson and Spearman correlation of ``x`` and ``y`` ``[n_checkpoints]`` (one point per
+    checkpoint, never per checkpoint × language) with bootstrap CIs over checkpoints."""
+    xa, ya = _as_items(x, "x"), _as_items(y, "y")
+    if xa.shape != ya.shape:
+        raise AlignkitError(f"x has {xa.size} checkpoints but y has {ya.size}; pass one value per checkpoint in each")
+    nan = math.nan
+    if xa.size < 3 or xa.std() == 0 or ya.std() == 0:
+        return CheckpointCorrelation(int(xa.size), nan, nan, nan, nan, nan, nan, nan, nan)
+    pr, sr = sps.pearsonr(xa, ya), sps.spearmanr(xa, ya)
+    cis = [(nan, nan), (nan, nan)]
+    if n_resamples:
+        idx = np.random.default_rng(seed).integers(0, xa.size, size=(n_resamples, xa.size))
+        xb, yb = xa[idx], ya[idx]
+        alpha = (1 - confidence) / 2
+        for k, (u, v) in enumerate(((xb, yb), (sps.rankdata(xb, axis=1), sps.rankdata(yb, axis=1)))):
+            r = _rowwise_pearson(u, v)
+            r = r[np.isfinite(r)]
+            if r.size:
+                cis[k] = tuple(float(q) for q in np.quantile(r, [alpha, 1 - alpha]))
+    return CheckpointCorrelation(int(xa.size), float(pr.statistic), float(pr.pvalue), *cis[0],
+                                 float(sr.statistic), float(sr.pvalue), *cis[1])

@@ -77,3 +77,107 @@ def test_small_samples_use_the_exact_permutation_distribution():
 def test_bad_item_vectors_raise_one_line_error(a, b, message):
     with pytest.raises(AlignkitError, match=message):
         paired_difference(a, b)
+
+
+# --- across training runs (SPEC §2 v2) --------------------------------------------------------
+
+def test_seed_t_interval_equals_scipy_on_known_numbers():
+    from scipy import stats as sps
+
+    from alignkit.stats import seed_t_interval
+
+    d = np.array([4.9, -2.2, 7.8])  # rt+cl − rt, Tatoeba ur→en, points, per seed (committed study)
+    lo, hi, p = seed_t_interval(d)
+    want = sps.t.interval(0.95, df=2, loc=d.mean(), scale=sps.sem(d))
+    assert (lo, hi) == pytest.approx(want, rel=1e-12)
+    assert p == pytest.approx(sps.ttest_1samp(d, 0).pvalue, rel=1e-12)
+    assert (round(lo, 1), round(hi, 1), round(p, 2)) == (-9.3, 16.3, 0.36)
+
+
+def test_seed_t_interval_degenerate_cases():
+    from alignkit.stats import seed_t_interval
+
+    assert all(math.isnan(v) for v in seed_t_interval([0.3]))
+    assert seed_t_interval([0.0, 0.0, 0.0]) == (0.0, 0.0, 1.0)
+
+
+def _seeded_items(seed_offsets, n=400, noise=0.3, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    base = [rng.normal(0.5, 0.2, n) for _ in seed_offsets]
+    cand = [b + off + noise * rng.standard_normal(n) for b, off in zip(base, seed_offsets)]
+    return cand, base
+
+
+def test_two_level_bootstrap_is_wider_than_items_only_when_seeds_vary():
+    from alignkit.stats import seed_level_difference
+
+    cand, base = _seeded_items([0.10, -0.05, 0.04, 0.12, -0.02])  # real seed-to-seed variance
+    r = seed_level_difference(cand, base, n_resamples=2000)
+    assert r.n_seeds == 5 and r.n_items == 400
+    assert r.boot_low <= r.diff <= r.boot_high
+    assert (r.boot_high - r.boot_low) > 2 * (r.items_high - r.items_low)
+    # the items-only interval excludes 0 (conditional on these checkpoints) but the seeds do not
+    assert r.items_low > 0 and r.items_p < 0.01
+    assert r.t_low < 0 < r.t_high and not r.significant
+
+
+def test_seed_level_difference_is_significant_when_every_seed_agrees():
+    from alignkit.stats import seed_level_difference
+
+    cand, base = _seeded_items([0.10, 0.11, 0.09, 0.10], noise=0.05)
+    r = seed_level_difference(cand, base, n_resamples=1000)
+    assert r.significant and r.t_low > 0.05 and r.boot_low > 0.05
+    np.testing.assert_allclose(r.seed_diffs, [np.mean(c - b) for c, b in zip(cand, base)])
+    assert r.seed_sd == pytest.approx(np.std(r.seed_diffs, ddof=1))
+
+
+def test_two_level_bootstrap_without_seed_variance_shrinks_like_independent_item_resamples():
+    # Two seeds with identical item differences: the seed draw adds nothing, and each slot is an
+    # independent item resample, so the interval of their mean is the items-only one over √2.
+    from alignkit.stats import paired_difference, two_level_bootstrap_ci
+
+    rng = np.random.default_rng(3)
+    e = rng.normal(0.02, 0.3, 2000)
+    lo, hi = two_level_bootstrap_ci([e], n_resamples=0)
+    assert math.isnan(lo) and math.isnan(hi)
+    lo, hi = two_level_bootstrap_ci([e, e.copy()], n_resamples=4000)
+    one = paired_difference(e, np.zeros_like(e), n_resamples=4000)
+    width, one_width = hi - lo, one.ci_high - one.ci_low
+    assert width == pytest.approx(one_width / math.sqrt(2), rel=0.1)  # two independent item resamples
+
+
+def test_scalar_seed_values_use_seeds_only():
+    from alignkit.stats import seed_level_difference
+
+    r = seed_level_difference([0.52, 0.49, 0.55], [0.50, 0.51, 0.47], n_resamples=500)
+    np.testing.assert_allclose(r.seed_diffs, [0.02, -0.02, 0.08])
+    assert r.n_items == 0 and math.isnan(r.items_low)
+    assert -0.02 - 1e-12 <= r.boot_low <= r.boot_high <= 0.08 + 1e-12
+    again = seed_level_difference([0.52, 0.49, 0.55], [0.50, 0.51, 0.47], n_resamples=500)
+    assert (again.boot_low, again.boot_high) == (r.boot_low, r.boot_high)  # fixed seed
+
+
+def test_seed_level_difference_rejects_unpaired_input():
+    from alignkit.stats import seed_level_difference
+
+    with pytest.raises(AlignkitError, match="candidate has 2 seeds but baseline has 3"):
+        seed_level_difference([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(AlignkitError, match="seed 2: candidate has 3 item scores but baseline has 2"):
+        seed_level_difference([[1.0, 2.0], [1.0, 2.0, 3.0]], [[1.0, 2.0], [1.0, 2.0]])
+
+
+def test_checkpoint_correlation_of_a_linear_relation_and_its_bootstrap_ci():
+    from alignkit.stats import checkpoint_correlation
+
+    x = np.arange(15, dtype=float)
+    c = checkpoint_correlation(x, 2 * x + 1, n_resamples=500)
+    assert c.n == 15 and c.pearson == pytest.approx(1.0) and c.spearman == pytest.approx(1.0)
+    assert c.pearson_low == pytest.approx(1.0) and c.spearman_high == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(200)
+    noisy = checkpoint_correlation(u, 0.5 * u + rng.standard_normal(200), n_resamples=2000)
+    assert noisy.pearson_low < noisy.pearson < noisy.pearson_high
+    assert noisy.pearson_low < 0.447 < noisy.pearson_high  # true r = 0.5 / sqrt(1.25)
+    assert noisy.spearman_low < noisy.spearman < noisy.spearman_high
+    with pytest.raises(AlignkitError, match="one value per checkpoint"):
+        checkpoint_correlation(x, x[:5])
