@@ -67,13 +67,15 @@ def score(
 @app.command()
 def compare(
     runs: List[Path] = typer.Argument(..., help="results.csv files (or their run directories)."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model name of the baseline (default: the first run's model)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model name of the baseline, or a variant whose models are labelled VARIANT/seedN or VARIANT-seedN (seed-level comparison). Default: the first model, or the first seeded variant."),
     out: Path = typer.Option(Path("alignkit-comparison"), "--out", help="Output directory."),
     resamples: int = typer.Option(2000, "--resamples", help="Bootstrap and permutation resamples."),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
-    """Differences to a baseline with 95% paired-bootstrap CIs and paired permutation p-values."""
+    """Differences to a baseline: per checkpoint (paired-bootstrap CIs, permutation p over items) or,
+    for runs of several seeds, per variant paired by seed (t-interval over seeds, two-level bootstrap).
+    Refuses runs whose mode, lexicon, pool size or pooling differ."""
     from alignkit.compare import compare_runs, write_comparison
 
     table = compare_runs(runs, baseline=baseline, n_resamples=resamples, seed=seed)
