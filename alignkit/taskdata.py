@@ -157,6 +157,54 @@ def holdout_split(examples: Sequence[PairExample], fraction: float, seed: int) -
     return [examples[i] for i in train], [examples[i] for i in dev]
 
 
+def grouped_holdout_split(examples: Sequence[PairExample], fraction: float,
+                          seed: int) -> tuple[list[PairExample], list[PairExample]]:
+    """Split ``examples`` into (train, dev) by premise: no premise occurs on both sides.
+
+    Examples are grouped by their first sentence (the XNLI premise, shared by its three
+    hypotheses); a seeded shuffle of the groups sends the first ``round(fraction * groups)``
+    groups to dev. Both sides keep file order. This is the English dev set of the v2 XNLI
+    protocol (SPEC §2): with test-en.tsv (1670 premises) and fraction 0.1, 167 premises /
+    501 rows are held out.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise AlignkitError(f"dev fraction {fraction} must be in (0, 1); pass e.g. --dev-fraction 0.1")
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.first, []).append(i)
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    n_dev = max(1, round(fraction * len(keys)))
+    if n_dev >= len(keys):
+        raise AlignkitError(f"{len(keys)} premises are too few to hold out a dev set by premise; "
+                            "pass a larger file or --dev-file")
+    dev_idx = sorted(i for k in keys[:n_dev] for i in groups[k])
+    dev_set = set(dev_idx)
+    return [ex for i, ex in enumerate(examples) if i not in dev_set], [examples[i] for i in dev_idx]
+
+
+def split_of(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(split, lang) of an XTREME file name ``{split}-{lang}.tsv``, or None for another name."""
+    stem = Path(path).name
+    if not stem.endswith(".tsv") or "-" not in stem:
+        return None
+    split, _, lang = stem[: -len(".tsv")].rpartition("-")
+    return (split, lang) if split and lang else None
+
+
+def check_zero_shot_protocol(train_file: str | os.PathLike, eval_split: str, where: str = "config") -> None:
+    """Refuse training on English rows of the split that is evaluated (SPEC §2, v2 protocol).
+
+    XNLI row i is the same example (premise) in every language of a split, so training on
+    ``test-en`` and evaluating on ``test-sw`` evaluates on translations of training items.
+    """
+    got = split_of(train_file)
+    if got is not None and got[0] == eval_split:
+        raise AlignkitError(f"{where}: trains on {Path(train_file).name} and evaluates on the same split "
+                            f"{eval_split!r} (its examples are translations of the training rows); "
+                            f"evaluate on the other split, e.g. eval split = 'dev' with train_file = test-en.tsv")
+
+
 def subsample(examples: Sequence[PairExample], max_rows: int | None, seed: int = 0) -> list[PairExample]:
     """At most ``max_rows`` examples, a seeded random subset kept in file order.
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from alignkit.errors import AlignkitError
-from alignkit.taskdata import (get_task, holdout_split, read_pair_file, read_task_split, subsample,
-                               task_file)
+from alignkit.taskdata import (check_zero_shot_protocol, get_task, grouped_holdout_split, holdout_split,
+                               read_pair_file, read_task_split, split_of, subsample, task_file)
 
 XNLI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "xnli"
 
@@ -89,6 +89,42 @@ def test_holdout_split_is_seeded_disjoint_and_complete(tmp_path):
     assert holdout_split(ex, 0.2, seed=4)[1] != dv
     with pytest.raises(AlignkitError):
         holdout_split(ex, 1.5, seed=0)
+
+
+def test_grouped_holdout_keeps_every_premise_on_one_side(tmp_path):
+    # 40 premises with 3 hypotheses each, interleaved so premise order != row order
+    rows = [f"p{(i * 7) % 40}\th{i}\t{('entailment', 'neutral', 'contradiction')[i % 3]}\n" for i in range(120)]
+    ex = read_pair_file(write(tmp_path / "test-en.tsv", "".join(rows)), "xnli")
+    tr, dv = grouped_holdout_split(ex, 0.1, seed=0)
+    assert {e.first for e in tr}.isdisjoint({e.first for e in dv})
+    assert len({e.first for e in dv}) == 4 and len(dv) == 12 and len(tr) == 108
+    assert sorted(e.line for e in tr + dv) == list(range(1, 121))
+    assert [e.line for e in dv] == sorted(e.line for e in dv)  # file order kept
+    assert grouped_holdout_split(ex, 0.1, seed=0) == (tr, dv)
+    assert grouped_holdout_split(ex, 0.1, seed=1)[1] != dv
+    with pytest.raises(AlignkitError, match="dev fraction"):
+        grouped_holdout_split(ex, 0.0, seed=0)
+
+
+@pytest.mark.skipif(not XNLI_DIR.is_dir(), reason="shared XNLI data not present")
+def test_v2_protocol_split_of_real_test_en_holds_out_167_whole_premises():
+    ex = read_task_split(XNLI_DIR, "xnli", "test", "en")
+    tr, dv = grouped_holdout_split(ex, 0.1, seed=0)
+    assert len(ex) == 5010 and len(dv) == 501 and len(tr) == 4509
+    assert len({e.first for e in dv}) == 167
+    assert {e.first for e in tr}.isdisjoint({e.first for e in dv})
+    dev_premises = {e.first for e in read_task_split(XNLI_DIR, "xnli", "dev", "en")}
+    assert dev_premises.isdisjoint({e.first for e in ex})  # zero-shot split shares no premise
+
+
+def test_training_and_evaluating_on_one_split_is_refused():
+    assert split_of("/x/test-en.tsv") == ("test", "en") and split_of("/x/mine.txt") is None
+    with pytest.raises(AlignkitError, match="same split 'test'") as e:
+        check_zero_shot_protocol("/data/xnli/test-en.tsv", "test")
+    assert "\n" not in str(e.value)
+    check_zero_shot_protocol("/data/xnli/test-en.tsv", "dev")  # the v2 protocol
+    check_zero_shot_protocol("/data/xnli/dev-en.tsv", "test")
+    check_zero_shot_protocol("/data/mine.tsv", "test")  # not an XTREME name: nothing to compare
 
 
 def test_subsample_picks_the_same_rows_in_every_language(tmp_path):

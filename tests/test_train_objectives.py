@@ -46,6 +46,49 @@ def test_ept_centroid_anchor_broadcasts_one_anchor_over_rows():
     assert loss.item() == pytest.approx((0.9 + 0.0) / 2)
 
 
+def test_ept_margin_counts_from_where_a_row_starts():
+    # rows start 2 and 4 from the anchor (ρ = 2: 1 and 2 in ρ units); now at 2.5 and 4 -> pushed 0.25 and 0
+    rows = torch.tensor([[2.5, 0.0], [0.0, 4.0]], requires_grad=True)
+    start = torch.tensor([1.0, 2.0])
+    loss = ob.embedding_push_loss(rows, torch.zeros(2), margin=0.5, rho=2.0, start=start)
+    assert loss.item() == pytest.approx(((0.5 - 0.25) + 0.5) / 2)
+    assert torch.allclose(ob.push_distance(rows.detach(), torch.zeros(2), 2.0, start), torch.tensor([0.25, 0.0]))
+    loss.backward()
+    assert rows.grad[0, 0] < 0 and rows.grad[1, 1] < 0  # descent moves both rows away from the anchor
+
+
+def _ept_ctx(anchor: str):
+    clf = tiny_classifier().eval()
+    w = clf.word_embeddings.weight
+    anchors = ob.Anchors(w.data, torch.arange(5, 12), offset_seed=3)
+    cfg = ob.ObjectiveConfig(ept_anchor=anchor, ept_margin=0.3)
+    return w, anchors, ob.StepContext(clf, tiny_batch(), ob.TableView(w), anchors, cfg, {"ept"})
+
+
+@pytest.mark.parametrize("anchor", ["original", "centroid"])
+def test_ept_has_nonzero_gradient_on_every_batch_row_at_step_0(anchor):
+    w, anchors, ctx = _ept_ctx(anchor)  # W = W⁰: the step-0 situation
+    loss = ob.OBJECTIVES["ept"].loss(ctx)
+    assert loss.item() == pytest.approx(0.3, abs=1e-6)  # nothing pushed yet: every row is m short
+    loss.backward()
+    ids = torch.unique(tiny_batch().input_ids[tiny_batch().content_mask])
+    assert (w.grad[ids].norm(dim=1) > 0).all()
+    others = torch.ones(len(w), dtype=torch.bool)
+    others[ids] = False
+    assert torch.count_nonzero(w.grad[others]) == 0
+
+
+def test_original_anchor_offsets_are_tiny_seeded_and_per_row():
+    w, anchors, _ = _ept_ctx("original")
+    ids = torch.tensor([5, 9, 5])
+    xi = anchors.offsets(ids)
+    assert torch.allclose(xi.norm(dim=1), torch.full((3,), 1e-3 * anchors.rho))
+    assert torch.equal(xi[0], xi[2]) and not torch.allclose(xi[0], xi[1])
+    again = ob.Anchors(w.data, offset_seed=3).offsets(torch.tensor([9]))
+    assert torch.equal(again[0], xi[1])
+    assert not torch.allclose(ob.Anchors(w.data, offset_seed=4).offsets(torch.tensor([9]))[0], xi[1])
+
+
 # ----------------------------------------------------------------------------- VME
 
 
@@ -210,7 +253,7 @@ def test_combined_loss_is_the_weighted_sum_of_the_parts():
     clf = tiny_classifier().eval()
     w = clf.word_embeddings.weight
     weights = ob.resolve_variant("ept+apt+rt+cl", {"cl": 0.5, "vrn": 0.2})
-    module = ob.TrainingObjective(clf, weights, ob.ObjectiveConfig(), ob.Anchors(w.data))
+    module = ob.TrainingObjective(clf, weights, ob.ObjectiveConfig(), ob.Anchors(w.data, torch.arange(5, 12)))
     torch.manual_seed(0)
     total, parts = module(tiny_batch())
     assert set(parts) == {"task", "rt", "ept", "apt", "cl", "vrn"}

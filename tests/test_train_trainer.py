@@ -290,3 +290,110 @@ def test_interrupted_final_evaluation_is_finished_without_retraining(env, monkey
     assert [r["pair"] for r in res.rows] == ["sw"] and (Path(c.out) / "results.csv").is_file()
     assert (Path(c.out) / "metrics.jsonl").read_text() == log_before  # no step was re-run
     assert train(c, progress=False).already_complete
+
+
+# ----------------------------------------------------------------------------- EPT / APT that act (SPEC §3 v2)
+
+
+def _table(out: Path) -> torch.Tensor:
+    return final_weights(out)["embeddings.word_embeddings.weight"]
+
+
+def test_ept_alone_moves_the_touched_rows_to_the_margin_within_a_few_dozen_steps(env):
+    from alignkit.train.diagnostics import read_training_diagnostics
+
+    res = train(cfg(env, "ept-alone", variant="ept", weights="task=0", max_steps=30, eval_every=30,
+                    lr=1e-3), progress=False)
+    d = read_training_diagnostics(res.out)
+    assert d["variant"] == "ept" and d["steps"] == 30 and d["ept_anchor"] == "centroid"
+    assert d["share_at_margin_final"] >= 0.9
+    assert d["row_movement_median_rho_final"] >= 0.3  # m = 0.3 rho: pushed rows moved at least m
+    assert d["ept_loss_first"] == pytest.approx(0.3, abs=1e-6)  # at W = W⁰ every row is 0 past its start
+    assert d["ept_loss_last"] < 0.1 * d["ept_loss_first"]
+    meta = json.loads((res.out / "alignkit_train.json").read_text())
+    assert d["embedding_lr"] == pytest.approx(meta["embedding_lr_rule"]) != 1e-3  # the reach rule, not lr
+    recs = [json.loads(x) for x in (res.out / "metrics.jsonl").read_text().splitlines()]
+    moves = [r["row_movement_median_rho"] for r in recs if "loss" in r]
+    assert moves[0] > 0 and moves[-1] > moves[0]
+
+
+def test_dense_and_sparse_paths_apply_the_same_table_learning_rate(env):
+    from safetensors.torch import load_file
+
+    before = load_file(str(env["model"] / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    kw = dict(variant="ept+rt", max_steps=1, batch_size=8, lr=1e-4, embedding_lr=3e-2, eval_every=1)
+    sparse = _table(train(cfg(env, "lr-sparse", embeddings="sparse", **kw), progress=False).out)
+    dense = _table(train(cfg(env, "lr-dense", embeddings="dense", **kw), progress=False).out)
+    torch.testing.assert_close(dense, sparse, atol=2e-6, rtol=0)
+    step = (sparse - before).abs()
+    # Adam's first step moves every coordinate with a gradient by exactly lr·sign(g): the table's lr
+    assert step.max().item() == pytest.approx(3e-2, rel=1e-3)
+    assert (step[step > 0] > 1e-2).float().mean() > 0.9
+
+
+def test_embedding_lr_rule_sets_the_table_lr_of_ept_runs_and_is_recorded(env):
+    import math
+
+    from alignkit.train.diagnostics import embedding_lr_rule, read_training_diagnostics
+
+    from safetensors.torch import load_file
+
+    res = train(cfg(env, "rule", variant="ept", max_steps=3, eval_every=3), progress=False)
+    meta = json.loads((res.out / "alignkit_train.json").read_text())
+    w0 = load_file(str(env["model"] / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    rho = float(w0.pow(2).sum(1).mean().sqrt())
+    # schedule factors of 3 steps without warm-up: 1, 2/3, 1/3; the median row is in all three batches
+    assert meta["median_touch_steps"] == pytest.approx(2.0)
+    assert meta["embedding_lr"] == pytest.approx(2.5 * 0.3 * rho / (2.0 * math.sqrt(32)), rel=1e-5)
+    assert embedding_lr_rule(0.3, rho, 2.0, 32) == pytest.approx(meta["embedding_lr"], rel=1e-5)
+    assert read_training_diagnostics(res.out)["embedding_lr"] == pytest.approx(meta["embedding_lr"])
+    ft = read_training_diagnostics(train(cfg(env, "rule-ft", max_steps=1), progress=False).out)
+    assert ft["embedding_lr"] == pytest.approx(3e-3)  # no EPT: the table trains at lr
+    assert math.isnan(ft["ept_loss_first"]) and math.isnan(ft["share_at_margin"]) and math.isnan(ft["apt_loss_max"])
+    assert ft["row_movement_median_rho"] > 0  # moved by the task gradient alone
+
+
+def test_ept_apt_rt_run_reports_apt_loss_and_shares_the_dropout_setting(env):
+    import math
+
+    from alignkit.train.diagnostics import KEYS, read_training_diagnostics
+
+    d = read_training_diagnostics(train(cfg(env, "apt", variant="ept+apt+rt", max_steps=6, eval_every=6),
+                                        progress=False).out)
+    assert set(KEYS) <= set(d) and d["attention_dropout"] == 0.0
+    assert d["apt_loss_first"] >= 0 and d["apt_loss_max"] > 1e-6 and not math.isnan(d["apt_loss_last"])
+    assert d["apt_loss_max"] >= max(d["apt_loss_first"], d["apt_loss_last"])
+
+
+def test_apt_with_attention_dropout_on_is_refused(env):
+    from alignkit.errors import AlignkitError
+
+    with pytest.raises(AlignkitError, match="attention_dropout = 0"):
+        train(cfg(env, "apt-drop", variant="ept+apt+rt", max_steps=1, attention_dropout=0.1), progress=False)
+
+
+def test_every_variant_runs_with_the_configured_attention_dropout(env, monkeypatch):
+    from alignkit.train import objectives, trainer
+
+    seen = []
+    real = objectives.set_attention_dropout
+
+    def spy(model, p):
+        n = real(model, p)
+        seen.append((p, objectives.attention_dropout_of(model), n))
+        return n
+    monkeypatch.setattr(trainer, "set_attention_dropout", spy)
+    train(cfg(env, "drop-ft", max_steps=1, attention_dropout=0.1), progress=False)
+    train(cfg(env, "drop-rt", variant="rt", max_steps=1, attention_dropout=0.1), progress=False)
+    assert seen == [(0.1, 0.1, 2), (0.1, 0.1, 2)]
+
+
+def test_training_on_the_evaluated_split_is_refused(env):
+    from alignkit.errors import AlignkitError
+
+    c = cfg(env, "proto", train_file=str(env["data"] / "test-en.tsv"), dev_file=None, eval_data=str(env["data"]),
+            eval_langs="sw", eval_split="test")
+    with pytest.raises(AlignkitError, match="same split"):
+        c.check()
+    c.eval_split = None  # default: the other split than the training file's
+    assert c.resolved_eval_split == "dev"

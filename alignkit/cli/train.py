@@ -21,7 +21,10 @@ def train_cmd(
     train_file: Optional[str] = typer.Option(None, "--train-file", help="English training TSV (XTREME format)."),
     dev_file: Optional[str] = typer.Option(None, "--dev-file", help="English dev TSV for model selection "
                                            "(default: hold out --dev-fraction of the training file)."),
-    dev_fraction: Optional[float] = typer.Option(None, "--dev-fraction", help="Held-out share when no --dev-file (0.2)."),
+    dev_fraction: Optional[float] = typer.Option(None, "--dev-fraction", help="Held-out share of the premises when no "
+                                                 "--dev-file (0.1; every premise's hypotheses stay on one side)."),
+    dev_seed: Optional[int] = typer.Option(None, "--dev-seed", help="Seed of the premise-grouped dev hold-out (0; "
+                                           "the same for every training seed)."),
     max_train_rows: Optional[int] = typer.Option(None, "--max-train-rows", help="Use a seeded subset of the training rows."),
     out: Optional[str] = typer.Option(None, "--out", help="Checkpoint directory (HF format); re-running resumes."),
     variant: Optional[str] = typer.Option(None, "--variant", help="ft | rt | rt+cl | ept+apt+rt | ept+apt+rt+cl | "
@@ -30,7 +33,10 @@ def train_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (1)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (overrides --epochs)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate (2e-5)."),
-    embedding_lr: Optional[float] = typer.Option(None, "--embedding-lr", help="Learning rate of the word-embedding table (= --lr)."),
+    embedding_lr: Optional[float] = typer.Option(None, "--embedding-lr", help="Learning rate of the word-embedding table "
+                                                 "(default: --lr; with EPT the reach rule of docs/method.md)."),
+    attention_dropout: Optional[float] = typer.Option(None, "--attention-dropout", help="Dropout on attention "
+                                                      "probabilities for every variant (0; APT needs 0)."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay (0)."),
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help="Share of steps with linear warm-up (0)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Effective batch size (32)."),
@@ -60,7 +66,8 @@ def train_cmd(
     codeswitch_prob: Optional[float] = typer.Option(None, "--codeswitch-prob", help="Per-word switch probability (0.3).", rich_help_panel=_OBJ),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Task data dir for the zero-shot evaluation at the end.", rich_help_panel=_RUN),
     eval_langs: Optional[str] = typer.Option(None, "--eval-langs", help="Languages to evaluate at the end, e.g. en,sw,ur.", rich_help_panel=_RUN),
-    eval_split: Optional[str] = typer.Option(None, "--eval-split", help="Split evaluated at the end (test).", rich_help_panel=_RUN),
+    eval_split: Optional[str] = typer.Option(None, "--eval-split", help="Split evaluated at the end (default: the "
+                                             "other split than the training file's: test-en -> dev).", rich_help_panel=_RUN),
     eval_max_rows: Optional[int] = typer.Option(None, "--eval-max-rows", help="Seeded subset of each eval file.", rich_help_panel=_RUN),
     keep_state: Optional[bool] = typer.Option(None, "--keep-state/--drop-state", help="Keep the last resume state after finishing.", rich_help_panel=_RUN),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar.", rich_help_panel=_RUN),
@@ -69,7 +76,8 @@ def train_cmd(
     from alignkit.train.trainer import TrainConfig, load_toml, train, train_probe
 
     given = {k: v for k, v in dict(
-        model=model, task=task, train_file=train_file, dev_file=dev_file, dev_fraction=dev_fraction,
+        model=model, task=task, train_file=train_file, dev_file=dev_file, dev_fraction=dev_fraction, dev_seed=dev_seed,
+        attention_dropout=attention_dropout,
         max_train_rows=max_train_rows, out=out, variant=variant, weights=weights, epochs=epochs,
         max_steps=max_steps, lr=lr, embedding_lr=embedding_lr, weight_decay=weight_decay,
         warmup_ratio=warmup_ratio, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,

@@ -107,17 +107,30 @@ def robust_loss(logits_perturbed: Tensor, labels: Tensor, logits_clean: Tensor |
     return loss
 
 
-def embedding_push_loss(rows: Tensor, anchors: Tensor, margin: float, rho: float) -> Tensor:
-    """L_EPT = mean over rows of relu(margin − ‖W[t] − a_t‖ / ρ).
+def embedding_push_loss(rows: Tensor, anchors: Tensor, margin: float, rho: float,
+                        start: Tensor | None = None) -> Tensor:
+    """L_EPT = mean over rows of relu(margin − (‖W[t] − a_t‖ / ρ − s_t)).
 
     ``rows`` [n, H] are the current table rows W[t]; ``anchors`` [n, H] (or [H], one anchor
-    for all) are a_t. Zero once every row is at least ``margin``·ρ from its anchor; below
-    the margin its gradient points from the anchor to the row, so descent pushes away.
+    for all) are a_t; ``start`` [n] (ρ units, default 0) is s_t = ‖W⁰[t] − a_t‖ / ρ, the
+    distance a row starts at, so the margin is how much FURTHER from its anchor a row must
+    get (SPEC §3 v2, docs/method.md: with the centroid anchor every row of a real model
+    already starts beyond m = 0.3). With s = 0 it is SPEC §3's relu(m − d). Zero once every
+    row is ``margin``·ρ further than it started; below that its gradient points from the
+    anchor to the row, so descent pushes away.
     """
     if rows.numel() == 0:
         return rows.sum() * 0.0
     dist = (rows.float() - anchors.float()).norm(dim=-1) / rho
+    if start is not None:
+        dist = dist - start.float()
     return F.relu(margin - dist).mean()
+
+
+def push_distance(rows: Tensor, anchors: Tensor, rho: float, start: Tensor | None = None) -> Tensor:
+    """How far each row has been pushed: ‖W[t] − a_t‖ / ρ − s_t -> [n] (the quantity EPT's margin bounds)."""
+    dist = (rows.float() - anchors.float()).norm(dim=-1) / rho
+    return dist if start is None else dist - start.float()
 
 
 def attention_pull_loss(reference: Sequence[Tensor], current: Sequence[Tensor], query_mask: Tensor) -> Tensor:
@@ -297,18 +310,53 @@ class TableView:
 
 
 class Anchors:
-    """What is frozen before training: W⁰, ρ and (optionally) the centroid anchor.
+    """What is frozen before training: W⁰, ρ, the centroid anchor and the ``original`` offsets.
 
     ``table0`` [V, H] is a detached copy of W; ``centroid_ids`` are the frequent English
     token ids whose mean W⁰ row is the ``centroid`` anchor of EPT. With ``keep_copy=False``
     only ρ and the centroid are kept (objectives that never read W⁰ rows save the copy).
+
+    The ``original`` anchor is a_t = W⁰[t] − ξ_t with a tiny seeded random offset ξ_t (norm
+    ``offset_scale``·ρ, a Gaussian direction fixed by (``offset_seed``, t)), so at W = W⁰ a
+    row already has a direction to be pushed in (‖W[t] − W⁰[t]‖ has no gradient at 0).
+    The model itself is not changed.
     """
 
-    def __init__(self, table: Tensor, centroid_ids: Tensor | None = None, keep_copy: bool = True):
+    def __init__(self, table: Tensor, centroid_ids: Tensor | None = None, keep_copy: bool = True,
+                 offset_seed: int = 0, offset_scale: float = 1e-3):
         self.table0 = table.detach().clone() if keep_copy else None
         self.rho = rms_row_norm(table)
         self.centroid = None if centroid_ids is None or len(centroid_ids) == 0 else \
             table.detach()[centroid_ids].float().mean(0).to(table.dtype)
+        self.offset_seed, self.offset_scale = int(offset_seed), float(offset_scale)
+        self._xi: dict[int, Tensor] = {}
+
+    def offsets(self, ids: Tensor) -> Tensor:
+        """ξ_t for rows ``ids`` [n] -> [n, H] float32 on the CPU (each a function of seed and t only)."""
+        h = self.table0.shape[1]
+        out = []
+        for t in ids.tolist():
+            xi = self._xi.get(t)
+            if xi is None:
+                g = torch.Generator().manual_seed(self.offset_seed * 1_000_003 + int(t))
+                xi = torch.randn(h, generator=g)
+                xi = self.offset_scale * self.rho * xi / xi.norm().clamp_min(1e-12)
+                self._xi[t] = xi
+            out.append(xi)
+        return torch.stack(out) if out else torch.zeros(0, h)
+
+    def ept_targets(self, ids: Tensor, anchor: str) -> tuple[Tensor, Tensor]:
+        """EPT's anchors a_t [n, H] (or [H]) and start distances s_t [n] (ρ units) for rows ``ids`` [n]."""
+        if self.table0 is None:
+            raise RuntimeError("EPT needs the W⁰ copy (Anchors(keep_copy=True))")
+        w0 = self.table0[ids].float()
+        if anchor == "original":
+            a = w0 - self.offsets(ids).to(w0.device)
+        else:
+            if self.centroid is None:
+                raise AlignkitError("EPT with the centroid anchor needs frequent English token ids")
+            a = self.centroid.float().to(w0.device)
+        return a, (w0 - a).norm(dim=-1) / self.rho
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -324,7 +372,8 @@ class ObjectiveConfig:
     pgd_step_size: float | None = None   # in units of ρ; None -> 2.5·ε/k
     rt_kl: float = 0.0                   # weight of KL(p(E) ‖ p(Ẽ)) inside L_RT
     ept_margin: float = 0.3              # m, in units of ρ
-    ept_anchor: str = "original"         # original | centroid
+    ept_anchor: str = "centroid"         # centroid | original (v2 default: centroid)
+    ept_offset: float = 1e-3             # original anchor: start offset ξ, in units of ρ
     ept_centroid_tokens: int = 1000      # centroid: most frequent English train tokens
     apt_layers: tuple[int, ...] | None = None  # 1-based encoder layers; None = all
     cl_view: str = "vme"                 # vme | codeswitch
@@ -341,6 +390,10 @@ class ObjectiveConfig:
             raise AlignkitError(f"unknown EPT anchor {self.ept_anchor!r}; use original or centroid")
         if self.cl_view not in ("vme", "codeswitch"):
             raise AlignkitError(f"unknown CL positive view {self.cl_view!r}; use vme or codeswitch")
+        if not self.ept_margin > 0:
+            raise AlignkitError(f"EPT margin {self.ept_margin} must be > 0 (units of rho); pass e.g. --ept-margin 0.3")
+        if not self.ept_offset > 0:
+            raise AlignkitError(f"EPT start offset {self.ept_offset} must be > 0 (units of rho), e.g. 1e-3")
         if not self.epsilon > 0:
             raise AlignkitError(f"epsilon {self.epsilon} must be > 0; pass e.g. --epsilon 0.3")
         if self.pgd_steps < 1:
@@ -491,17 +544,13 @@ def _rt(ctx: StepContext) -> Tensor:
     return robust_loss(ctx.perturbed.logits, ctx.batch.labels, clean, ctx.cfg.rt_kl)
 
 
-@register_objective("ept", "mean over batch tokens of relu(m − ‖W[t] − a_t‖/ρ)")
+@register_objective("ept", "mean over batch tokens of relu(m − (‖W[t] − a_t‖ − ‖W⁰[t] − a_t‖)/ρ)")
 def _ept(ctx: StepContext) -> Tensor:
     ids = torch.unique(ctx.batch.input_ids[ctx.batch.content_mask])
     rows = ctx.table(ids)
-    if ctx.cfg.ept_anchor == "original":
-        anchors = ctx.anchors.table0[ids].to(rows.device)
-    else:
-        if ctx.anchors.centroid is None:
-            raise AlignkitError("EPT with the centroid anchor needs frequent English token ids")
-        anchors = ctx.anchors.centroid.to(rows.device)
-    return embedding_push_loss(rows, anchors, ctx.cfg.ept_margin, ctx.anchors.rho)
+    anchors, start = ctx.anchors.ept_targets(ids, ctx.cfg.ept_anchor)
+    return embedding_push_loss(rows, anchors.to(rows.device), ctx.cfg.ept_margin, ctx.anchors.rho,
+                               start.to(rows.device))
 
 
 @register_objective("apt", "mean over layers, heads, queries of KL(A⁰ ‖ A)", needs={"attentions"})
@@ -602,18 +651,37 @@ class TrainingObjective(nn.Module):
         return compute_losses(ctx, self.weights)
 
 
-def disable_attention_dropout(model: nn.Module) -> int:
-    """Set the dropout on attention probabilities to 0 (APT compares them as distributions).
+def _attention_dropouts(model: nn.Module) -> list[nn.Dropout]:
+    """The dropout modules on attention probabilities of a BERT-family encoder
+    (``*.attention.self.dropout``, DistilBERT's ``*.attention.dropout``)."""
+    return [mod for name, mod in model.named_modules() if isinstance(mod, nn.Dropout)
+            and (name.endswith("attention.self.dropout") or name.endswith("attention.dropout"))]
 
-    Matches the self-attention dropout modules of BERT-family encoders
-    (``*.attention.self.dropout``, DistilBERT's ``*.attention.dropout``); returns how many.
+
+def set_attention_dropout(model: nn.Module, p: float) -> int:
+    """Set the dropout on attention probabilities to ``p``; returns how many modules changed.
+
+    One value for every variant of a study (SPEC §3 v2): APT needs 0 (it compares the
+    attention maps as distributions), so the other variants must run with the same value,
+    or "APT" would also mean "no attention dropout".
     """
-    n = 0
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Dropout) and (name.endswith("attention.self.dropout") or name.endswith("attention.dropout")):
-            mod.p = 0.0
-            n += 1
-    return n
+    mods = _attention_dropouts(model)
+    for mod in mods:
+        mod.p = float(p)
+    cfg = getattr(model, "config", None)
+    if cfg is not None and hasattr(cfg, "attention_probs_dropout_prob"):
+        cfg.attention_probs_dropout_prob = float(p)
+    return len(mods)
+
+
+def attention_dropout_of(model: nn.Module) -> float:
+    """The largest attention-probability dropout of ``model`` (0 when it has none)."""
+    return max((m.p for m in _attention_dropouts(model)), default=0.0)
+
+
+def disable_attention_dropout(model: nn.Module) -> int:
+    """:func:`set_attention_dropout` with 0."""
+    return set_attention_dropout(model, 0.0)
 
 
 # ----------------------------------------------------------------------------- code-switching
@@ -690,9 +758,9 @@ def example_rng(seed: int, epoch: int, index: int) -> random.Random:
 
 __all__ = [
     "mean_pool", "rms_row_norm", "task_loss", "project_to_ball", "sample_in_ball", "pgd_perturbation",
-    "robust_loss", "embedding_push_loss", "attention_pull_loss", "info_nce_loss", "negative_similarities",
+    "robust_loss", "embedding_push_loss", "push_distance", "attention_pull_loss", "info_nce_loss", "negative_similarities",
     "variance_penalty", "PairBatch", "PassOutput", "PairClassifier", "TableView", "Anchors",
     "ObjectiveConfig", "StepContext", "Objective", "OBJECTIVES", "register_objective", "VARIANTS",
     "DEFAULT_WEIGHTS", "resolve_variant", "needs_of", "compute_losses", "TrainingObjective",
-    "disable_attention_dropout", "CodeSwitcher", "example_rng",
+    "disable_attention_dropout", "set_attention_dropout", "attention_dropout_of", "CodeSwitcher", "example_rng",
 ]

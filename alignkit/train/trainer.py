@@ -38,11 +38,13 @@ from torch import Tensor, nn
 from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
-from alignkit.taskdata import get_task, holdout_split, read_pair_file, subsample
+from alignkit.taskdata import check_zero_shot_protocol, get_task, grouped_holdout_split, read_pair_file, split_of, subsample
+from alignkit.train.diagnostics import TableTracker, embedding_lr_rule
 from alignkit.train.evaluate import (HEAD_FILE, META_FILE, EncodedPairs, autocast_for, collate, evaluate_task,
                                      pad_id_of, predict, tokenize_examples, tokenize_pairs)
 from alignkit.train.objectives import (Anchors, CodeSwitcher, ObjectiveConfig, PairBatch, PairClassifier,
-                                       TableView, TrainingObjective, disable_attention_dropout, example_rng,
+                                       TableView, TrainingObjective, attention_dropout_of, example_rng,
+                                       set_attention_dropout,
                                        resolve_variant)
 
 RUN_FILE = "run_config.json"
@@ -68,7 +70,8 @@ class TrainConfig:
     model: str = "bundled:multilingual-e5-small"
     task: str = "xnli"
     dev_file: str | None = None
-    dev_fraction: float = 0.2
+    dev_fraction: float = 0.1
+    dev_seed: int = 0
     max_train_rows: int | None = None
     variant: str = "ft"
     weights: dict[str, float] = field(default_factory=dict)
@@ -84,6 +87,7 @@ class TrainConfig:
     max_length: int = 128
     clip: float = 1.0
     dropout: float | None = None
+    attention_dropout: float | None = 0.0
     seed: int = 42
     eval_every: int | None = None
     save_every: int | None = None
@@ -91,7 +95,7 @@ class TrainConfig:
     device: str | None = None
     eval_data: str | None = None
     eval_langs: tuple[str, ...] = ()
-    eval_split: str = "test"
+    eval_split: str | None = None
     eval_max_rows: int | None = None
     eval_batch_size: int = 64
     log_every: int = 10
@@ -137,6 +141,15 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def resolved_eval_split(self) -> str:
+        """The split of the end-of-training evaluation: ``eval_split``, or else the split the
+        training file is NOT from (v2 protocol: train on test-en -> evaluate on dev-xx)."""
+        if self.eval_split:
+            return self.eval_split
+        got = split_of(self.train_file)
+        return "dev" if got is not None and got[0] == "test" else "test"
+
     def identity(self) -> dict[str, Any]:
         """The settings that determine the trained weights (compared on resume)."""
         d = self.to_dict()
@@ -168,6 +181,12 @@ class TrainConfig:
             raise AlignkitError(f"warmup ratio {self.warmup_ratio} must be in [0, 1)")
         if self.eval_data and not self.eval_langs:
             raise AlignkitError("--eval-data needs --eval-langs (e.g. --eval-langs sw,ur)")
+        if self.eval_data:
+            check_zero_shot_protocol(self.train_file, self.resolved_eval_split, "training config")
+        if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+            raise AlignkitError(f"attention dropout {self.attention_dropout} must be in [0, 1); pass e.g. 0")
+        if self.embedding_lr is not None and not self.embedding_lr > 0:
+            raise AlignkitError(f"embedding learning rate {self.embedding_lr} must be > 0 (or unset for the EPT rule)")
         if self.variant == "probe":  # linear probe on the frozen encoder: no objective weights
             return {}
         weights = resolve_variant(self.variant, self.weights)
@@ -297,6 +316,48 @@ def frequent_token_ids(data: EncodedPairs, n: int) -> Tensor:
     return torch.tensor(sorted(i for i, _ in top), dtype=torch.long)
 
 
+def content_token_ids(data: EncodedPairs) -> Tensor:
+    """Sorted unique non-special token ids of ``data`` -> [n] (the rows EPT can push)."""
+    ids = {i for row, sp in zip(data.input_ids, data.special) for i, s in zip(row, sp) if not s}
+    return torch.tensor(sorted(ids), dtype=torch.long)
+
+
+def median_touch_steps(data: EncodedPairs, seed: int, total: int, warmup: int, batch_size: int) -> float:
+    """Median over the rows a run touches of Σ lr_factor(step) over the steps whose batch holds
+    the row (the planned batch order of :func:`epoch_order`) -> float (0 when nothing is touched)."""
+    n = len(data)
+    spe = math.ceil(n / batch_size)
+    per_example = [np.unique([i for i, s in zip(row, sp) if not s]) for row, sp in zip(data.input_ids, data.special)]
+    weight: dict[int, float] = {}
+    order: list[int] = []
+    for step in range(total):
+        epoch, pos = divmod(step, spe)
+        if pos == 0 or not order:
+            order = epoch_order(n, seed, epoch)
+        idx = order[pos * batch_size: (pos + 1) * batch_size]
+        ids = np.unique(np.concatenate([per_example[i] for i in idx])) if idx else np.zeros(0, dtype=int)
+        f = lr_factor(step, total, warmup)
+        for t in ids.tolist():
+            weight[t] = weight.get(t, 0.0) + f
+    vals = [v for v in weight.values() if v > 0]
+    return float(np.median(vals)) if vals else 0.0
+
+
+def param_groups(clf: nn.Module, table: Tensor, mode: str, lr: float, emb_lr: float, weight_decay: float) -> list[dict]:
+    """AdamW groups: decayed matrices, undecayed biases/norms (both at ``lr``) and, on the dense
+    path, the word-embedding table as its own group at ``emb_lr`` (sparse: :class:`RowAdam`)."""
+    decay, no_decay = [], []
+    for name, p in clf.named_parameters():
+        if not p.requires_grad or p is table:
+            continue
+        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay, "lr": lr, "base_lr": lr},
+              {"params": no_decay, "weight_decay": 0.0, "lr": lr, "base_lr": lr}]
+    if mode == "dense" and table.requires_grad:
+        groups.append({"params": [table], "weight_decay": weight_decay, "lr": emb_lr, "base_lr": emb_lr})
+    return [g for g in groups if g["params"]]
+
+
 def _adamw(groups: list[dict], lr: float) -> torch.optim.Optimizer:
     """AdamW, fused (one kernel over all tensors) where torch supports it: on CPU it is ~10x
     faster than the per-tensor loop for a large table, and it is what HF's Trainer uses."""
@@ -386,6 +447,7 @@ class Trainer:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.spec = get_task(cfg.task)
         self.out = Path(cfg.out)
+        self.run_info: dict[str, Any] = {"attention_dropout": cfg.attention_dropout}  # filled in by run()
 
     # -- data -----------------------------------------------------------------------------
     def _read_data(self):
@@ -394,7 +456,7 @@ class Trainer:
         if cfg.dev_file:
             dev = read_pair_file(cfg.dev_file, self.spec)
         else:
-            train, dev = holdout_split(train, cfg.dev_fraction, cfg.seed)
+            train, dev = grouped_holdout_split(train, cfg.dev_fraction, cfg.dev_seed)
         train = subsample(train, cfg.max_train_rows, cfg.seed)
         return train, dev
 
@@ -438,7 +500,7 @@ class Trainer:
         if cfg.eval_data:
             from alignkit.results import to_frame, write_csv
 
-            rows = evaluate_task(self.out, cfg.task, cfg.eval_data, cfg.eval_langs, cfg.eval_split,
+            rows = evaluate_task(self.out, cfg.task, cfg.eval_data, cfg.eval_langs, cfg.resolved_eval_split,
                                  cfg.eval_max_rows, cfg.eval_batch_size, cfg.max_length, seed=cfg.seed,
                                  predictions_dir=self.out)
             write_csv(to_frame(rows), self.out / "results.csv")
@@ -508,14 +570,20 @@ class Trainer:
 
         clf = PairClassifier(enc.model, len(self.spec.labels), cfg.dropout)
         needs_attn = "apt" in self.weights
+        if cfg.attention_dropout is not None:  # one value for every variant (SPEC §3 v2)
+            set_attention_dropout(enc.model, cfg.attention_dropout)
         if needs_attn:
             enc.model.set_attn_implementation("eager")  # sdpa returns no attention maps
-            disable_attention_dropout(enc.model)
+            if attention_dropout_of(enc.model) > 0:
+                raise AlignkitError(f"APT compares attention maps as distributions, but {cfg.model} has attention "
+                                    f"dropout {attention_dropout_of(enc.model)}; set attention_dropout = 0 "
+                                    "(for every variant of the study)")
         table_param = clf.word_embeddings.weight
         centroid_ids = frequent_token_ids(train, cfg.objective.ept_centroid_tokens) \
             if cfg.objective.ept_anchor == "centroid" else None
         # W⁰ is copied only when an objective reads it (EPT, APT); VME needs just ρ.
-        anchors = Anchors(table_param.data, centroid_ids, keep_copy=bool({"ept", "apt"} & set(self.weights)))
+        anchors = Anchors(table_param.data, centroid_ids, keep_copy=bool({"ept", "apt"} & set(self.weights)),
+                          offset_seed=cfg.seed, offset_scale=cfg.objective.ept_offset)
 
         mode = cfg.embeddings
         if mode == "auto":
@@ -534,18 +602,6 @@ class Trainer:
 
             model_for_step = DDP(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-        decay, no_decay = [], []
-        for name, p in clf.named_parameters():
-            if not p.requires_grad or (p is table_param and mode != "dense"):
-                continue
-            (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        opt = _adamw([g for g in groups if g["params"]], cfg.lr)
-        for g in opt.param_groups:
-            g["base_lr"] = cfg.lr
-        row_opt = RowAdam(table_param.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
-        emb_ratio = (cfg.embedding_lr or cfg.lr) / cfg.lr
-
         n_train = len(train)
         step_size = cfg.batch_size
         steps_per_epoch = math.ceil(n_train / step_size)
@@ -553,11 +609,19 @@ class Trainer:
         warmup = int(cfg.warmup_ratio * total)
         eval_every = cfg.eval_every or steps_per_epoch
 
+        train_ids = content_token_ids(train)
+        emb_lr = self._embedding_lr(mode, train, total, warmup, anchors.rho, int(table_param.shape[1]))
+        opt = _adamw(param_groups(clf, table_param, mode, cfg.lr, emb_lr, cfg.weight_decay), cfg.lr)
+        row_opt = RowAdam(table_param.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
+        tracker = TableTracker(table_param.data, train_ids, anchors.rho,
+                               (anchors, cfg.objective.ept_anchor, cfg.objective.ept_margin)
+                               if "ept" in self.weights else None)
+
         # ---- resume
         state = {"step": 0, "best_dev_acc": -1.0, "best_step": 0}
         states = _numbered(self.out, STATE_PREFIX)
         if states:
-            state = self._load_state(states[-1][1], clf, opt, row_opt, dev)
+            state = self._load_state(states[-1][1], clf, opt, row_opt, dev, tracker)
             self.log(f"alignkit: resuming {self.out} from step {state['step']}")
         if rank == 0:
             for s, p in _numbered(self.out, BEST_PREFIX):
@@ -612,7 +676,9 @@ class Trainer:
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 if row_opt is not None and table.rows is not None and table.rows.grad is not None:
-                    row_opt.step(table.row_ids, table.rows.grad, cfg.lr * emb_ratio * factor)
+                    row_opt.step(table.row_ids, table.rows.grad, emb_lr * factor)
+                for b in batches:
+                    tracker.touch(b.input_ids[b.content_mask])
                 step += 1
                 sums["loss"] = sums.get("loss", 0.0) + loss_sum
                 for name, v in parts_sum.items():
@@ -620,9 +686,10 @@ class Trainer:
                 n_logged += 1
                 bar.update(1)
                 bar.set_postfix({k: f"{v / n_logged:.3f}" for k, v in sums.items()}, refresh=False)
-                if metrics_fh is not None and (step % cfg.log_every == 0 or step == total):
+                if metrics_fh is not None and (step % cfg.log_every == 0 or step == total or step == 1):
                     rec = {"step": step, "epoch": round(step / steps_per_epoch, 4), "lr": cfg.lr * factor,
-                           **{k: v / n_logged for k, v in sums.items()}, "time_s": round(time.perf_counter() - t0, 3),
+                           "embedding_lr": emb_lr * factor, **{k: v / n_logged for k, v in sums.items()},
+                           **tracker.snapshot(table_param.data), "time_s": round(time.perf_counter() - t0, 3),
                            "cpu_s": round(time.process_time() - c0, 3)}
                     metrics_fh.write(json.dumps(rec) + "\n")
                     metrics_fh.flush()
@@ -637,15 +704,15 @@ class Trainer:
                             state["best_dev_acc"], state["best_step"] = acc, step
                             self._save_best(step, clf, enc, acc)
                         if metrics_fh is not None:
-                            metrics_fh.write(json.dumps({"step": step, "event": "dev", "dev_acc": acc,
-                                                         "best": best}) + "\n")
+                            metrics_fh.write(json.dumps({"step": step, "event": "dev", "dev_acc": acc, "best": best,
+                                                         **tracker.snapshot(table_param.data)}) + "\n")
                             metrics_fh.flush()
                         bar.write(f"step {step}: English dev accuracy {acc:.4f}{' (best)' if best else ''}")
                     _barrier(ws)
                 if is_save:
                     state["step"] = step
                     if rank == 0:
-                        self._save_state(step, state, clf, opt, row_opt)
+                        self._save_state(step, state, clf, opt, row_opt, tracker)
                     _barrier(ws)
                 if stop_after is not None and step >= stop_after:
                     raise KeyboardInterrupt
@@ -663,6 +730,28 @@ class Trainer:
                            is_main=rank == 0)
 
     # -- pieces ---------------------------------------------------------------------------
+    def _embedding_lr(self, mode: str, train: EncodedPairs, total: int, warmup: int, rho: float, hidden: int) -> float:
+        """The table's learning rate: ``embedding_lr`` if set; with EPT and none set, the reach rule
+        of :func:`~alignkit.train.diagnostics.embedding_lr_rule` for the median touched row; else ``lr``."""
+        cfg = self.cfg
+        self.run_info.update({"embedding_mode": mode, "attention_dropout": cfg.attention_dropout})
+        if mode == "frozen":
+            self.run_info["embedding_lr"] = 0.0
+            return 0.0
+        if "ept" not in self.weights:
+            lr = cfg.embedding_lr or cfg.lr
+            self.run_info["embedding_lr"] = lr
+            return lr
+        touch = median_touch_steps(train, cfg.seed, total, warmup, cfg.batch_size)
+        rule = embedding_lr_rule(cfg.objective.ept_margin, rho, touch, hidden) if touch > 0 else cfg.lr
+        lr = cfg.embedding_lr or rule
+        if cfg.embedding_lr and cfg.embedding_lr < 0.5 * rule:
+            self.log(f"alignkit: warning: embedding_lr {cfg.embedding_lr:g} lets EPT move the median touched row only "
+                     f"~{cfg.embedding_lr / rule:.2f} of its margin in this run; the reach rule gives {rule:.3g} "
+                     "(unset embedding_lr to use it)")
+        self.run_info.update({"embedding_lr": lr, "embedding_lr_rule": rule, "median_touch_steps": touch})
+        return lr
+
     def _make_batch(self, data: EncodedPairs, examples, indices: Sequence[int], pad_id: int,
                     switcher: CodeSwitcher | None, enc, epoch: int) -> PairBatch:
         b = collate(data, indices, pad_id)
@@ -687,7 +776,7 @@ class Trainer:
         return {"alignkit_version": __version__, "task": self.spec.name, "labels": list(self.spec.labels),
                 "train_lang": "en", "variant": self.cfg.variant, "weights": self.weights,
                 "pooling": "mean of non-special tokens, last layer", "input_prefix": enc.query_prefix,
-                "max_length": self.cfg.max_length, "base_model": self.cfg.model,
+                "max_length": self.cfg.max_length, "base_model": self.cfg.model, **self.run_info,
                 "base_fingerprint": enc.fingerprint, "dev_acc": acc, "step": step,
                 "config": self.cfg.to_dict()}
 
@@ -699,7 +788,8 @@ class Trainer:
             if s != step:
                 shutil.rmtree(p, ignore_errors=True)
 
-    def _save_state(self, step: int, state: dict, clf: PairClassifier, opt, row_opt: RowAdam | None) -> None:
+    def _save_state(self, step: int, state: dict, clf: PairClassifier, opt, row_opt: RowAdam | None,
+                    tracker: TableTracker) -> None:
         from safetensors.torch import save_file
 
         dest = self.out / f"{STATE_PREFIX}{step:08d}"
@@ -707,7 +797,7 @@ class Trainer:
             return
         with _atomic_dir(dest) as tmp:
             save_file({k: v.detach().contiguous().cpu() for k, v in clf.state_dict().items()}, str(tmp / "model.safetensors"))
-            extra = {"optimizer": opt.state_dict(), "rng_cpu": torch.get_rng_state()}
+            extra = {"optimizer": opt.state_dict(), "rng_cpu": torch.get_rng_state(), "touched": tracker.state()}
             if torch.cuda.is_available():
                 extra["rng_cuda"] = torch.cuda.get_rng_state_all()
             if row_opt is not None:
@@ -718,7 +808,8 @@ class Trainer:
             if s != step:
                 shutil.rmtree(p, ignore_errors=True)
 
-    def _load_state(self, path: Path, clf: PairClassifier, opt, row_opt: RowAdam | None, device) -> dict:
+    def _load_state(self, path: Path, clf: PairClassifier, opt, row_opt: RowAdam | None, device,
+                    tracker: TableTracker) -> dict:
         from safetensors.torch import load_file
 
         try:
@@ -732,9 +823,12 @@ class Trainer:
             missing, unexpected = clf.load_state_dict(weights, strict=False)
         if missing or unexpected:
             raise AlignkitError(f"training state {path} does not match the model; delete it or pass a new --out")
+        base = [g["base_lr"] for g in opt.param_groups]
         opt.load_state_dict(extra["optimizer"])
-        for g in opt.param_groups:
-            g["base_lr"] = self.cfg.lr
+        for g, lr in zip(opt.param_groups, base):  # the learning rates are this run's, not the saved ones
+            g["base_lr"] = lr
+        if "touched" in extra:
+            tracker.load_state(extra["touched"])
         if row_opt is not None and "rows" in extra:
             row_opt.load_state_dict(extra["rows"])
         torch.set_rng_state(extra["rng_cpu"].cpu())
@@ -755,6 +849,11 @@ class Trainer:
         meta.update({"best_dev_acc": state["best_dev_acc"], "best_step": state["best_step"], "steps": total})
         write_text(self.out / META_FILE, json.dumps(meta, indent=1))
         write_manifest(self.out, self.cfg, meta.get("base_fingerprint", ""))
+        from alignkit.train.diagnostics import summarize_metrics, write_training_diagnostics
+
+        recs = [json.loads(x) for x in (self.out / METRICS_FILE).read_text().splitlines() if x.strip()] \
+            if (self.out / METRICS_FILE).is_file() else []
+        write_training_diagnostics(self.out, summarize_metrics(recs, meta))
         self._mark(True, False)  # from here on, a re-run only finishes the evaluation
         if not self.cfg.keep_state:
             for _, p in _numbered(self.out, STATE_PREFIX):
