@@ -124,6 +124,9 @@ def load_study_config(path: str | os.PathLike) -> StudyConfig:
             read_tatoeba(cfg.tatoeba, lang)  # a missing language fails now, not after hours of training
     # validate the training settings now (file existence is checked before training starts)
     TrainConfig.from_mapping({**cfg.train, "out": "x", "variant": cfg.variants[0]}, source=f"{p} [train]").check()
+    from alignkit.taskdata import check_zero_shot_protocol  # v2: never evaluate on the training split
+
+    check_zero_shot_protocol(cfg.train.get("train_file", ""), cfg.eval.get("split", "test"), str(p))
     if not cfg.eval.get("data") or not Path(cfg.eval["data"]).is_dir():
         raise AlignkitError(f"{p}: [eval] data = {cfg.eval.get('data')!r} is not a folder; point it at the folder "
                             "with test-{lang}.tsv files")
