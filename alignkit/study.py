@@ -270,7 +270,8 @@ class Study:
         with atomic_path(self.out / "alignment_vs_accuracy.csv") as tmp:
             pts.to_csv(tmp, index=False, float_format="%.10g")
         plots = plot_study(results, comparison, self.cfg, self.out)
-        write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots))
+        write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots,
+                                                        training_diagnostics(ckpts)))
         write_text(self.out / "study.json", json.dumps({"config": self.cfg.__dict__, "command": sys.argv}, indent=2,
                                                        default=str))
         return {"results": self.out / "results.csv", "comparison": self.out / "comparison.csv",
@@ -303,77 +304,49 @@ def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, p
 def _item_scores(out: Path, label: str, r) -> tuple[np.ndarray, np.ndarray] | None:
     from alignkit.items import load_items
 
+    if int(r["layer"]) < 0:
+        return None  # task accuracy keeps no item scores
     run_dir = out / "scores" / label.replace("/", "-")
     pair = f"tatoeba-{r['pair']}" if r["metric"] == "tatoeba_acc" else r["pair"]
     return load_items(run_dir, r["model_fingerprint"], pair, int(r["layer"]), r["metric"], r["method"],
                       r["direction"])
 
 
-def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
-    """Each variant vs each baseline variant, per measurement.
-
-    ``diff``: mean over seeds of (variant − baseline) with seeds paired by seed number.
-    ``ci_low/ci_high``, ``p_value``: where item scores exist, a paired bootstrap CI and a
-    paired permutation p-value over items of the seed-averaged item scores (the items are the
-    same words / pairs / sentences for every checkpoint); else a t-interval over seeds and a
-    one-sample t-test p-value of the per-seed differences. ``seed_sd``: SD of per-seed diffs.
-    """
-    from scipy import stats as sst
-
-    from alignkit.stats import paired_difference
-
+def _with_variant(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the trained checkpoints with columns ``variant`` and ``seed`` (from ``variant/seedN``)."""
     res = results[results["model"] != BASE_LABEL].copy()
     res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
     res["seed"] = pd.to_numeric(res["model"].str.rsplit("/seed", n=1).str[1], errors="coerce")
-    res = res.dropna(subset=["seed"])
-    out_rows = []
-    for baseline in cfg.baselines:
-        for variant in cfg.variants:
-            if variant == baseline:
-                continue
-            a = res[res["variant"] == variant]
-            b = res[res["variant"] == baseline]
-            merged = a.merge(b, on=MEASUREMENT_KEY + ["seed"], suffixes=("", "_b"))
-            for key, g in merged.groupby(MEASUREMENT_KEY, sort=False):
-                diffs = (g["value"] - g["value_b"]).to_numpy()
-                rec = dict(zip(MEASUREMENT_KEY, key))
-                rec.update(variant=variant, baseline=baseline, value=g["value"].mean(), baseline_value=g["value_b"].mean(),
-                           diff=diffs.mean(), seed_sd=diffs.std(ddof=1) if len(diffs) > 1 else math.nan,
-                           n_seeds=len(diffs), ci_low=math.nan, ci_high=math.nan, p_value=math.nan, n=int(g["n"].iloc[0]),
-                           basis="seeds")
-                if len(diffs) > 1:
-                    t = sst.t.ppf(0.975, len(diffs) - 1) * rec["seed_sd"] / math.sqrt(len(diffs))
-                    rec.update(ci_low=rec["diff"] - t, ci_high=rec["diff"] + t)
-                    if rec["seed_sd"] > 0:
-                        rec["p_value"] = float(sst.ttest_1samp(diffs, 0.0).pvalue)
-                if int(key[0]) >= 0:
-                    A, B = [], []
-                    for _, r in g.iterrows():
-                        ia = _item_scores(out, r["model"], r)
-                        ib = _item_scores(out, r["model_b"], {**r.to_dict(), "model_fingerprint": r["model_fingerprint_b"]})
-                        if ia is None or ib is None or not np.array_equal(ia[0], ib[0]):
-                            A = []
-                            break
-                        A.append(ia[1])
-                        B.append(ib[1])
-                    if A and len(A[0]) >= 2:
-                        d = paired_difference(np.mean(A, 0).astype(np.float64), np.mean(B, 0).astype(np.float64),
-                                              n_resamples=cfg.compare_resamples, seed=0)
-                        rec.update(ci_low=d.ci_low, ci_high=d.ci_high, p_value=d.p_value, basis="seeds+items")
-                out_rows.append(rec)
-    cols = ["variant", "baseline", *MEASUREMENT_KEY, "value", "baseline_value", "diff", "ci_low", "ci_high",
-            "p_value", "seed_sd", "n_seeds", "n", "basis"]
-    return pd.DataFrame(out_rows, columns=cols)
+    return res.dropna(subset=["seed"])
 
 
-# ---------------------------------------------------------------------------- report & plots
+def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """Each variant vs each baseline variant, per measurement, paired by seed (SPEC §2 v2).
+
+    Columns :data:`alignkit.compare.SEED_COLUMNS`: ``diff`` = mean over seeds of d_s (the
+    item-paired mean difference of seed s where item scores exist, basis ``seeds+items``;
+    else the difference of the seed's values, basis ``seeds``); ``ci_low/ci_high, p_value``:
+    t-interval and t-test over seeds (df = seeds − 1), the only basis of ``significant``;
+    ``boot_low/boot_high``: two-level bootstrap (seeds, then items); ``items_low/items_high,
+    items_p``: items-only CI and permutation p of the seed-averaged item scores, conditional
+    on these checkpoints; ``seed_sd``, ``seed_diffs`` (d_s joined by ';').
+    """
+    from alignkit.compare import seed_level_table
+
+    contrasts = [(v, b) for b in cfg.baselines for v in cfg.variants if v != b]
+    return seed_level_table(_with_variant(results), contrasts, lambda r: _item_scores(out, r["model"], r),
+                            n_resamples=cfg.compare_resamples, seed=0)
+
+
+# ---------------------------------------------------------------------------- alignment vs accuracy
 
 def _last_layer(df: pd.DataFrame) -> int:
     return int(df.loc[df["layer"] >= 0, "layer"].max())
 
 
-#: alignment measures related to zero-shot accuracy: (label, metric, method); Tatoeba averages both directions
-ALIGNMENT_MEASURES = (("BLS", "bls", ""), ("Tatoeba acc", "tatoeba_acc", "nn"))
+#: alignment measures related to zero-shot accuracy: (label, metric, method); Tatoeba averages both
+#: directions. bls_auc is the primary one (scale-free); BLS stays for continuity.
+ALIGNMENT_MEASURES = (("BLS AUC", "bls_auc", ""), ("BLS", "bls", ""), ("Tatoeba acc", "tatoeba_acc", "nn"))
 
 
 def _lang_of(pair: str) -> str:
@@ -384,12 +357,11 @@ def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFra
     """Per (alignment measure, checkpoint, language): the alignment change and the zero-shot
     accuracy change, both relative to the mean of the reference variant (``ft``) for that language.
 
-    Alignment measures (last layer): BLS for each lexicon pair ``en-xx`` and Tatoeba accuracy
-    (mean of both directions) for each Tatoeba language, so languages without a lexicon
-    (e.g. Urdu) still enter through Tatoeba.
+    Alignment measures (last layer): BLS AUC and BLS for each lexicon pair ``en-xx`` and Tatoeba
+    accuracy (mean of both directions) for each Tatoeba language, so languages without a lexicon
+    (e.g. Urdu) still enter through Tatoeba. :func:`correlations` uses one point per checkpoint.
     """
     res = results.copy()
-    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
     last = _last_layer(res)
     ref = "ft" if "ft" in cfg.variants else cfg.variants[0]
     acc_all = res[res["metric"].str.endswith("_acc") & (res["method"] == "zero-shot")]
@@ -412,93 +384,132 @@ def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFra
     return pd.DataFrame(pts, columns=["measure", "model", "variant", "lang", "d_align", "d_acc"])
 
 
-def correlations(pts: pd.DataFrame) -> list[dict]:
-    """Pearson and Spearman correlation of alignment change with accuracy change, per measure."""
-    from scipy import stats as sst
+def correlations(pts: pd.DataFrame, n_resamples: int = 2000) -> list[dict]:
+    """Correlation of alignment change with accuracy change at checkpoint level (SPEC §2 v2).
+
+    Per measure: one entry per language and, with several languages, one for the languages
+    averaged per checkpoint; every entry has one point per checkpoint (never checkpoint x
+    language points pooled as if independent), Pearson and Spearman with their p-values and a
+    percentile bootstrap CI over checkpoints.
+    """
+    from alignkit.stats import checkpoint_correlation
 
     out = []
     for label, g in pts.groupby("measure", sort=False):
-        rec = {"measure": label, "n": len(g), "langs": ", ".join(dict.fromkeys(g["lang"])), "pearson": math.nan,
-               "pearson_p": math.nan, "spearman": math.nan, "spearman_p": math.nan}
-        if len(g) >= 3 and g["d_align"].std() > 0 and g["d_acc"].std() > 0:
-            pr, sr = sst.pearsonr(g["d_align"], g["d_acc"]), sst.spearmanr(g["d_align"], g["d_acc"])
-            rec.update(pearson=float(pr.statistic), pearson_p=float(pr.pvalue), spearman=float(sr.statistic),
-                       spearman_p=float(sr.pvalue))
-        out.append(rec)
+        langs = list(dict.fromkeys(g["lang"]))
+        groups = [(lang, g[g["lang"] == lang]) for lang in langs]
+        if len(langs) > 1:
+            per = g.groupby("model", sort=False).agg(d_align=("d_align", "mean"), d_acc=("d_acc", "mean"),
+                                                     k=("lang", "nunique"))
+            groups.append(("mean of " + ", ".join(langs), per[per["k"] == len(langs)]))
+        for lang, h in groups:
+            c = checkpoint_correlation(h["d_align"], h["d_acc"], n_resamples=n_resamples)
+            out.append({"measure": label, "langs": lang, "n": c.n, "pearson": c.pearson, "pearson_p": c.pearson_p,
+                        "pearson_low": c.pearson_low, "pearson_high": c.pearson_high, "spearman": c.spearman,
+                        "spearman_p": c.spearman_p, "spearman_low": c.spearman_low, "spearman_high": c.spearman_high})
     return out
+
+
+def _summary_correlation(corr: list[dict], measure: str) -> dict | None:
+    """The languages-averaged entry of a measure, or its only one."""
+    entries = [c for c in corr if c["measure"] == measure]
+    return next((c for c in entries if c["langs"].startswith("mean of")), entries[0] if entries else None)
+
+
+# ---------------------------------------------------------------------------- plots
+
+def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    from alignkit.report import _save
+
+    sel = res[(res["metric"] == metric) & (res["layer"] >= 0)]
+    if sel.empty:
+        return False
+    pairs = list(dict.fromkeys(sel["pair"]))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs), 3.4), squeeze=False)
+    for ax, pair in zip(axes.flat, pairs):
+        g = sel[sel["pair"] == pair]
+        for variant, gv in g.groupby("variant", sort=False):
+            agg = gv.groupby("layer")["value"].agg(["mean", "min", "max"])
+            ax.plot(agg.index, agg["mean"], marker="o", ms=3, label=variant, lw=2 if variant == BASE_LABEL else 1.2)
+            ax.fill_between(agg.index, agg["min"], agg["max"], alpha=0.15)
+        ax.set_title(f"{title} by layer, {pair} (band: seed range)", fontsize=9)
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def _plot_alignment_vs_accuracy(pts: pd.DataFrame, cfg: StudyConfig, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    from alignkit.report import _save
+
+    if len(pts) < 3:
+        return False
+    corr = correlations(pts, n_resamples=0)
+    measures = list(dict.fromkeys(pts["measure"]))
+    fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4), squeeze=False)
+    for ax, label in zip(axes.flat, measures):
+        g = pts[pts["measure"] == label]
+        langs = list(dict.fromkeys(g["lang"]))
+        for (variant, lang), gv in g.groupby(["variant", "lang"], sort=False):
+            # one colour per variant, one marker per language, the same in every panel
+            ax.scatter(gv["d_align"], gv["d_acc"] * 100, label=f"{variant} ({lang})", s=18,
+                       color=f"C{cfg.variants.index(variant) % 10}" if variant in cfg.variants else "k",
+                       marker="o^sDvP"[langs.index(lang) % 6])
+        c = _summary_correlation(corr, label)
+        ax.set_xlabel(f"Δ{label} vs ft mean (last layer)")
+        ax.set_ylabel("Δ zero-shot accuracy vs ft mean (points)")
+        ax.set_title(f"{label}: r = {c['pearson']:.2f} over {c['n']} checkpoints ({c['langs']})", fontsize=9)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
 
 
 def plot_study(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, out: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from alignkit.report import _save
-
-    files = []
     res = results.copy()
     res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
-    bls = res[(res["metric"] == "bls") & (res["layer"] >= 0)]
-    if not bls.empty:
-        pairs = list(dict.fromkeys(bls["pair"]))
-        fig, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs), 3.4), squeeze=False)
-        for ax, pair in zip(axes.flat, pairs):
-            g = bls[bls["pair"] == pair]
-            for variant, gv in g.groupby("variant", sort=False):
-                agg = gv.groupby("layer")["value"].agg(["mean", "min", "max"])
-                ax.plot(agg.index, agg["mean"], marker="o", ms=3, label=variant, lw=2 if variant == BASE_LABEL else 1.2)
-                ax.fill_between(agg.index, agg["min"], agg["max"], alpha=0.15)
-            ax.set_title(f"BLS by layer, {pair} (band: seed range)", fontsize=9)
-            ax.set_xlabel("layer")
-            ax.grid(alpha=0.3)
-        axes.flat[0].legend(fontsize=7)
-        fig.tight_layout()
-        _save(fig, out / "bls_by_layer_variants.png")
-        files.append("bls_by_layer_variants.png")
-    pts = alignment_vs_accuracy(results, cfg)
-    if len(pts) >= 3:
-        corr = {c["measure"]: c for c in correlations(pts)}
-        measures = list(dict.fromkeys(pts["measure"]))
-        fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4), squeeze=False)
-        for ax, label in zip(axes.flat, measures):
-            g = pts[pts["measure"] == label]
-            langs = list(dict.fromkeys(g["lang"]))
-            for (variant, lang), gv in g.groupby(["variant", "lang"], sort=False):
-                # one colour per variant, one marker per language, the same in every panel
-                ax.scatter(gv["d_align"], gv["d_acc"] * 100, label=f"{variant} ({lang})", s=18,
-                           color=f"C{cfg.variants.index(variant) % 10}" if variant in cfg.variants else "k",
-                           marker="o^sDvP"[langs.index(lang) % 6])
-            r = corr[label]["pearson"]
-            ax.set_xlabel(f"Δ{label} vs ft mean (last layer)")
-            ax.set_ylabel("Δ zero-shot accuracy vs ft mean (points)")
-            ax.set_title(f"{label}: alignment vs accuracy change (Pearson r = {r:.2f}, n = {len(g)})", fontsize=9)
-            ax.axhline(0, color="k", lw=0.5)
-            ax.axvline(0, color="k", lw=0.5)
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        _save(fig, out / "alignment_vs_accuracy.png")
+    files = []
+    for metric, title, name in (("bls_auc", "BLS AUC", "bls_auc_by_layer_variants.png"),
+                                ("bls", "BLS", "bls_by_layer_variants.png")):
+        if _plot_by_layer_variants(res, metric, title, out / name):
+            files.append(name)
+    if _plot_alignment_vs_accuracy(alignment_vs_accuracy(results, cfg), cfg, out / "alignment_vs_accuracy.png"):
         files.append("alignment_vs_accuracy.png")
     return files
 
+
+# ---------------------------------------------------------------------------- report
 
 def _num(v, fmt: str) -> str:
     return "" if pd.isna(v) else format(v, fmt)
 
 
-def _fmt_ci(r) -> str:
-    if pd.isna(r["ci_low"]):
-        return ""
-    return f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+def _ci_text(lo, hi, k: float = 1.0, digits: int = 4) -> str:
+    return "" if pd.isna(lo) else f"[{k * lo:+.{digits}f}, {k * hi:+.{digits}f}]"
 
 
 def _headline_columns(res: pd.DataFrame, last: int) -> list[tuple[str, pd.DataFrame, bool]]:
     """(column title, rows with one value per model after averaging directions, as percent?)
-    for the per-variant table: BLS and P@1 (CSLS) per pair, Tatoeba per language, accuracy per language."""
+    for the per-variant table: BLS AUC, BLS, its baseline c and P@1 (CSLS) per pair, Tatoeba per
+    language, accuracy per language."""
     cols = []
     at_last = res[res["layer"] == last]
     for pair in dict.fromkeys(at_last.loc[at_last["metric"] == "bls", "pair"]):
-        cols.append((f"BLS {pair}", at_last[(at_last["metric"] == "bls") & (at_last["pair"] == pair)], False))
+        for metric, title in (("bls_auc", "BLS AUC"), ("bls", "BLS"), ("bls_baseline", "BLS c")):
+            g = at_last[(at_last["metric"] == metric) & (at_last["pair"] == pair)]
+            if not g.empty:
+                cols.append((f"{title} {pair}", g, False))
         p1 = at_last[(at_last["metric"] == "p@1") & (at_last["method"] == "csls") & (at_last["pair"] == pair)]
         for d in dict.fromkeys(p1["direction"]):
             cols.append((f"P@1 CSLS {d}", p1[p1["direction"] == d], True))
@@ -523,18 +534,129 @@ def _cell(g: pd.DataFrame, pct: bool) -> str:
 
 
 def _diff_phrase(r, pct: bool) -> str:
-    k = 100 if pct else 1
+    """'+3.5 points (per seed +4.9, −2.2, +7.8; 95% t-interval [..], p = ..; not significant across seeds)'."""
+    k, digits = (100, 1) if pct else (1, 4)
     unit = " points" if pct else ""
-    ci = "" if pd.isna(r["ci_low"]) else f", 95% CI [{k * r['ci_low']:+.{1 if pct else 4}f}, {k * r['ci_high']:+.{1 if pct else 4}f}]"
+    seeds = ", ".join(f"{k * float(x):+.{digits}f}" for x in str(r["seed_diffs"]).split(";") if x)
+    ci = _ci_text(r["ci_low"], r["ci_high"], k, digits)
     p = "" if pd.isna(r["p_value"]) else f", p = {r['p_value']:.2g}"
-    return f"{k * r['diff']:+.{1 if pct else 4}f}{unit}{ci}{p}"
+    sig = "significant across seeds" if r["significant"] in (True, "True") else "not significant across seeds"
+    return f"{k * r['diff']:+.{digits}f}{unit} (per seed {seeds}; 95% t-interval {ci}{p}; {sig})"
 
 
-def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, plots: list[str]) -> str:
+KEY_MEASURES = (("bls_auc", ""), ("bls_z", ""), ("bls", ""), ("bls_baseline", ""), ("p@1", "csls"),
+                ("tatoeba_acc", "nn"))
+
+
+def _key_rows(comparison: pd.DataFrame, last: int) -> pd.DataFrame:
+    at_last = comparison["layer"] == last
+    keep = np.zeros(len(comparison), dtype=bool)
+    for metric, method in KEY_MEASURES:
+        keep |= (at_last & (comparison["metric"] == metric) & (comparison["method"] == method)).to_numpy()
+    return comparison[keep | (comparison["layer"] < 0).to_numpy()]
+
+
+def differences_table(comparison: pd.DataFrame, cfg: StudyConfig, last: int) -> list[str]:
+    """Markdown lines: the seed-level differences of the key measures at the last layer."""
+    L = ["| variant | baseline | pair | metric | method | direction | diff | per-seed d_s | 95% t-interval (seeds) "
+         "| p (seeds) | sig. | two-level CI | items-only CI (conditional) |", "|---" * 13 + "|"]
+    for _, r in _key_rows(comparison, last).iterrows():
+        if r["variant"] in cfg.baselines and r["baseline"] in cfg.baselines and \
+                cfg.variants.index(r["variant"]) < cfg.variants.index(r["baseline"]):
+            continue  # the mirror of a row shown the other way round (comparison.csv keeps both)
+        seeds = ", ".join(f"{float(x):+.4f}" for x in str(r["seed_diffs"]).split(";") if x)
+        L.append(f"| {r['variant']} | {r['baseline']} | {r['pair']} | {r['metric']} | {r['method']} | {r['direction']} "
+                 f"| {r['diff']:+.4f} | {seeds} | {_ci_text(r['ci_low'], r['ci_high'])} | {_num(r['p_value'], '.3g')} "
+                 f"| {'yes' if r['significant'] in (True, 'True') else 'no'} | {_ci_text(r['boot_low'], r['boot_high'])} "
+                 f"| {_ci_text(r['items_low'], r['items_high'])} |")
+    return L
+
+
+def correlation_lines(corr: list[dict]) -> list[str]:
+    L = []
+    for c in corr:
+        if pd.isna(c["pearson"]):
+            L.append(f"- {c['measure']} ({c['langs']}): too few checkpoints or no variation to correlate.")
+        else:
+            L.append(f"- {c['measure']} ({c['langs']}, {c['n']} checkpoints): Pearson r = {c['pearson']:.3f} "
+                     f"(95% bootstrap CI over checkpoints [{c['pearson_low']:.2f}, {c['pearson_high']:.2f}], "
+                     f"p = {c['pearson_p']:.3g}), Spearman ρ = {c['spearman']:.3f} "
+                     f"([{c['spearman_low']:.2f}, {c['spearman_high']:.2f}], p = {c['spearman_p']:.3g}).")
+    return L or ["No zero-shot language has an alignment measure, so there is nothing to correlate."]
+
+
+DIAGNOSTIC_COLUMNS = ("steps", "embedding_lr", "ept_anchor", "attention_dropout", "row_movement_median_rho",
+                      "share_at_margin", "ept_loss_first", "ept_loss_last", "apt_loss_first", "apt_loss_last",
+                      "apt_loss_max", "best_dev_acc", "best_step")
+
+
+def training_diagnostics(ckpts: dict[str, Path]) -> dict[str, dict]:
+    """label -> :func:`alignkit.train.diagnostics.read_training_diagnostics` of its checkpoint;
+    empty when that function is unavailable, runs whose diagnostics cannot be read left out."""
+    try:
+        from alignkit.train.diagnostics import read_training_diagnostics
+    except ImportError:
+        return {}
+    out = {}
+    for label, d in ckpts.items():
+        try:
+            out[label] = read_training_diagnostics(d)
+        except (AlignkitError, OSError, ValueError):
+            continue
+    return out
+
+
+def diagnostics_table(diag: dict[str, dict]) -> list[str]:
+    if not diag:
+        return []
+
+    def cell(v):
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    L = ["## Training diagnostics per run", "",
+         "Row movement of the touched embedding rows in units of ρ (median) and the share at the EPT margin; "
+         "EPT/APT losses at the first and last logged step (APT also its maximum); English dev accuracy.", "",
+         "| run | " + " | ".join(DIAGNOSTIC_COLUMNS) + " |", "|---" * (len(DIAGNOSTIC_COLUMNS) + 1) + "|"]
+    for label, d in diag.items():
+        L.append(f"| {label} | " + " | ".join(cell(d.get(k)) for k in DIAGNOSTIC_COLUMNS) + " |")
+    return L + [""]
+
+
+def _answer_lines(comparison: pd.DataFrame, cfg: StudyConfig, last: int) -> list[str]:
+    L = []
+    for cl, base in (("rt+cl", "rt"), ("ept+apt+rt+cl", "ept+apt+rt")):
+        if cl not in cfg.variants:
+            continue
+        bases = [base] if base in cfg.baselines else [b for b in cfg.baselines if b != cl][:1]
+        for b in bases:
+            g = comparison[(comparison["variant"] == cl) & (comparison["baseline"] == b)]
+            if g.empty:
+                continue
+            at = g[g["layer"] == last]
+            parts = []
+            for metric, title in (("bls_auc", "BLS AUC"), ("bls", "BLS"), ("bls_baseline", "BLS baseline c")):
+                for _, r in at[at["metric"] == metric].iterrows():
+                    parts.append(f"{title} {r['pair']} {_diff_phrase(r, False)}")
+            for _, r in at[(at["metric"] == "p@1") & (at["method"] == "csls")].iterrows():
+                parts.append(f"P@1 CSLS {r['direction']} {_diff_phrase(r, True)}")
+            for _, r in at[at["metric"] == "tatoeba_acc"].iterrows():
+                parts.append(f"Tatoeba {r['direction']} {_diff_phrase(r, True)}")
+            for _, r in g[(g["layer"] < 0) & (g["method"] == "zero-shot")].iterrows():
+                parts.append(f"zero-shot accuracy {r['pair']} {_diff_phrase(r, True)}")
+            L.append(f"- **{cl} vs {b}** (layer {last}): " + "; ".join(parts) + ".")
+    return L
+
+
+def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, plots: list[str],
+                 diagnostics: dict[str, dict] | None = None) -> str:
     last = _last_layer(results)
     L = ["# alignkit study report", "",
          "Research question: to what extent does a cross-lingual contrastive loss (CL) during robust training "
-         "improve alignment, measured by bilingual lexical similarity (BLS), for zero-shot transfer?", "",
+         "improve alignment, measured by bilingual lexical similarity (BLS), for zero-shot transfer? The primary "
+         "alignment outcome is `bls_auc` (the chance that a translation beats a non-translation of the same "
+         "source; 0.5 = none), which, unlike BLS in cosine units, does not move when every cosine is rescaled.", "",
          f"Base model: `{cfg.base_model}`; variants: {', '.join(cfg.variants)}; seeds: {cfg.seeds}; "
          f"pairs: {', '.join(cfg.pairs)}; layers: {cfg.layers}; Tatoeba: "
          f"{', '.join(cfg.tatoeba_langs) or ('from the pairs' if cfg.tatoeba else 'no')}; training: "
@@ -544,66 +666,33 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
     res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
     cols = _headline_columns(res, last)
     L += [f"## Every variant at the last layer (layer {last}): mean over seeds (seed min–max)", "",
-          "P@1, Tatoeba and accuracy in percent; Tatoeba averages both directions; chance accuracy is "
-          "33.3% on XNLI; `base+probe` is a linear probe on the untuned encoder.", "",
+          "P@1, Tatoeba and accuracy in percent; Tatoeba averages both directions; BLS c is the mean cosine "
+          "over all source × target combinations (BLS = raw − c); chance accuracy is 33.3% on XNLI; "
+          "`base+probe` is a linear probe on the untuned encoder.", "",
           "| model | " + " | ".join(c[0] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for variant in dict.fromkeys(res["variant"]):
         cells = [_cell(g[g["variant"] == variant], pct) for _, g, pct in cols]
         if any(cells):
             L.append(f"| {variant} | " + " | ".join(cells) + " |")
-    L += ["", "## Differences (variant − baseline), last layer", "",
-          "Mean over seeds of the per-seed differences (seeds paired by number). CI and p from a paired "
-          "bootstrap / permutation test over items of the seed-averaged item scores where item scores exist "
-          "(basis seeds+items), otherwise a t-interval and t-test over seeds.", "",
-          "| variant | baseline | pair | metric | method | direction | diff | 95% CI | p | seed SD |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
-    key = comparison[((comparison["layer"] == last) & comparison["metric"].isin(["bls", "p@1", "tatoeba_acc"])
-                      & comparison["method"].isin(["", "csls", "nn"])
-                      & ~((comparison["metric"] == "p@1") & (comparison["method"] == "nn")))
-                     | (comparison["layer"] < 0)]
-    for _, r in key.iterrows():
-        if r["variant"] in cfg.baselines and r["baseline"] in cfg.baselines and \
-                cfg.variants.index(r["variant"]) < cfg.variants.index(r["baseline"]):
-            continue  # the mirror of a row shown the other way round (comparison.csv keeps both)
-        L.append(f"| {r['variant']} | {r['baseline']} | {r['pair']} | {r['metric']} | {r['method']} | {r['direction']} | "
-                 f"{r['diff']:+.4f} | {_fmt_ci(r)} | {_num(r['p_value'], '.3g')} | {_num(r['seed_sd'], '.4f')} |")
-    pts = alignment_vs_accuracy(results, cfg)
-    corr = correlations(pts) if len(pts) else []
-    L += ["", "## Alignment vs zero-shot accuracy", "",
-          "Each point is one fine-tuned checkpoint and one zero-shot language: its change in alignment (last "
-          "layer) and in zero-shot accuracy, both relative to the `ft` mean for that language.", ""]
+    L += [""] + diagnostics_table(diagnostics or {})
+    L += ["## Differences (variant − baseline), last layer, across training runs", "",
+          "Variants are paired by seed; d_s is the per-seed difference (item-paired where item scores exist). "
+          "The 95% t-interval and t-test p are over seeds (df = seeds − 1); a difference is called significant "
+          "only when that interval excludes 0. The two-level bootstrap resamples seeds, then items. The "
+          "items-only CI is conditional on these checkpoints (it ignores training-run variance).", ""]
+    L += differences_table(comparison, cfg, last)
+    corr = correlations(alignment_vs_accuracy(results, cfg))
+    L += ["", "## Alignment vs zero-shot accuracy (checkpoint level)", "",
+          "One point per fine-tuned checkpoint (variant × seed): its change in alignment (last layer) and in "
+          "zero-shot accuracy, both relative to the `ft` mean for that language; per language and with "
+          "languages averaged, never checkpoint × language points pooled.", ""]
+    L += correlation_lines(corr)
+    L += ["", "## Answer", ""] + _answer_lines(comparison, cfg, last)
     for c in corr:
-        if pd.isna(c["pearson"]):
-            L.append(f"- {c['measure']} ({c['langs']}): too few points or no variation to correlate.")
-        else:
-            L.append(f"- {c['measure']} ({c['langs']}, {c['n']} points): Pearson r = {c['pearson']:.3f} "
-                     f"(p = {c['pearson_p']:.3g}), Spearman ρ = {c['spearman']:.3f} (p = {c['spearman_p']:.3g}).")
-    if not corr:
-        L.append("No zero-shot language has an alignment measure, so there is nothing to correlate.")
-    L += ["", "## Answer", ""]
-    for cl, base in (("rt+cl", "rt"), ("ept+apt+rt+cl", "ept+apt+rt")):
-        if cl not in cfg.variants:
-            continue
-        bases = [base] if base in cfg.baselines else [b for b in cfg.baselines if b != cl][:1]
-        for b in bases:
-            g = comparison[(comparison["variant"] == cl) & (comparison["baseline"] == b)]
-            if g.empty:
-                continue
-            parts = []
-            for _, r in g[(g["metric"] == "bls") & (g["layer"] == last)].iterrows():
-                sig = "significant" if (not pd.isna(r["p_value"]) and r["p_value"] < 0.05) else "not significant"
-                parts.append(f"BLS {r['pair']} {_diff_phrase(r, False)} ({sig} at 0.05; seed SD {r['seed_sd']:.4f})")
-            for _, r in g[(g["metric"] == "p@1") & (g["method"] == "csls") & (g["layer"] == last)].iterrows():
-                parts.append(f"P@1 CSLS {r['direction']} {_diff_phrase(r, True)}")
-            for _, r in g[(g["metric"] == "tatoeba_acc") & (g["layer"] == last)].iterrows():
-                parts.append(f"Tatoeba {r['direction']} {_diff_phrase(r, True)}")
-            for _, r in g[(g["layer"] < 0) & (g["method"] == "zero-shot")].iterrows():
-                parts.append(f"zero-shot accuracy {r['pair']} {_diff_phrase(r, True)}")
-            L.append(f"- **{cl} vs {b}** (layer {last}): " + "; ".join(parts) + ".")
-    for c in corr:
-        if not pd.isna(c["pearson"]):
-            L.append(f"- Alignment change ({c['measure']}) vs zero-shot accuracy change: r = {c['pearson']:.2f} "
-                     f"over {c['n']} points (p = {c['pearson_p']:.2g}).")
+        if not pd.isna(c["pearson"]) and (c["langs"].startswith("mean of") or _summary_correlation(corr, c["measure"]) is c):
+            L.append(f"- Alignment change ({c['measure']}, {c['langs']}) vs zero-shot accuracy change: r = "
+                     f"{c['pearson']:.2f} over {c['n']} checkpoints, 95% CI [{c['pearson_low']:.2f}, "
+                     f"{c['pearson_high']:.2f}].")
     L += ["", "Limits: the configuration above fixes the model size, training data size and languages; a small "
           "study measures the direction and size of effects at that scale only.", ""]
     L += [f"![{p}]({p})" for p in plots]

@@ -1,6 +1,9 @@
 """A miniature study end to end: tiny random model, a few steps, every stage and output."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,8 +76,16 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     assert "## Answer" in report and "rt+cl vs rt" in report
     assert (out / "bls_by_layer_variants.png").is_file()
     assert "## Every variant at the last layer" in report and "| rt+cl |" in report
+    # seed-level statistics: the t-interval over seeds is the CI, the two-level bootstrap and the
+    # items-only interval (conditional on the checkpoints) sit beside it
+    assert bls[["ci_low", "ci_high", "boot_low", "boot_high", "items_low", "items_high"]].notna().all().all()
+    assert ((bls["ci_low"] <= bls["diff"]) & (bls["diff"] <= bls["ci_high"])).all()
+    assert set(cmp["metric"]) >= {"bls_auc", "bls_z", "bls_baseline"}
+    assert "across training runs" in report and "conditional on these checkpoints" in report
+    assert (out / "bls_auc_by_layer_variants.png").is_file()
     pts = pd.read_csv(out / "alignment_vs_accuracy.csv")
-    assert list(pts.columns) == ["measure", "model", "variant", "lang", "d_align", "d_acc"] and len(pts) == 9
+    # 9 checkpoints x (BLS AUC, BLS) on en-sw: 18 rows (was 9 before bls_auc was added)
+    assert list(pts.columns) == ["measure", "model", "variant", "lang", "d_align", "d_acc"] and len(pts) == 18
 
     # a re-run with the same seeds trains nothing new and reproduces results.csv exactly
     before = (out / "results.csv").read_bytes()
@@ -143,3 +154,56 @@ def test_alignment_vs_accuracy_uses_bls_and_tatoeba_relative_to_ft_mean():
     assert tat.loc["ft/seed1", "d_align"] == pytest.approx(-0.10) and tat.loc["ft/seed1", "d_acc"] == pytest.approx(-0.05)
     corr = {c["measure"]: c for c in correlations(pts)}
     assert corr["BLS"]["pearson"] == pytest.approx(1.0) and corr["BLS"]["n"] == 3
+
+
+def test_correlations_use_one_point_per_checkpoint_per_language_and_averaged():
+    from alignkit.study import correlations
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        for lang in ("sw", "ur"):
+            d = rng.standard_normal()
+            rows.append({"measure": "Tatoeba acc", "model": f"v{i % 2}/seed{i}", "variant": f"v{i % 2}",
+                         "lang": lang, "d_align": d, "d_acc": 0.5 * d})
+    corr = correlations(pd.DataFrame(rows), n_resamples=200)
+    assert [c["langs"] for c in corr] == ["sw", "ur", "mean of sw, ur"]
+    assert all(c["n"] == 6 for c in corr)  # 6 checkpoints, never 12 checkpoint x language points
+    assert corr[0]["pearson"] == pytest.approx(1.0) and corr[0]["pearson_low"] == pytest.approx(1.0)
+
+
+def test_training_diagnostics_table_is_omitted_without_diagnostics_and_shown_with_them(tmp_path, monkeypatch):
+    import alignkit.train.diagnostics as diag
+    from alignkit.study import diagnostics_table, training_diagnostics
+
+    assert training_diagnostics({"rt/seed1": tmp_path / "missing"}) == {}
+    assert diagnostics_table({}) == []
+    monkeypatch.setattr(diag, "read_training_diagnostics",
+                        lambda d: {"variant": "ept+apt+rt", "steps": 60, "row_movement_median_rho": 0.61,
+                                   "apt_loss_max": 0.0042, "best_dev_acc": float("nan")})
+    table = diagnostics_table(training_diagnostics({"ept+apt+rt/seed1": tmp_path}))
+    line = next(x for x in table if x.startswith("| ept+apt+rt/seed1 |"))
+    assert "| 60 |" in line and "| 0.61 |" in line and "| 0.0042 |" in line
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "studies" / "rq-cpu"
+
+
+@pytest.mark.skipif(not (COMMITTED / "study.json").is_file(), reason="committed study not found")
+def test_reanalysis_of_the_committed_study_reports_seed_level_intervals(tmp_path):
+    assert main(["study", "--reanalyse", str(COMMITTED), "--out", str(tmp_path), "--resamples", "200", "--quiet"]) == 0
+    md = (tmp_path / "reanalysis.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| rt+cl − rt | tatoeba_acc nn | ur->en |"))
+    assert "+4.9, -2.2, +7.8" in line and "[-9.3, +16.3]" in line and "| 0.36 | no |" in line
+    assert "p = 0.002 (sig.)" in line  # what the items-only analysis had claimed
+    assert "predates `bls_auc` and `bls_z`" in md
+    tab = pd.read_csv(tmp_path / "reanalysis.csv", keep_default_na=False)
+    c = tab[(tab["metric"] == "bls_baseline") & (tab["variant"] == "rt+cl") & (tab["baseline"] == "rt")
+            & (tab["layer"] == 12)].iloc[0]
+    assert float(c["baseline_value"]) == pytest.approx(0.7933, abs=1e-4) and float(c["value"]) == pytest.approx(0.5336, abs=1e-4)
+
+
+def test_reanalyse_with_a_config_is_a_one_line_error(tmp_path, capsys):
+    assert main(["study", "x.toml", "--reanalyse", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1

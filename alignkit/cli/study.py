@@ -2,21 +2,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from alignkit.cli import app
+from alignkit.errors import AlignkitError
 
 
 @app.command()
 def study(
-    config: Path = typer.Argument(..., help="Study TOML (see docs/studies/rq-cpu.toml)."),
-    out: Path = typer.Option(..., "--out", help="Study directory; re-running resumes and skips finished work."),
+    config: Optional[Path] = typer.Argument(None, help="Study TOML (see docs/studies/rq-cpu.toml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study directory; re-running resumes and skips finished work."),
+    reanalyse: Optional[Path] = typer.Option(None, "--reanalyse", help="A finished study folder: recompute its contrasts with the seed-level statistics into reanalysis.md/.csv (there, or in --out); trains nothing."),
+    resamples: Optional[int] = typer.Option(None, "--resamples", help="With --reanalyse: bootstrap resamples (default: the study's compare_resamples)."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Train every variant x seed, score all checkpoints and the base, compare, and write report.md."""
-    from alignkit.study import run_study
+    if reanalyse is not None:
+        from alignkit.reanalysis import reanalyse as run_reanalysis
 
-    files = run_study(config, out, progress=not quiet)
+        if config is not None:
+            raise AlignkitError("--reanalyse takes a study folder and no config; drop the CONFIG argument")
+        files = run_reanalysis(reanalyse, out, n_resamples=resamples)
+    else:
+        from alignkit.study import run_study
+
+        if config is None or out is None:
+            raise AlignkitError("alignkit study needs CONFIG and --out DIR (or --reanalyse DIR for a finished study)")
+        files = run_study(config, out, progress=not quiet)
     if not quiet:
         typer.echo(files["report"].read_text())
