@@ -243,3 +243,104 @@ def test_tatoeba_accuracy_equals_bruteforce_both_directions():
 def test_tatoeba_refuses_misaligned_inputs():
     with pytest.raises(AlignkitError, match="row i of each must be a translation pair"):
         tatoeba_accuracy(np.ones((5, 4)), np.ones((6, 4)))
+
+
+# ---------------------------------------------------------------- one product for both directions
+
+from alignkit.metrics import retrieve_both  # noqa: E402
+from alignkit.metrics.blocked import product_search, row_topk  # noqa: E402
+
+
+def _two_languages(rng, n_src, n_tgt, dim, q_src, q_tgt):
+    offset = rng.standard_normal(dim)
+    src = (rng.standard_normal((n_src, dim)) + offset).astype(np.float32)
+    tgt = (rng.standard_normal((n_tgt, dim)) + offset).astype(np.float32)
+    src_gold = [set(rng.choice(n_tgt, size=rng.integers(1, 3), replace=False).tolist()) for _ in range(q_src)]
+    tgt_gold = [set(rng.choice(n_src, size=rng.integers(1, 3), replace=False).tolist()) for _ in range(q_tgt)]
+    return src, tgt, src_gold, tgt_gold
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_one_product_equals_brute_force_in_both_directions(center):
+    rng = np.random.default_rng(21)
+    src, tgt, src_gold, tgt_gold = _two_languages(rng, 400, 3000, 16, 60, 50)
+    out = retrieve_both(src, tgt, src_gold, tgt_gold, center=center, n_resamples=0)
+    for direction, q, pool, gold in (("src->tgt", src, tgt, src_gold), ("tgt->src", tgt, src, tgt_gold)):
+        queries = q[:len(gold)]
+        for method in ("nn", "csls"):
+            kw = dict(method=method, center=center, query_space=q)
+            top = -np.sort(-brute_scores(queries, pool, **kw), axis=1)[:, :11]
+            assert np.diff(top, axis=1).max() < -1e-6  # no near-ties: the ranking is unambiguous
+            ref = brute_ranking(queries, pool, 10, **kw)
+            res = out[direction, method]
+            np.testing.assert_array_equal(res.ranked, ref, err_msg=f"{direction} {method}")
+            assert res.pool_size == len(pool) and res.n == len(gold)
+            for k in (1, 5, 10):
+                assert res.precision[k].value == pytest.approx(_precision(ref, gold, k))
+            # and exactly what the one-direction API gives
+            single = retrieve(queries, pool, gold, method=method, center=center, query_space=q, n_resamples=0)
+            np.testing.assert_array_equal(res.ranked, single.ranked)
+
+
+def test_one_product_radii_equal_brute_force_over_many_blocks_and_workers():
+    rng = np.random.default_rng(22)
+    x = _unit(rng.standard_normal((1500, 12)) + 0.5).astype(np.float32)
+    y = _unit(rng.standard_normal((2900, 12)) + 0.5).astype(np.float32)
+    s = x.astype(np.float64) @ y.T.astype(np.float64)
+    for block_rows in (16, 48, 1024):  # 16-row blocks: the column bounds are merged ~90 times
+        ps = product_search(x, y, 40, 30, kmax=10, csls_k=10, block_rows=block_rows)
+        np.testing.assert_allclose(ps.src_radii, np.sort(s, 1)[:, -10:].mean(1), atol=1e-6)
+        np.testing.assert_allclose(ps.tgt_radii, np.sort(s, 0)[-10:].mean(0), atol=1e-6)
+        np.testing.assert_array_equal(ps.tgt_nn, np.argsort(-s[:, :30].T, 1, kind="stable")[:, :10])
+
+
+def test_one_product_keeps_exact_ties_in_stable_order():
+    rng = np.random.default_rng(23)
+    base = _dyadic_unit_vectors(rng, 30)
+    src = base[rng.integers(0, 30, size=700)]   # every vector occurs ~20 times: ties everywhere
+    tgt = base[rng.integers(0, 30, size=2700)]
+    src_gold = [{int(rng.integers(2700))} for _ in range(50)]
+    tgt_gold = [{int(rng.integers(700))} for _ in range(40)]
+    out = retrieve_both(src, tgt, src_gold, tgt_gold, csls_k=8, n_resamples=0)
+    for direction, q, pool, n in (("src->tgt", src, tgt, 50), ("tgt->src", tgt, src, 40)):
+        for method in ("nn", "csls"):
+            ref = brute_ranking(q[:n], pool, 10, method=method, csls_k=8, query_space=q)
+            np.testing.assert_array_equal(out[direction, method].ranked, ref, err_msg=f"{direction} {method}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_row_topk_equals_a_stable_sort_with_many_ties(seed):
+    import torch
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([30, 300, 2600, 5000]))
+    s = rng.integers(-3, 4, size=(int(rng.integers(1, 40)), n)).astype(np.float32)  # 7 values: huge tie groups
+    k = int(rng.integers(1, 12))
+    v, i = row_topk(torch.from_numpy(s), k)
+    ref = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(i.numpy(), ref)
+    np.testing.assert_array_equal(v.numpy(), np.take_along_axis(s, ref, 1))
+
+
+def test_one_product_refuses_bad_input_with_one_line_errors():
+    rng = np.random.default_rng(24)
+    src, tgt, sg, tg = _two_languages(rng, 40, 50, 8, 10, 10)
+    for kwargs, message in ((dict(ks=(1, 60)), "larger than a candidate pool"), (dict(csls_k=0), "csls_k=0")):
+        with pytest.raises(AlignkitError, match=message) as err:
+            retrieve_both(src, tgt, sg, tg, n_resamples=0, **kwargs)
+        assert "\n" not in str(err.value)
+    with pytest.raises(AlignkitError, match="none of the 10 target query words"):
+        retrieve_both(src, tgt, sg, [set()] * 10, n_resamples=0)
+    with pytest.raises(AlignkitError, match="outside 0..49"):
+        retrieve_both(src, tgt, [{77}] * 10, tg, n_resamples=0)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_one_product_on_cuda_equals_the_cpu_path():
+    rng = np.random.default_rng(25)
+    src, tgt, sg, tg = _two_languages(rng, 3000, 3500, 32, 200, 150)
+    cpu = retrieve_both(src, tgt, sg, tg, n_resamples=0)
+    gpu = retrieve_both(src, tgt, sg, tg, n_resamples=0, device="cuda")
+    for key in cpu:
+        agree = (cpu[key].ranked == gpu[key].ranked).mean()
+        assert agree > 0.999, key  # fp32 on both; only near-ties may order differently

@@ -207,11 +207,76 @@ def retrieve(queries, pool, gold: Sequence[Collection[int]], *, ks: Sequence[int
         y_aug = np.hstack([yn, (-0.5 * r_s).astype(np.float32)[:, None]])
         _, ranked = knn_search(x_aug, y_aug, kmax)
 
-    is_gold = np.isin(np.arange(x.shape[0])[:, None] * y.shape[0] + ranked, keys)  # [n, kmax]
+    return _hits(ranked, keys, has_gold, y.shape[0], ks, method=method, center=center, confidence=confidence,
+                 n_resamples=n_resamples, seed=seed)
+
+
+# ---------------------------------------------------------------- both directions, one product
+
+def _hits(ranked: np.ndarray, keys: np.ndarray, has_gold: np.ndarray, pool_size: int, ks, *, method: str,
+          center: bool, confidence: float, n_resamples: int, seed: int) -> RetrievalResult:
+    """P@k estimates from a ranking ``[n, max(ks)]`` and the gold keys of :func:`_gold_matrix`."""
+    n = ranked.shape[0]
+    is_gold = np.isin(np.arange(n)[:, None] * pool_size + ranked, keys)  # [n, kmax]
     first_hit = np.where(is_gold.any(axis=1), is_gold.argmax(axis=1), -1).astype(np.int64)
     found = first_hit >= 0
     precision = {k: mean_estimate((found & (first_hit < k)).astype(np.float64), confidence=confidence,
                                   n_resamples=n_resamples, seed=seed) for k in ks}
     return RetrievalResult(method=method, center=bool(center), precision=precision, ranked=ranked,
-                           first_hit=first_hit, pool_size=int(y.shape[0]),
-                           coverage=float(has_gold.mean()), n=int(x.shape[0]))
+                           first_hit=first_hit, pool_size=int(pool_size), coverage=float(has_gold.mean()), n=n)
+
+
+def retrieve_both(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Sequence[Collection[int]], *,
+                  ks: Sequence[int] = (1, 5, 10), center: bool = False, csls_k: int = 10,
+                  confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                  device=None) -> dict[tuple[str, str], RetrievalResult]:
+    """NN and CSLS P@k in both directions from one blocked product per call (SPEC §2).
+
+    src ``[n_src, dim]``: the source language's full set (test source words first, then
+    frequent words); tgt ``[n_tgt, dim]`` likewise. ``src_gold[i]`` holds the tgt indices of
+    the translations of source query i (the queries are the first len(src_gold) rows of
+    src); ``tgt_gold[j]`` the src indices for target query j. The src→tgt direction equals
+    ``retrieve(src[:len(src_gold)], tgt, src_gold, query_space=src)`` and tgt→src
+    ``retrieve(tgt[:len(tgt_gold)], src, tgt_gold, query_space=tgt)``, for both methods, but
+    S = X̂Ŷᵀ is computed once: its row top-k gives r over tgt, its column top-k r over src
+    (:func:`alignkit.metrics.blocked.product_search`; ``device`` "cuda" runs it there).
+
+    Returns ``{(direction, method): RetrievalResult}``, direction "src->tgt" / "tgt->src",
+    method "nn" / "csls". Raises AlignkitError like :func:`retrieve`.
+    """
+    from alignkit.metrics.blocked import product_search
+
+    x = _validate.vectors(src, "source vectors")
+    y = _validate.vectors(tgt, "target vectors", dim=x.shape[1])
+    ks = tuple(int(k) for k in ks)
+    if not ks or min(ks) < 1:
+        raise AlignkitError(f"ks must be positive integers, got {ks}")
+    kmax, smallest = max(ks), min(x.shape[0], y.shape[0])
+    if kmax > smallest:
+        raise AlignkitError(f"k={kmax} is larger than a candidate pool ({smallest} words); "
+                            "use a smaller k or a larger pool")
+    if not 1 <= csls_k <= smallest:
+        raise AlignkitError(f"csls_k={csls_k} needs 1..{smallest} neighbours; use a smaller csls_k")
+    sides = []
+    for name, gold, q, pool in (("source", src_gold, x, y), ("target", tgt_gold, y, x)):
+        if len(gold) > q.shape[0]:
+            raise AlignkitError(f"{len(gold)} {name} queries but only {q.shape[0]} {name} vectors; "
+                                "the queries must be the first rows of their language's set")
+        keys, has_gold = _gold_matrix(gold, len(gold), pool.shape[0])
+        if not has_gold.any():
+            raise AlignkitError(f"none of the {len(gold)} {name} query words has a gold translation in the "
+                                "pool; check that the pool contains the test lexicon's translations")
+        sides.append((keys, has_gold))
+    if center:
+        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        y = y - y.mean(axis=0, dtype=np.float64).astype(np.float32)
+    ps = product_search(_validate.unit_rows(x), _validate.unit_rows(y), len(src_gold), len(tgt_gold),
+                        kmax=kmax, csls_k=csls_k, device=device)
+    kw = dict(center=center, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    out = {}
+    for direction, (keys, has_gold), pool_size, ranks in (
+            ("src->tgt", sides[0], y.shape[0], (ps.src_nn, ps.src_csls)),
+            ("tgt->src", sides[1], x.shape[0], (ps.tgt_nn, ps.tgt_csls))):
+        for method, ranked in zip(METHODS, ranks):
+            out[direction, method] = _hits(ranked, keys, has_gold, pool_size, ks, method=method, **kw)
+    return out

@@ -1,0 +1,312 @@
+"""One blocked product X̂Ŷᵀ, row and column top-k in the same pass (torch, any device).
+
+CSLS retrieval in both directions needs, per retrieval space, only S = X̂Ŷᵀ
+(``[n_src, n_tgt]`` cosines): its row top-k gives r over Y for every source row, its column
+top-k gives r over X for every target row, and the P@k rankings of both directions (the
+first rows of X and the first columns of Y are the queries) are row / column top-k of S or
+of 2S − r. :func:`product_search` computes all of them from blocks of rows of S, never
+holding S whole (a block is ``[rows, n_tgt]``, sized to stay in cache on a CPU).
+
+Exactness: radii are means of the exact k largest values (a chunk-maximum pruning that
+provably keeps them, see :func:`_row_top_values` and :class:`_ColumnTop`); rankings are
+exact under the order (higher score, then lower index), as ``np.argsort(-s, kind="stable")``.
+
+On a CPU the blocks run in one worker thread per intra-op thread, each single-threaded
+(no synchronisation inside the many small ops, robust on a shared machine); on a GPU they
+run one after another in larger blocks. GEMMs are fp32 (TF32 disabled on CUDA).
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+_CHUNK = 64                  # columns per chunk for row top-k values
+_GROUP = 16                  # rows per chunk for column top-k values
+_CPU_BLOCK_BYTES = 24 * 2**20  # one block of S per CPU worker: fits the cache hierarchy
+_GPU_BLOCK_BYTES = 2 * 2**30
+_NEG = float("-inf")
+
+
+@dataclass(frozen=True)
+class ProductSearch:
+    """What retrieval in both directions needs from one product S = X̂Ŷᵀ.
+
+    src_radii ``[n_src]`` float64: mean of the ``csls_k`` largest cosines of each source
+              row to all target rows (r over Y); tgt_radii ``[n_tgt]``: the same over X.
+    src_nn, src_csls ``[q_src, kmax]`` int64: target indices ranked for the first q_src
+              source rows by cos / by 2cos − tgt_radii (best first, ties to the lower index).
+    tgt_nn, tgt_csls ``[q_tgt, kmax]`` int64: source indices ranked for the first q_tgt
+              target rows by cos / by 2cos − src_radii.
+    """
+
+    src_radii: np.ndarray
+    tgt_radii: np.ndarray
+    src_nn: np.ndarray
+    src_csls: np.ndarray
+    tgt_nn: np.ndarray
+    tgt_csls: np.ndarray
+
+
+def _order(v: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort each row of (values, indices) ``[r, m]`` by higher value, then lower index."""
+    o = torch.argsort(i, dim=1)
+    v, i = v.gather(1, o), i.gather(1, o)
+    o = torch.argsort(v, dim=1, descending=True, stable=True)
+    return v.gather(1, o), i.gather(1, o)
+
+
+def stable_topk(m: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of each row of ``m`` ``[r, n]`` (k <= n) under (higher value, lower index).
+
+    torch.topk keeps an arbitrary member of a tie group straddling rank k, so it is asked
+    for k + 1: rows whose k-th and (k+1)-th values tie are redone with a stable full sort.
+    Returns (values ``[r, k]``, int64 column indices ``[r, k]``), best first.
+    """
+    n = m.shape[1]
+    v, i = torch.topk(m, min(k + 1, n), dim=1)
+    if n > k:
+        tied = torch.nonzero(v[:, k] == v[:, k - 1]).flatten()
+        v, i = v[:, :k].clone(), i[:, :k].clone()
+        if tied.numel():
+            sv, si = torch.sort(m[tied], dim=1, descending=True, stable=True)
+            v[tied], i[tied] = sv[:, :k], si[:, :k]
+    return _order(v, i)
+
+
+def merge_topk(a, b, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k under (higher value, lower index) of the union of two (values, indices) lists."""
+    return tuple(t[:, :k] for t in _order(torch.cat([a[0], b[0]], 1), torch.cat([a[1], b[1]], 1)))
+
+
+def _line_candidates(s: torch.Tensor, k: int):
+    """Values of ``s`` ``[L, n]`` that can be among their row's k largest: (values, row,
+    column), in (row, column) order. Never misses one (exact pruning):
+
+    rows are cut into chunks of _CHUNK columns and their maxima grouped by 4; the k-th
+    largest group maximum t is a lower bound on the row's k-th largest value (k distinct
+    groups each hold a value >= t), so only values >= t, found in the chunks whose maximum
+    reaches t, are returned -- at least k of them, about k on real data.
+    """
+    L, n = s.shape
+    c, g = _CHUNK, 4
+    groups = n // (c * g)
+    if groups < k:
+        t = torch.topk(s, k, dim=1).values[:, -1:]
+        li, ci = torch.nonzero(s >= t, as_tuple=True)
+        return s[li, ci], li, ci
+    body_n = groups * c * g
+    body = s[:, :body_n].reshape(L, groups * g, c)
+    chunk_max = body.amax(2)
+    t = chunk_max.reshape(L, groups, g).amax(2).topk(k, dim=1).values[:, -1:]
+    li, cj = torch.nonzero(chunk_max >= t, as_tuple=True)
+    vals = body[li, cj]                                          # [chunks, c]
+    ki, pos = torch.nonzero(vals >= t[li], as_tuple=True)
+    v, li, ci = vals[ki, pos], li[ki], cj[ki] * c + pos
+    if body_n < n:
+        tl, tc = torch.nonzero(s[:, body_n:] >= t, as_tuple=True)
+        v, li, ci = torch.cat([v, s[tl, body_n + tc]]), torch.cat([li, tl]), torch.cat([ci, body_n + tc])
+    return v, li, ci
+
+
+def _select(v: torch.Tensor, lines: torch.Tensor, idx: torch.Tensor, n_lines: int, k: int):
+    """Per line, the k best candidates under (higher value, lower index).
+
+    Returns (values ``[n_lines, k]``, indices
+    ``[n_lines, k]``), -inf / -1 where a line has fewer than k candidates.
+    """
+    o = torch.argsort(idx, stable=True)
+    o = o[torch.argsort(v[o], descending=True, stable=True)]
+    o = o[torch.argsort(lines[o], stable=True)]
+    v, lines, idx = v[o], lines[o], idx[o]
+    counts = torch.bincount(lines, minlength=n_lines)
+    pos = torch.arange(v.numel(), device=v.device) - (torch.cumsum(counts, 0) - counts)[lines]
+    keep = pos < k
+    out_v = torch.full((n_lines, k), _NEG, device=v.device, dtype=v.dtype)
+    out_i = torch.full((n_lines, k), -1, device=v.device, dtype=torch.long)
+    out_v[lines[keep], pos[keep]] = v[keep]
+    out_i[lines[keep], pos[keep]] = idx[keep]
+    return out_v, out_i
+
+
+def row_topk(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k of each row of ``s`` ``[L, n]`` (k <= n) under (higher value, lower
+    index), like :func:`stable_topk`, ranking only what :func:`_line_candidates` keeps."""
+    v, li, ci = _line_candidates(s, k)
+    return _select(v, li, ci, s.shape[0], k)
+
+
+class _ColumnTop:
+    """Running k largest values of every column of S over the row blocks one worker sees.
+
+    A column's current k-th value is a lower bound on its final one, so only the values of
+    a new block at or above it can matter: they are found through the maxima of chunks of
+    _GROUP rows and kept; every few blocks the kept values are merged into the top k
+    (a grouped sort), which raises the bounds.
+    """
+
+    def __init__(self, top: torch.Tensor, k: int, floor: torch.Tensor | None = None):
+        # top [n, k]: current top values (any order); floor: a bound already known to hold
+        # (another worker holds the values that set it)
+        self.top, self.k = top, k
+        self.floor = top.amin(1) if floor is None else floor
+        self.t = torch.maximum(self.floor, top.amin(1))
+        self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.n_pending = 0
+
+    def add(self, s: torch.Tensor) -> None:
+        b, n = s.shape
+        full = b - b % _GROUP
+        body = s[:full].reshape(full // _GROUP, _GROUP, n)
+        gi, cj = torch.nonzero(body.amax(1) >= self.t, as_tuple=True)
+        vals = body[gi, :, cj]                                       # [candidates, _GROUP]
+        keep = vals >= self.t[cj, None]
+        self._hold(vals[keep], cj[:, None].expand_as(vals)[keep])
+        if full < b:
+            ri, rc = torch.nonzero(s[full:] >= self.t, as_tuple=True)
+            self._hold(s[full + ri, rc], rc)
+
+    def _hold(self, v: torch.Tensor, cols: torch.Tensor) -> None:
+        self.pending.append((v, cols))
+        self.n_pending += v.numel()
+        if self.n_pending > self.top.numel():
+            self.consolidate()
+
+    def consolidate(self) -> None:
+        if not self.pending:
+            return
+        n = self.top.shape[0]
+        v = torch.cat([self.top.reshape(-1)] + [p[0] for p in self.pending])
+        c = torch.cat([torch.arange(n, device=v.device).repeat_interleave(self.k)] + [p[1] for p in self.pending])
+        self.top = _select(v, c, c, n, self.k)[0]
+        self.t, self.pending, self.n_pending = torch.maximum(self.floor, self.top.amin(1)), [], 0
+
+    def merge(self, other: "_ColumnTop") -> None:
+        n = other.top.shape[0]
+        self.pending += [(other.top.reshape(-1), torch.arange(n, device=other.top.device).repeat_interleave(self.k))]
+        self.pending += other.pending
+        self.consolidate()
+
+
+@contextmanager
+def _fp32(device: torch.device):
+    """Full fp32 GEMMs on CUDA (no TF32), whatever the process-wide setting."""
+    if device.type != "cuda":
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def _blocks(n_src: int, n_tgt: int, q_src: int, device: torch.device,
+            rows: int | None = None) -> list[tuple[int, int]]:
+    """Row ranges of S: the source queries first (their rows are kept), then the rest."""
+    budget = _GPU_BLOCK_BYTES if device.type == "cuda" else _CPU_BLOCK_BYTES
+    rows = rows or max(_GROUP, budget // (4 * n_tgt) // _GROUP * _GROUP)
+    edges = sorted({*range(0, q_src, rows), *range(q_src, n_src, rows), n_src})
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _run_blocks(blocks, fn, workers: int) -> None:
+    """``fn(start, stop, worker_id)`` for every block, on ``workers`` single-threaded threads."""
+    if workers == 1:
+        for start, stop in blocks:
+            fn(start, stop, 0)
+        return
+    saved, lock, queue = torch.get_num_threads(), threading.Lock(), iter(blocks)
+    failed = threading.Event()
+
+    def loop(wid: int) -> None:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            while not failed.is_set():
+                with lock:
+                    block = next(queue, None)
+                if block is None:
+                    return
+                try:
+                    fn(*block, wid)
+                except BaseException:
+                    failed.set()
+                    raise
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(loop, w) for w in range(workers)]:
+                f.result()
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _ranked(scores_fn, n_rows: int, kmax: int, step: int) -> torch.Tensor:
+    """Exact top-kmax column indices of the rows ``scores_fn(start, stop)``, in row blocks."""
+    parts = [row_topk(scores_fn(i, min(i + step, n_rows)), kmax)[1] for i in range(0, n_rows, step)]
+    return torch.cat(parts) if parts else torch.empty((0, kmax), dtype=torch.long)
+
+
+def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
+                   csls_k: int = 10, device: str | torch.device | None = None,
+                   block_rows: int | None = None) -> ProductSearch:
+    """Radii and both directions' NN / CSLS rankings from one blocked product S = xn ynᵀ.
+
+    xn ``[n_src, d]``, yn ``[n_tgt, d]``: unit-normalised float32 rows (already centred for
+    the centred space). The first ``q_src`` rows of xn query yn; the first ``q_tgt`` rows of
+    yn query xn. Needs kmax <= min(n_src, n_tgt) and csls_k <= min(n_src, n_tgt) (callers
+    validate). Kept beyond their block: the first max(q_src, 1024) rows of S (the source
+    queries' scores; their column top-k seed the column bounds) and the q_tgt query columns
+    of S (``[n_src, q_tgt]``); S itself is never held whole. ``block_rows`` overrides the
+    block height (default: a block of S is ~24 MB on a CPU, ~2 GB on a GPU).
+    """
+    dev = torch.device(device or "cpu")
+    x, y = torch.from_numpy(xn).to(dev), torch.from_numpy(yn).to(dev)
+    n_src, n_tgt = x.shape[0], y.shape[0]
+    workers = 1 if dev.type != "cpu" else max(1, min(torch.get_num_threads(), 8))
+    m = max(q_src, min(n_src, 1024))
+    head = torch.empty((m, n_tgt), device=dev)            # rows 0..m of S
+    tq = torch.empty((n_src, q_tgt), device=dev)          # S[:, :q_tgt]
+    src_radii = torch.empty(n_src, dtype=torch.float64, device=dev)
+    bufs: list = [None] * workers
+    cols: list = []
+    yt = y.t()
+
+    def block(start: int, stop: int, wid: int) -> None:
+        if start < m:
+            s = torch.mm(x[start:stop], yt, out=head[start:stop])
+        else:  # a reused buffer: a fresh block would cost page faults every time
+            if bufs[wid] is None:
+                bufs[wid] = torch.empty((stop - start, n_tgt), device=dev)
+            s = torch.mm(x[start:stop], yt, out=bufs[wid][:stop - start])
+            cols[wid].add(s)
+        src_radii[start:stop] = row_topk(s, csls_k)[0].double().mean(1)
+        tq[start:stop] = s[:, :q_tgt]
+
+    with _fp32(dev), torch.inference_mode():
+        blocks = _blocks(n_src, n_tgt, m, dev, block_rows)
+        _run_blocks([b for b in blocks if b[0] < m], block, workers)
+        seed = row_topk(head.t().contiguous(), csls_k)[0]          # column top-k over the head
+        floor = seed.amin(1)
+        cols = [_ColumnTop(seed, csls_k)] + [_ColumnTop(torch.full_like(seed, _NEG), csls_k, floor)
+                                             for _ in range(workers - 1)]
+        _run_blocks([b for b in blocks if b[0] >= m], block, workers)
+        for c in cols[1:]:
+            cols[0].merge(c)
+        cols[0].consolidate()
+        tgt_radii = cols[0].top.double().mean(1)
+        step = max(1, _CPU_BLOCK_BYTES // (4 * max(n_src, n_tgt)))
+        r_t, r_s = tgt_radii.float()[None, :], src_radii.float()[None, :]
+        src_nn = _ranked(lambda i, j: head[i:j], q_src, kmax, step)
+        src_csls = _ranked(lambda i, j: 2 * head[i:j] - r_t, q_src, kmax, step)
+        tqt = tq.t().contiguous()
+        del tq
+        tgt_nn = _ranked(lambda i, j: tqt[i:j], q_tgt, kmax, step)
+        tgt_csls = _ranked(lambda i, j: 2 * tqt[i:j] - r_s, q_tgt, kmax, step)
+    out = (src_radii, tgt_radii, src_nn, src_csls, tgt_nn, tgt_csls)
+    return ProductSearch(*(t.cpu().numpy() for t in out))
