@@ -397,3 +397,18 @@ def test_training_on_the_evaluated_split_is_refused(env):
         c.check()
     c.eval_split = None  # default: the other split than the training file's
     assert c.resolved_eval_split == "dev"
+
+
+def test_row_budget_gives_rows_above_the_median_the_median_budget():
+    from alignkit.train.trainer import RowAdam, row_budget_scale
+
+    scale = row_budget_scale({1: 1.0, 2: 2.0, 3: 4.0}, vocab=5)
+    assert scale.tolist() == [1.0, 1.0, 1.0, 0.5, 1.0]
+    table = torch.zeros(5, 3)
+    opt = RowAdam(table)
+    ids = torch.tensor([2, 3])
+    opt.step(ids, torch.tensor([[1.0, -2.0, 3.0], [-1.0, 1.0, 1.0]]), lr=0.1, scale=scale[ids])
+    # Adam's first step is lr·sign(g) per coordinate, here times the row's scale
+    torch.testing.assert_close(table[2], torch.tensor([-0.1, 0.1, -0.1]))
+    torch.testing.assert_close(table[3], torch.tensor([0.05, -0.05, -0.05]))
+    assert table[[0, 1, 4]].abs().sum() == 0

@@ -265,8 +265,9 @@ class RowAdam:
         return slots
 
     @torch.no_grad()
-    def step(self, ids: Tensor, grad: Tensor, lr: float) -> None:
-        """Update rows ``ids`` [n] (unique) of the table with their gradient ``grad`` [n, H]."""
+    def step(self, ids: Tensor, grad: Tensor, lr: float, scale: Tensor | None = None) -> None:
+        """Update rows ``ids`` [n] (unique) of the table with their gradient ``grad`` [n, H];
+        ``scale`` [n] multiplies ``lr`` per row (weight decay included), default 1."""
         if ids.numel() == 0:
             return
         s = self._slots(ids)
@@ -279,9 +280,11 @@ class RowAdam:
         bc2 = 1 - self.b2 ** t.float()
         upd = (m / bc1[:, None]) / ((v / bc2[:, None]).sqrt() + self.eps)
         rows = self.table[ids].float()
+        row_lr = torch.full((len(ids), 1), float(lr), device=rows.device) if scale is None else \
+            float(lr) * scale.float().reshape(-1, 1)
         if self.weight_decay:
-            rows = rows * (1 - lr * self.weight_decay)
-        self.table[ids] = (rows - lr * upd).to(self.table.dtype)
+            rows = rows * (1 - row_lr * self.weight_decay)
+        self.table[ids] = (rows - row_lr * upd).to(self.table.dtype)
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"slot": self.slot, "m": self.m, "v": self.v, "t": self.t}
@@ -322,9 +325,9 @@ def content_token_ids(data: EncodedPairs) -> Tensor:
     return torch.tensor(sorted(ids), dtype=torch.long)
 
 
-def median_touch_steps(data: EncodedPairs, seed: int, total: int, warmup: int, batch_size: int) -> float:
-    """Median over the rows a run touches of Σ lr_factor(step) over the steps whose batch holds
-    the row (the planned batch order of :func:`epoch_order`) -> float (0 when nothing is touched)."""
+def touch_steps(data: EncodedPairs, seed: int, total: int, warmup: int, batch_size: int) -> dict[int, float]:
+    """{row id: Σ lr_factor(step) over the steps whose batch holds the row} for the planned batch
+    order of :func:`epoch_order` (rows never in a batch are absent)."""
     n = len(data)
     spe = math.ceil(n / batch_size)
     per_example = [np.unique([i for i, s in zip(row, sp) if not s]) for row, sp in zip(data.input_ids, data.special)]
@@ -339,8 +342,32 @@ def median_touch_steps(data: EncodedPairs, seed: int, total: int, warmup: int, b
         f = lr_factor(step, total, warmup)
         for t in ids.tolist():
             weight[t] = weight.get(t, 0.0) + f
-    vals = [v for v in weight.values() if v > 0]
+    return weight
+
+
+def median_touch_steps(data: EncodedPairs, seed: int, total: int, warmup: int, batch_size: int) -> float:
+    """Median over the touched rows of :func:`touch_steps` -> float (0 when nothing is touched)."""
+    vals = [v for v in touch_steps(data, seed, total, warmup, batch_size).values() if v > 0]
     return float(np.median(vals)) if vals else 0.0
+
+
+def row_budget_scale(touch: Mapping[int, float], vocab: int) -> Tensor:
+    """Per-row multiplier of the table lr -> [vocab]: min(1, S_median / S_t).
+
+    With the reach rule the median touched row gets just enough step budget to be pushed past
+    the margin; a row in many more batches would get many times that budget and, once the
+    hinge stops pushing it, drift with the task gradient at the (large) table lr. Scaling
+    its lr by S_median / S_t gives every row at least as frequent as the median the same
+    total budget (docs/method.md).
+    """
+    scale = torch.ones(vocab, dtype=torch.float32)
+    vals = [v for v in touch.values() if v > 0]
+    if vals:
+        med = float(np.median(vals))
+        for t, v in touch.items():
+            if v > med:
+                scale[t] = med / v
+    return scale
 
 
 def param_groups(clf: nn.Module, table: Tensor, mode: str, lr: float, emb_lr: float, weight_decay: float) -> list[dict]:
@@ -610,7 +637,10 @@ class Trainer:
         eval_every = cfg.eval_every or steps_per_epoch
 
         train_ids = content_token_ids(train)
-        emb_lr = self._embedding_lr(mode, train, total, warmup, anchors.rho, int(table_param.shape[1]))
+        self.row_scale = None
+        emb_lr = self._embedding_lr(mode, train, total, warmup, anchors.rho, int(table_param.shape[1]),
+                                    int(table_param.shape[0]))
+        row_scale = None if self.row_scale is None else self.row_scale.to(dev)
         opt = _adamw(param_groups(clf, table_param, mode, cfg.lr, emb_lr, cfg.weight_decay), cfg.lr)
         row_opt = RowAdam(table_param.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
         tracker = TableTracker(table_param.data, train_ids, anchors.rho,
@@ -673,10 +703,16 @@ class Trainer:
                     params = params + [table.rows]
                 if cfg.clip and cfg.clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+                prev = table_param.detach().clone() if mode == "dense" and row_scale is not None else None
                 opt.step()
+                if prev is not None:  # dense path: the same per-row budget as RowAdam's
+                    with torch.no_grad():
+                        table_param.copy_(prev + row_scale[:, None] * (table_param - prev))
+                    del prev
                 opt.zero_grad(set_to_none=True)
                 if row_opt is not None and table.rows is not None and table.rows.grad is not None:
-                    row_opt.step(table.row_ids, table.rows.grad, emb_lr * factor)
+                    row_opt.step(table.row_ids, table.rows.grad, emb_lr * factor,
+                                 None if row_scale is None else row_scale[table.row_ids])
                 for b in batches:
                     tracker.touch(b.input_ids[b.content_mask])
                 step += 1
@@ -730,7 +766,8 @@ class Trainer:
                            is_main=rank == 0)
 
     # -- pieces ---------------------------------------------------------------------------
-    def _embedding_lr(self, mode: str, train: EncodedPairs, total: int, warmup: int, rho: float, hidden: int) -> float:
+    def _embedding_lr(self, mode: str, train: EncodedPairs, total: int, warmup: int, rho: float, hidden: int,
+                      vocab: int) -> float:
         """The table's learning rate: ``embedding_lr`` if set; with EPT and none set, the reach rule
         of :func:`~alignkit.train.diagnostics.embedding_lr_rule` for the median touched row; else ``lr``."""
         cfg = self.cfg
@@ -742,9 +779,13 @@ class Trainer:
             lr = cfg.embedding_lr or cfg.lr
             self.run_info["embedding_lr"] = lr
             return lr
-        touch = median_touch_steps(train, cfg.seed, total, warmup, cfg.batch_size)
+        per_row = touch_steps(train, cfg.seed, total, warmup, cfg.batch_size)
+        vals = [v for v in per_row.values() if v > 0]
+        touch = float(np.median(vals)) if vals else 0.0
         rule = embedding_lr_rule(cfg.objective.ept_margin, rho, touch, hidden) if touch > 0 else cfg.lr
         lr = cfg.embedding_lr or rule
+        if not cfg.embedding_lr:  # the rule's per-row budget (frequent rows: lr · S_median / S_t)
+            self.row_scale = row_budget_scale(per_row, vocab)
         if cfg.embedding_lr and cfg.embedding_lr < 0.5 * rule:
             self.log(f"alignkit: warning: embedding_lr {cfg.embedding_lr:g} lets EPT move the median touched row only "
                      f"~{cfg.embedding_lr / rule:.2f} of its margin in this run; the reach rule gives {rule:.3g} "
