@@ -91,6 +91,14 @@ def _read_corpora(cfg: ScoreConfig) -> dict[str, list[str]]:
     return {lang: read_lines(path, f"corpus for {lang}") for lang, path in cfg.corpora.items()}
 
 
+def _measure_bar(total: int, progress: bool):
+    """tqdm bar over one pair's layers (the metric in the description); silent under
+    ``progress=False`` (``--quiet``) and when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="layer", disable=not progress or not sys.stderr.isatty(), leave=False)
+
+
 class _Scorer:
     """Scores one encoder; collects rows; writes item scores per pair."""
 
@@ -100,6 +108,8 @@ class _Scorer:
         self.enc, self.cfg, self.out_dir, self.cache = enc, cfg, out_dir, cache
         self.corpora, self.progress = corpora, progress
         self.layers = parse_layers(cfg.layers, enc.num_layers)
+        # retrieval GEMMs and top-k run where the model runs when that is a GPU
+        self.retrieval_device = str(enc.device) if str(enc.device).startswith("cuda") else None
         self.rows: list[dict] = []
         self.tsne: list[tuple] = []
 
@@ -118,7 +128,7 @@ class _Scorer:
     def score_lexicon(self, lex) -> None:
         from alignkit.items import ItemWriter
         from alignkit.metrics.clusters import gap_ratio, langid_acc, silhouette
-        from alignkit.metrics.retrieval import retrieve
+        from alignkit.metrics.retrieval import retrieve_both
         from alignkit.metrics.similarity import bls
 
         cfg = self.cfg
@@ -144,7 +154,9 @@ class _Scorer:
         items = ItemWriter(self.out_dir, self.enc.fingerprint, lex.pair) if self.out_dir else None
         common = dict(pair=lex.pair, lexicon=lex.name)
         kw = dict(n_resamples=cfg.n_resamples, seed=cfg.seed)
+        bar = _measure_bar(len(self.layers), self.progress)
         for li, layer in enumerate(self.layers):
+            bar.set_description(f"{lex.pair} layer {layer}: bls")
             res = bls(X[li], Y[li], pair_idx, **kw)
             # bls_baseline's items are per unique source word (test sources, in lexicon order)
             for metric, est, ids in (("bls", res.bls, pair_ids), ("bls_raw", res.bls_raw, pair_ids),
@@ -156,11 +168,13 @@ class _Scorer:
                                            ci_high=est.ci_high, n=est.n, direction=fwd[0], **common))
                 if items:
                     items.add(layer, metric, "", fwd[0], ids, est.items)
-            for direction, queries, pool_words, gold_idx, Q, P in (fwd, bwd):
-                nq = len(queries)
+            bar.set_description(f"{lex.pair} layer {layer}: retrieval")
+            # one product per space gives both directions, NN and CSLS (retrieve_both)
+            both = {center: retrieve_both(X[li], Y[li], fwd[3], bwd[3], ks=KS, center=center, csls_k=cfg.csls_k,
+                                          device=self.retrieval_device, **kw) for center in (False, True)}
+            for side, (direction, queries, pool_words, gold_idx, Q, P) in zip(("src->tgt", "tgt->src"), (fwd, bwd)):
                 for method, center in RETRIEVAL_METHODS:
-                    r = retrieve(Q[li, :nq], P[li], gold_idx, ks=KS, method=method, center=center,
-                                 csls_k=cfg.csls_k, query_space=Q[li], **kw)
+                    r = both[center][side, method]
                     for k, est in r.precision.items():
                         m = _method_name(method, center)
                         self.rows.append(self._row(layer=layer, metric=f"p@{k}", method=m, value=est.value,
@@ -170,6 +184,7 @@ class _Scorer:
                         if items:
                             items.add(layer, f"p@{k}", m, direction, queries, est.items)
             if cfg.cluster:
+                bar.set_description(f"{lex.pair} layer {layer}: clusters")
                 xs, ys = X[li, :len(src_test)], Y[li, :len(tgt_test)]
                 for metric, fn, extra in (("gap_ratio", gap_ratio, dict(n_resamples=min(cfg.n_resamples, 199))),
                                           ("langid_acc", langid_acc, dict(n_resamples=cfg.n_resamples)),
@@ -179,6 +194,8 @@ class _Scorer:
                                                ci_high=est.ci_high, n=est.n, direction=fwd[0], **common))
             if layer in cfg.tsne_layers:
                 self.tsne.append((lex, layer, X[li][pair_idx[:, 0]], Y[li][pair_idx[:, 1]]))
+            bar.update(1)
+        bar.close()
         if items:
             items.write()
 
