@@ -63,7 +63,8 @@ def _read_manifest(run_dir: Path) -> dict | None:
     try:
         return json.loads(p.read_text())
     except (OSError, ValueError):
-        raise AlignkitError(f"{p} is not readable JSON; re-run `alignkit score` for that run or remove the file") from None
+        raise AlignkitError(f"{p} is not readable JSON; re-run `alignkit score` for that run or remove the file") \
+            from None
 
 
 def _load_runs(runs: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -290,6 +291,10 @@ def _ci(lo, hi, fmt: str = "+.4f") -> str:
     return "" if pd.isna(lo) else f"[{lo:{fmt}}, {hi:{fmt}}]"
 
 
+def _p(v) -> str:
+    return "" if pd.isna(v) else format(v, ".3g")
+
+
 def _seed_list(text) -> str:
     return ", ".join(f"{float(x):+.4f}" for x in str(text).split(";") if x)
 
@@ -309,7 +314,7 @@ def seed_comparison_markdown(table: pd.DataFrame) -> str:
             layer = "" if r["layer"] < 0 else int(r["layer"])
             lines.append(f"| {r['variant']} | {r['pair']} | {r['metric']} | {r['method']} | {r['direction']} | "
                          f"{layer} | {r['diff']:+.4f} | {_seed_list(r['seed_diffs'])} | "
-                         f"{_ci(r['ci_low'], r['ci_high'])} | {'' if pd.isna(r['p_value']) else format(r['p_value'], '.3g')} | "
+                         f"{_ci(r['ci_low'], r['ci_high'])} | {_p(r['p_value'])} | "
                          f"{'yes' if r['significant'] else 'no'} | {_ci(r['boot_low'], r['boot_high'])} | "
                          f"{_ci(r['items_low'], r['items_high'])} |")
     return "\n".join(lines) + "\n"

@@ -235,7 +235,11 @@ class Study:
         d = self.out / "scores" / label.replace("/", "-")
         if (d / "results.csv").is_file():
             df = read_csv(d / "results.csv")
-            if self._current(df, label, ckpt):
+            # scores from before bls_auc existed are measured again, so every checkpoint has the primary outcome
+            stale = (df["metric"] == "bls").any() and not (df["metric"] == "bls_auc").any()
+            if stale:
+                self.log(f"{label}: cached scores predate bls_auc; measuring again")
+            elif self._current(df, label, ckpt):
                 return df
         self.log(f"score {label}")
         cfg = ScoreConfig(pairs=list(self.cfg.pairs), layers=self.cfg.layers, pool_size=self.cfg.pool_size,
@@ -331,8 +335,9 @@ def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.D
     items_p``: items-only CI and permutation p of the seed-averaged item scores, conditional
     on these checkpoints; ``seed_sd``, ``seed_diffs`` (d_s joined by ';').
     """
-    from alignkit.compare import seed_level_table
+    from alignkit.compare import check_comparable, seed_level_table
 
+    check_comparable(results)  # e.g. cached scores from an earlier pool size: refuse, never mix
     contrasts = [(v, b) for b in cfg.baselines for v in cfg.variants if v != b]
     return seed_level_table(_with_variant(results), contrasts, lambda r: _item_scores(out, r["model"], r),
                             n_resamples=cfg.compare_resamples, seed=0)
@@ -567,7 +572,8 @@ def differences_table(comparison: pd.DataFrame, cfg: StudyConfig, last: int) -> 
         seeds = ", ".join(f"{float(x):+.4f}" for x in str(r["seed_diffs"]).split(";") if x)
         L.append(f"| {r['variant']} | {r['baseline']} | {r['pair']} | {r['metric']} | {r['method']} | {r['direction']} "
                  f"| {r['diff']:+.4f} | {seeds} | {_ci_text(r['ci_low'], r['ci_high'])} | {_num(r['p_value'], '.3g')} "
-                 f"| {'yes' if r['significant'] in (True, 'True') else 'no'} | {_ci_text(r['boot_low'], r['boot_high'])} "
+                 f"| {'yes' if r['significant'] in (True, 'True') else 'no'} "
+                 f"| {_ci_text(r['boot_low'], r['boot_high'])} "
                  f"| {_ci_text(r['items_low'], r['items_high'])} |")
     return L
 
@@ -689,7 +695,7 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
     L += correlation_lines(corr)
     L += ["", "## Answer", ""] + _answer_lines(comparison, cfg, last)
     for c in corr:
-        if not pd.isna(c["pearson"]) and (c["langs"].startswith("mean of") or _summary_correlation(corr, c["measure"]) is c):
+        if not pd.isna(c["pearson"]) and _summary_correlation(corr, c["measure"]) is c:
             L.append(f"- Alignment change ({c['measure']}, {c['langs']}) vs zero-shot accuracy change: r = "
                      f"{c['pearson']:.2f} over {c['n']} checkpoints, 95% CI [{c['pearson_low']:.2f}, "
                      f"{c['pearson_high']:.2f}].")

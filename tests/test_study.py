@@ -81,11 +81,22 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     assert bls[["ci_low", "ci_high", "boot_low", "boot_high", "items_low", "items_high"]].notna().all().all()
     assert ((bls["ci_low"] <= bls["diff"]) & (bls["diff"] <= bls["ci_high"])).all()
     assert set(cmp["metric"]) >= {"bls_auc", "bls_z", "bls_baseline"}
+    # item scores of the new rows are kept and paired (bls_baseline's items are source words)
+    new_rows = cmp[cmp["metric"].isin(["bls_auc", "bls_z", "bls_baseline"]) & (cmp["variant"] == "rt+cl")
+                   & (cmp["baseline"] == "rt")]
+    assert len(new_rows) == 9 and (new_rows["basis"] == "seeds+items").all()
     assert "across training runs" in report and "conditional on these checkpoints" in report
     assert (out / "bls_auc_by_layer_variants.png").is_file()
     pts = pd.read_csv(out / "alignment_vs_accuracy.csv")
     # 9 checkpoints x (BLS AUC, BLS) on en-sw: 18 rows (was 9 before bls_auc was added)
     assert list(pts.columns) == ["measure", "model", "variant", "lang", "d_align", "d_acc"] and len(pts) == 18
+
+    # --reanalyse of the finished study (from its files, with its item scores) reproduces comparison.csv
+    from alignkit.compare import SEED_COLUMNS
+
+    assert main(["study", "--reanalyse", str(out), "--out", str(study_dir / "re"), "--quiet"]) == 0
+    again = pd.read_csv(study_dir / "re" / "reanalysis.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(again[SEED_COLUMNS], cmp[SEED_COLUMNS])
 
     # a re-run with the same seeds trains nothing new and reproduces results.csv exactly
     before = (out / "results.csv").read_bytes()
@@ -200,7 +211,8 @@ def test_reanalysis_of_the_committed_study_reports_seed_level_intervals(tmp_path
     tab = pd.read_csv(tmp_path / "reanalysis.csv", keep_default_na=False)
     c = tab[(tab["metric"] == "bls_baseline") & (tab["variant"] == "rt+cl") & (tab["baseline"] == "rt")
             & (tab["layer"] == 12)].iloc[0]
-    assert float(c["baseline_value"]) == pytest.approx(0.7933, abs=1e-4) and float(c["value"]) == pytest.approx(0.5336, abs=1e-4)
+    assert float(c["baseline_value"]) == pytest.approx(0.7933, abs=1e-4)  # rt: c = bls_raw − bls
+    assert float(c["value"]) == pytest.approx(0.5336, abs=1e-4)  # rt+cl
 
 
 def test_reanalyse_with_a_config_is_a_one_line_error(tmp_path, capsys):
