@@ -166,6 +166,20 @@ def test_killed_run_resumes_to_the_same_final_weights(env):
     assert again.already_complete
 
 
+def test_resumed_ept_run_reports_the_same_table_diagnostics(env):
+    from alignkit.train.diagnostics import read_training_diagnostics
+
+    kw = dict(variant="ept+rt", max_steps=6, save_every=2, eval_every=6)
+    full = train(cfg(env, "dres-full", **kw), progress=False)
+    c = cfg(env, "dres-cut", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train(c, progress=False, stop_after=3)
+    resumed = train(c, progress=False)
+    assert resumed.resumed_from == 2
+    a, b = read_training_diagnostics(full.out), read_training_diagnostics(resumed.out)
+    assert a == b and a["touched_rows"] > 0 and a["row_movement_median_rho"] > 0
+
+
 def test_toml_config_with_cli_override(env, tmp_path):
     conf = tmp_path / "run.toml"
     conf.write_text(f'model = "{env["model"]}"\ntrain-file = "{env["data"] / "train-en.tsv"}"\n'
