@@ -75,3 +75,26 @@ def test_tsne_gives_two_coordinates_per_sampled_word_reproducibly():
     # Far-apart languages stay apart in the map: every source point is nearer the source centre.
     cs, ct = a.src_xy.mean(axis=0), a.tgt_xy.mean(axis=0)
     assert (np.linalg.norm(a.src_xy - cs, axis=1) < np.linalg.norm(a.src_xy - ct, axis=1)).all()
+
+
+def test_langid_fits_on_a_fixed_sample_of_at_most_500_words_per_language():
+    x, y = _clouds(1.0, n=(1200, 900))
+    est = langid_acc(x, y, n_resamples=0)
+    assert est.n == 1000  # 500 of each language
+    again = langid_acc(x, y, n_resamples=0)
+    np.testing.assert_array_equal(est.items, again.items)  # the same words every time
+    assert langid_acc(x, y, n_resamples=0, sample=None).n == 1800
+    assert abs(langid_acc(x, y, n_resamples=0, sample=None).value - est.value) < 0.06
+
+
+def test_gap_ratio_ci_with_closed_form_jackknife_equals_scipys_generic_bca(monkeypatch):
+    import alignkit.metrics.clusters as clusters
+
+    x, y = _clouds(0.7, n=(120, 90))
+    fast = gap_ratio(x, y, n_resamples=199)
+    generic = clusters.bootstrap_interval
+    monkeypatch.setattr(clusters, "bootstrap_interval",
+                        lambda *a, jackknife=None, **k: generic(*a, **k))  # scipy's own jackknife
+    slow = gap_ratio(x, y, n_resamples=199)
+    assert (fast.ci_low, fast.ci_high) == pytest.approx((slow.ci_low, slow.ci_high), rel=1e-9)
+    assert fast.ci_low < fast.value < fast.ci_high
