@@ -97,7 +97,9 @@ def reanalyse(study_dir: str | os.PathLike, out: str | os.PathLike | None = None
             "statistics (SPEC §2 v2); nothing was trained or scored again. Earlier versions of this file (in git "
             "history) used item-level CIs of seed-averaged scores. See [reanalysis.md](reanalysis.md)."
             + (" This study predates `bls_auc` and `bls_z` (they need the word vectors, which were not kept); "
-               "`BLS c` = bls_raw − bls is derived from its rows." if len(derived) else "") + "\n\n")
+               "`BLS c` = bls_raw − bls is derived from its rows." if len(derived) else "")
+            + (" No item scores were kept, so the two-level bootstrap below resamples seeds only and the "
+               "items-only column is empty." if set(table["basis"]) == {"seeds"} else "") + "\n\n")
     write_text(dest / "report.md", note + study_report(full, table, cfg, plots))
     return {"csv": dest / "reanalysis.csv", "report": dest / "reanalysis.md", "study_report": dest / "report.md"}
 
