@@ -18,6 +18,7 @@ run one after another in larger blocks. GEMMs are fp32 (TF32 disabled on CUDA).
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,61 +84,61 @@ def merge_topk(a, b, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(t[:, :k] for t in _order(torch.cat([a[0], b[0]], 1), torch.cat([a[1], b[1]], 1)))
 
 
+def _padded(v: torch.Tensor, lines: torch.Tensor, idx: torch.Tensor, n_lines: int):
+    """Candidates sorted by line -> ``[n_lines, width]`` values (-inf padded) and indices,
+    each line's candidates left-aligned in their given order."""
+    counts = torch.bincount(lines, minlength=n_lines)
+    pos = torch.arange(v.numel(), device=v.device) - (torch.cumsum(counts, 0) - counts)[lines]
+    width = max(int(counts.max()) if v.numel() else 0, 1)
+    pad_v = v.new_full((n_lines, width), _NEG)
+    pad_i = torch.full((n_lines, width), -1, dtype=torch.long, device=v.device)
+    pad_v[lines, pos] = v
+    pad_i[lines, pos] = idx
+    return pad_v, pad_i
+
+
 def _line_candidates(s: torch.Tensor, k: int):
-    """Values of ``s`` ``[L, n]`` that can be among their row's k largest: (values, row,
-    column), in (row, column) order. Never misses one (exact pruning):
+    """Values of ``s`` ``[L, n]`` that can be among their row's k largest, as padded
+    ``[L, width]`` (values, column indices), each row's in column order. Never misses one:
 
     rows are cut into chunks of _CHUNK columns and their maxima grouped by 4; the k-th
     largest group maximum t is a lower bound on the row's k-th largest value (k distinct
     groups each hold a value >= t), so only values >= t, found in the chunks whose maximum
-    reaches t, are returned -- at least k of them, about k on real data.
+    reaches t, are kept -- at least k per row, about k on real data.
     """
     L, n = s.shape
     c, g = _CHUNK, 4
     groups = n // (c * g)
     if groups < k:
-        t = torch.topk(s, k, dim=1).values[:, -1:]
-        li, ci = torch.nonzero(s >= t, as_tuple=True)
-        return s[li, ci], li, ci
+        return s, torch.arange(n, device=s.device).expand(L, n)
     body_n = groups * c * g
     body = s[:, :body_n].reshape(L, groups * g, c)
     chunk_max = body.amax(2)
     t = chunk_max.reshape(L, groups, g).amax(2).topk(k, dim=1).values[:, -1:]
-    li, cj = torch.nonzero(chunk_max >= t, as_tuple=True)
+    li, cj = torch.nonzero(chunk_max >= t, as_tuple=True)       # row-major: by row, then chunk
     vals = body[li, cj]                                          # [chunks, c]
     ki, pos = torch.nonzero(vals >= t[li], as_tuple=True)
-    v, li, ci = vals[ki, pos], li[ki], cj[ki] * c + pos
+    parts = [_padded(vals[ki, pos], li[ki], cj[ki] * c + pos, L)]
     if body_n < n:
-        tl, tc = torch.nonzero(s[:, body_n:] >= t, as_tuple=True)
-        v, li, ci = torch.cat([v, s[tl, body_n + tc]]), torch.cat([li, tl]), torch.cat([ci, body_n + tc])
-    return v, li, ci
+        tail = s[:, body_n:]
+        tl, tc = torch.nonzero(tail >= t, as_tuple=True)
+        parts.append(_padded(tail[tl, tc], tl, body_n + tc, L))
+    return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
 
 
-def _select(v: torch.Tensor, lines: torch.Tensor, idx: torch.Tensor, n_lines: int, k: int):
-    """Per line, the k best candidates under (higher value, lower index).
-
-    Returns (values ``[n_lines, k]``, indices
-    ``[n_lines, k]``), -inf / -1 where a line has fewer than k candidates.
-    """
-    o = torch.argsort(idx, stable=True)
-    o = o[torch.argsort(v[o], descending=True, stable=True)]
-    o = o[torch.argsort(lines[o], stable=True)]
-    v, lines, idx = v[o], lines[o], idx[o]
-    counts = torch.bincount(lines, minlength=n_lines)
-    pos = torch.arange(v.numel(), device=v.device) - (torch.cumsum(counts, 0) - counts)[lines]
-    keep = pos < k
-    out_v = torch.full((n_lines, k), _NEG, device=v.device, dtype=v.dtype)
-    out_i = torch.full((n_lines, k), -1, device=v.device, dtype=torch.long)
-    out_v[lines[keep], pos[keep]] = v[keep]
-    out_i[lines[keep], pos[keep]] = idx[keep]
-    return out_v, out_i
+def _select(pad_v: torch.Tensor, pad_i: torch.Tensor, k: int):
+    """Per row of padded candidates (in index order), the k best under (higher value,
+    lower index): a stable descending sort keeps equal values in index order."""
+    v, o = torch.sort(pad_v, dim=1, descending=True, stable=True)
+    return v[:, :k], pad_i.gather(1, o[:, :k])
 
 
 def row_topk(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k of each row of ``s`` ``[L, n]`` (k <= n) under (higher value, lower
     index), like :func:`stable_topk`, ranking only what :func:`_line_candidates` keeps."""
-    v, li, ci = _line_candidates(s, k)
-    return _select(v, li, ci, s.shape[0], k)
+    if s.shape[1] // (4 * _CHUNK) < k:
+        return stable_topk(s, k)
+    return _select(*_line_candidates(s, k), k)
 
 
 class _ColumnTop:
@@ -180,9 +181,11 @@ class _ColumnTop:
         if not self.pending:
             return
         n = self.top.shape[0]
-        v = torch.cat([self.top.reshape(-1)] + [p[0] for p in self.pending])
-        c = torch.cat([torch.arange(n, device=v.device).repeat_interleave(self.k)] + [p[1] for p in self.pending])
-        self.top = _select(v, c, c, n, self.k)[0]
+        v = torch.cat([p[0] for p in self.pending])
+        c = torch.cat([p[1] for p in self.pending])
+        o = torch.argsort(c)
+        pad_v, _ = _padded(v[o], c[o], c[o], n)
+        self.top = torch.topk(torch.cat([self.top, pad_v], 1), self.k, dim=1).values
         self.t, self.pending, self.n_pending = torch.maximum(self.floor, self.top.amin(1)), [], 0
 
     def merge(self, other: "_ColumnTop") -> None:
@@ -190,6 +193,18 @@ class _ColumnTop:
         self.pending += [(other.top.reshape(-1), torch.arange(n, device=other.top.device).repeat_interleave(self.k))]
         self.pending += other.pending
         self.consolidate()
+
+
+@contextmanager
+def _threads(n: int | None):
+    """torch intra-op threads set to ``n`` (None: unchanged) inside the block."""
+    saved = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 @contextmanager
@@ -246,10 +261,37 @@ def _run_blocks(blocks, fn, workers: int) -> None:
         torch.set_num_threads(saved)
 
 
-def _ranked(scores_fn, n_rows: int, kmax: int, step: int) -> torch.Tensor:
+# Wall seconds per phase of product_search, summed over calls (read by tests/bench/score.py).
+PHASE_SECONDS: dict[str, float] = {}
+
+
+class _Clock:
+    def __init__(self):
+        self.t = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        PHASE_SECONDS[phase] = PHASE_SECONDS.get(phase, 0.0) + now - self.t
+        self.t = now
+
+
+def _rows_in_workers(fn, n_rows: int, step: int, workers: int, out: torch.Tensor) -> torch.Tensor:
+    """``out[i:j] = fn(i, j)`` for row blocks of ``step`` rows, on the block workers.
+
+    Small ops split over OpenMP threads stall badly on a shared CPU (measured 30x slower
+    with 2 threads than with 1 under load), so they run single-threaded, a block per core.
+    """
+    def one(i: int, j: int, wid: int) -> None:
+        out[i:j] = fn(i, j)
+
+    _run_blocks([(i, min(i + step, n_rows)) for i in range(0, n_rows, step)], one, workers)
+    return out
+
+
+def _ranked(scores_fn, n_rows: int, kmax: int, step: int, workers: int, device) -> torch.Tensor:
     """Exact top-kmax column indices of the rows ``scores_fn(start, stop)``, in row blocks."""
-    parts = [row_topk(scores_fn(i, min(i + step, n_rows)), kmax)[1] for i in range(0, n_rows, step)]
-    return torch.cat(parts) if parts else torch.empty((0, kmax), dtype=torch.long)
+    out = torch.empty((n_rows, kmax), dtype=torch.long, device=device)
+    return _rows_in_workers(lambda i, j: row_topk(scores_fn(i, j), kmax)[1], n_rows, step, workers, out)
 
 
 def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
@@ -288,25 +330,32 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
         src_radii[start:stop] = row_topk(s, csls_k)[0].double().mean(1)
         tq[start:stop] = s[:, :q_tgt]
 
+    clock = _Clock()
     with _fp32(dev), torch.inference_mode():
         blocks = _blocks(n_src, n_tgt, m, dev, block_rows)
         _run_blocks([b for b in blocks if b[0] < m], block, workers)
-        seed = row_topk(head.t().contiguous(), csls_k)[0]          # column top-k over the head
+        clock("head blocks")
+        step = max(1, _CPU_BLOCK_BYTES // (4 * max(n_src, n_tgt, m)))
+        seed = _rows_in_workers(lambda i, j: row_topk(head[:, i:j].t().contiguous(), csls_k)[0], n_tgt, step,
+                                workers, torch.empty((n_tgt, csls_k), device=dev))  # column top-k of the head
         floor = seed.amin(1)
         cols = [_ColumnTop(seed, csls_k)] + [_ColumnTop(torch.full_like(seed, _NEG), csls_k, floor)
                                              for _ in range(workers - 1)]
+        clock("column seed")
         _run_blocks([b for b in blocks if b[0] >= m], block, workers)
-        for c in cols[1:]:
-            cols[0].merge(c)
-        cols[0].consolidate()
+        clock("other blocks")
+        with _threads(1 if dev.type == "cpu" else None):
+            for c in cols[1:]:
+                cols[0].merge(c)
+            cols[0].consolidate()
         tgt_radii = cols[0].top.double().mean(1)
-        step = max(1, _CPU_BLOCK_BYTES // (4 * max(n_src, n_tgt)))
+        clock("column merge")
         r_t, r_s = tgt_radii.float()[None, :], src_radii.float()[None, :]
-        src_nn = _ranked(lambda i, j: head[i:j], q_src, kmax, step)
-        src_csls = _ranked(lambda i, j: 2 * head[i:j] - r_t, q_src, kmax, step)
-        tqt = tq.t().contiguous()
-        del tq
-        tgt_nn = _ranked(lambda i, j: tqt[i:j], q_tgt, kmax, step)
-        tgt_csls = _ranked(lambda i, j: 2 * tqt[i:j] - r_s, q_tgt, kmax, step)
+        rank = dict(kmax=kmax, step=step, workers=workers, device=dev)
+        src_nn = _ranked(lambda i, j: head[i:j], q_src, **rank)
+        src_csls = _ranked(lambda i, j: 2 * head[i:j] - r_t, q_src, **rank)
+        tgt_nn = _ranked(lambda i, j: tq[:, i:j].t().contiguous(), q_tgt, **rank)
+        tgt_csls = _ranked(lambda i, j: 2 * tq[:, i:j].t() - r_s, q_tgt, **rank)
+        clock("query rankings")
     out = (src_radii, tgt_radii, src_nn, src_csls, tgt_nn, tgt_csls)
     return ProductSearch(*(t.cpu().numpy() for t in out))
