@@ -41,9 +41,9 @@ def score(
     no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip cluster-gap metrics (faster)."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for CIs (0 = no CIs)."),
     seed: int = typer.Option(0, "--seed", help="Seed for bootstrap, CV folds and t-SNE."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if present)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if present). On a GPU, extraction runs in bf16/fp16 and the retrieval GEMMs and top-k in fp32 (TF32 off)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Vector cache (default $ALIGNKIT_CACHE)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or summary."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars (extraction, measurement phase) or summary; the measurement bar is also off when stderr is not a terminal."),
 ) -> None:
     """Score checkpoints layer by layer: BLS, retrieval P@k (NN/CSLS, +center), cluster gap, Tatoeba."""
     from alignkit.scoring import ScoreConfig

@@ -25,6 +25,22 @@ from alignkit.metrics import _validate
 from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, bootstrap_interval, mean_estimate
 
 
+def _single_threaded(fn):
+    """Run ``fn`` with one BLAS/OpenMP thread: its GEMMs are small ([1500, 384]-sized), and
+    on a shared CPU multi-threaded small GEMMs and lbfgs steps stall (measured 3-5x slower
+    with 2 threads than with 1 under load)."""
+    import functools
+
+    from threadpoolctl import threadpool_limits
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with threadpool_limits(1):
+            return fn(*args, **kwargs)
+
+    return run
+
+
 def _two_sets(src_vecs, tgt_vecs, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
     x = _validate.vectors(src_vecs, "source vectors", min_rows=min_rows).astype(np.float64)
     y = _validate.vectors(tgt_vecs, "target vectors", dim=x.shape[1], min_rows=min_rows).astype(np.float64)
@@ -77,6 +93,7 @@ def _counts(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=n * idx.shape[0]).reshape(idx.shape[0], n).astype(np.float32)
 
 
+@_single_threaded
 def gap_ratio(src_vecs, tgt_vecs, *, confidence: float = 0.95, n_resamples: int = 999,
               seed: int = DEFAULT_SEED) -> Estimate:
     """‖μ_src − μ_tgt‖ / ((rms_src + rms_tgt) / 2); src ``[n_src, d]``, tgt ``[n_tgt, d]``.
@@ -129,6 +146,7 @@ def _balanced(x: np.ndarray, y: np.ndarray, seed: int, cap: int | None = None) -
     return x, y
 
 
+@_single_threaded
 def langid_acc(src_vecs, tgt_vecs, *, folds: int = 5, balance: bool = True, confidence: float = 0.95,
                n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
                sample: int | None = LANGID_SAMPLE) -> Estimate:
@@ -157,6 +175,7 @@ def langid_acc(src_vecs, tgt_vecs, *, folds: int = 5, balance: bool = True, conf
                          n_resamples=n_resamples, seed=seed)
 
 
+@_single_threaded
 def silhouette(src_vecs, tgt_vecs, *, metric: str = "euclidean", confidence: float = 0.95,
                n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> Estimate:
     """Silhouette coefficient with language as the label (scikit-learn).

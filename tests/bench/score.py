@@ -1,39 +1,90 @@
-"""Benchmark: end-to-end `alignkit score` for one pair, all layers, cold vs warm cache.
+"""Benchmark: the score pipeline end to end against its floor (SPEC §4, v2; issue 12).
 
-    python tests/bench/score.py [--pair en-tr] [--pool-size 20000] [--resamples 1000]
+    python tests/bench/score.py [--pairs en-tr,en-de] [--pool-size 20000] [--resamples 1000]
+                                [--sweep 5000,10000,20000,40000] [--sweep-pair en-tr]
+                                [--sweep-layers 0,6,12] [--device cpu|cuda] [--reps 3]
 
-Runs the Python API twice into fresh output dirs: first with an empty vector cache (cold:
-extraction + metrics), then again with the now-warm cache (metrics only), counting model
-forward passes with a hook (the warm run must do none). Prints wall times, the split
-between extraction and metrics, and the machine load. For CSLS against its bare GEMMs see
-tests/bench/csls.py (same shapes as this pair's retrieval: 1500 queries x ~21500 pool).
+Prints, in one run:
+
+- the floor, measured here and now: the best fp32 GEMM rate on the model's projection
+  shapes (torch.matmul/MKL and oneDNN, intra-op threads or one single-threaded stream per
+  core; ``tests/bench/extract.py``'s ``gemm_job``) divided into the FLOPs of extracting every
+  pool word (real token counts), plus one pool x pool GEMM per layer per retrieval space
+  (plain, centred) at the best blocked fp32 GEMM rate on the pools' shapes (torch.mm into a
+  reused buffer with intra-op threads, numpy, or single-threaded 288-row blocks per core);
+  medians of ``--reps`` timings;
+- cold (fresh temporary vector cache) and warm end-to-end wall time of the main job
+  (``alignkit score --pairs en-tr,en-de``: all layers, default pools, CIs, cluster
+  metrics), each in its own process, with the ratio to the floor (cold) and to the GEMM
+  part of the floor (warm), model forward passes (the warm run must do none), peak RSS,
+  and the phase breakdown (exclusive wall time: extraction, GEMM/search, rest of retrieval,
+  BLS, CIs, cluster metrics, t-SNE, writing, other);
+- the pool-size sweep: warm time and phases of one pair at each pool size (``--sweep-layers``
+  keeps it short; vectors are extracted untimed first).
+
+Also printed: the machine, ``/proc/loadavg`` before and after, and whether a training job
+(``pgrep -fa 'alignkit|train'``) was running. ``--device cuda`` measures the GEMMs on the
+GPU (fp32, TF32 off) and runs the pipeline with ``--device cuda``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pair", default="en-tr")
-    ap.add_argument("--pool-size", type=int, default=20000)
-    ap.add_argument("--resamples", type=int, default=1000)
-    args = ap.parse_args()
 
-    import torch
+# ---------------------------------------------------------------- child: one timed run
 
+class PhaseClock:
+    """Exclusive wall time per phase: time goes to the innermost wrapped call running."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.stack: list[list] = []
+
+    def wrap(self, owner, attr: str, phase: str) -> None:
+        fn = getattr(owner, attr)
+        clock = self
+
+        def timed(*a, **k):
+            now = time.perf_counter()
+            if clock.stack:
+                top = clock.stack[-1]
+                clock.seconds[top[0]] = clock.seconds.get(top[0], 0.0) + now - top[1]
+            clock.stack.append([phase, now])
+            try:
+                return fn(*a, **k)
+            finally:
+                end = time.perf_counter()
+                name, start = clock.stack.pop()
+                clock.seconds[name] = clock.seconds.get(name, 0.0) + end - start
+                if clock.stack:
+                    clock.stack[-1][1] = end
+
+        setattr(owner, attr, timed)
+
+
+def instrument() -> tuple[PhaseClock, dict]:
     import alignkit.encoders as encoders
     import alignkit.extract as extract
-    from alignkit.scoring import score
+    import alignkit.items as items
+    import alignkit.metrics.blocked as blocked
+    import alignkit.metrics.clusters as clusters
+    import alignkit.metrics.retrieval as retrieval
+    import alignkit.metrics.similarity as similarity
+    import alignkit.metrics.tsne as tsne
+    import alignkit.scoring as scoring
+    import alignkit.stats as stats
 
-    # Count extraction forward passes at alignkit's own entry point: the fused CPU forward
-    # does not go through the transformers module, so a hook on the model would see nothing.
-    calls = {"forward": 0}
+    clock, calls = PhaseClock(), {"forward": 0}
     original = extract._pooled_forward
 
     def counting_forward(*a, **k):
@@ -41,20 +92,270 @@ def main() -> None:
         return original(*a, **k)
 
     extract._pooled_forward = counting_forward
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "cache"
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.2f}")
-        encoders.load_encoder("bundled:multilingual-e5-small")  # build the bundled model outside the timing
-        calls["forward"] = 0
-        for label in ("cold", "warm"):
+    for owner, attr, phase in (
+            (encoders, "load_encoder", "model load"), (extract, "word_vectors", "extraction"),
+            (blocked, "product_search", "GEMM/search"), (retrieval, "retrieve_both", "retrieval (rest)"),
+            (similarity, "bls", "BLS"), (stats, "bootstrap_ci", "CIs"), (clusters, "bootstrap_interval", "CIs"),
+            (clusters, "gap_ratio", "cluster metrics"), (clusters, "langid_acc", "cluster metrics"),
+            (clusters, "silhouette", "cluster metrics"), (tsne, "tsne_pairs", "t-SNE"),
+            (scoring, "_write_outputs", "writing"), (scoring, "write_csv", "writing"),
+            (items.ItemWriter, "write", "writing")):
+        clock.wrap(owner, attr, phase)
+    return clock, calls
+
+
+def child(spec: dict) -> None:
+    import resource
+
+    if spec.get("prepare"):
+        from alignkit.cache import VectorCache
+        from alignkit.encoders import load_encoder
+        from alignkit.extract import parse_layers, word_vectors
+        from alignkit.lexicons import load_lexicon
+        from alignkit.scoring import _pool
+
+        enc = load_encoder("bundled:multilingual-e5-small", device=spec.get("device"))
+        cache = VectorCache(spec["cache"])
+        for p in spec["pairs"]:
+            lex = load_lexicon(p, split="test")
+            for words, lang in ((lex.sources(), lex.src_lang), (lex.targets(), lex.tgt_lang)):
+                word_vectors(enc, _pool(words, lang, spec["pool_size"])[0], layers=parse_layers("all", enc.num_layers),
+                             cache=cache, progress=False)
+        return
+    clock, calls = instrument()
+    from alignkit.scoring import score
+
+    t0 = time.perf_counter()
+    df = score(None, out=spec["out"], pairs=spec["pairs"], layers=spec["layers"], pool_size=spec["pool_size"],
+               n_resamples=spec["resamples"], cache_dir=spec["cache"], progress=False, device=spec.get("device"),
+               tsne_layers=spec.get("tsne_layers", []))
+    wall = time.perf_counter() - t0
+    phases = dict(clock.seconds)
+    phases["other"] = wall - sum(phases.values())
+    print("RESULT " + json.dumps({"wall": wall, "rows": len(df), "forward": calls["forward"], "phases": phases,
+                                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run_child(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"child run failed:\n{out.stderr[-3000:]}")
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    return json.loads(lines[-1][7:]) if lines else {}
+
+
+# ---------------------------------------------------------------- the floor
+
+def pool_shapes(pairs: list[str], pool_size: int) -> list[tuple[str, int, int, list[list[str]]]]:
+    """(pair, |source pool|, |target pool|, [source pool, target pool]) of each pair."""
+    from alignkit.lexicons import load_lexicon
+    from alignkit.scoring import _pool
+
+    out = []
+    for p in pairs:
+        lex = load_lexicon(p, split="test")
+        sp = _pool(lex.sources(), lex.src_lang, pool_size)[0]
+        tp = _pool(lex.targets(), lex.tgt_lang, pool_size)[0]
+        out.append((p, len(sp), len(tp), [sp, tp]))
+    return out
+
+
+def pool_gemm_rates(n_src: int, n_tgt: int, dim: int, reps: int, device: str) -> dict[str, float]:
+    """Median FLOP/s of the blocked product [n_src, dim] x [dim, n_tgt] per configuration."""
+    import numpy as np
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n_src, dim, generator=g), torch.randn(n_tgt, dim, generator=g)
+    flops = 2.0 * n_src * n_tgt * dim
+
+    def blocked(xx, yy, rows):
+        buf = torch.empty((rows, yy.shape[0]), device=xx.device)
+        for s in range(0, xx.shape[0], rows):
+            e = min(xx.shape[0], s + rows)
+            torch.mm(xx[s:e], yy.t(), out=buf[:e - s])
+
+    configs = {}
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        xd, yd = x.to(device), y.to(device)
+
+        def cuda_run():
+            blocked(xd, yd, 16384)
+            torch.cuda.synchronize()
+
+        configs["torch.mm fp32 on " + torch.cuda.get_device_name()] = cuda_run
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        xn, yn = x.numpy(), y.numpy()
+        outn = np.empty((2048, n_tgt), np.float32)
+
+        def numpy_run():
+            for s in range(0, n_src, 2048):
+                e = min(n_src, s + 2048)
+                np.matmul(xn[s:e], yn.T, out=outn[:e - s])
+
+        def streams():
+            cores = torch.get_num_threads()
+            parts = [(i * n_src // cores, (i + 1) * n_src // cores) for i in range(cores)]
+
+            def one(se):
+                torch.set_num_threads(1)
+                blocked(x[se[0]:se[1]], y, 288)
+
+            saved = torch.get_num_threads()
+            try:
+                with ThreadPoolExecutor(cores) as pool:
+                    list(pool.map(one, parts))
+            finally:
+                torch.set_num_threads(saved)
+
+        configs = {"torch.mm 2048-row blocks, intra-op threads": lambda: blocked(x, y, 2048),
+                   "numpy matmul 2048-row blocks": numpy_run,
+                   "torch.mm 288-row blocks, one thread per core": streams}
+    rates = {}
+    for name, fn in configs.items():
+        fn()
+        times = []
+        for _ in range(reps):
             t0 = time.perf_counter()
-            df = score(None, out=Path(tmp) / label, pairs=[args.pair], layers="all", pool_size=args.pool_size,
-                       n_resamples=args.resamples, cache_dir=str(cache), progress=False)
-            dt = time.perf_counter() - t0
-            print(f"{label}: {dt:7.1f} s wall, {len(df)} rows, {calls['forward']} forward passes, "
-                  f"load {os.getloadavg()[0]:.2f}")
-            calls["forward"] = 0
+            fn()
+            times.append(time.perf_counter() - t0)
+        rates[name] = flops / statistics.median(times)
+    return rates
+
+
+def model_gemm_rate(reps: int) -> tuple[float, str]:
+    """Best median fp32 FLOP/s on the model's projection shapes (extract bench's gemm_job)."""
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from extract import gemm_job, gemm_libraries  # tests/bench/extract.py
+
+    best, name = 0.0, ""
+    for lib in gemm_libraries():
+        for streams in sorted({1, torch.get_num_threads()}):
+            rates = []
+            for _ in range(reps):
+                flops, wall, _ = gemm_job(384, 1536, 12, 40000, 2048, lib, streams)
+                rates.append(flops / wall)
+            rate = statistics.median(rates)
+            if rate > best:
+                best, name = rate, f"{lib}, {streams} stream(s)"
+    return best, name
+
+
+def extraction_flops(pools: list) -> tuple[float, int]:
+    """FLOPs of extracting every pool word (12 layers, real token counts incl. specials)."""
+    import numpy as np
+
+    from alignkit.encoders import load_encoder
+
+    enc = load_encoder("bundled:multilingual-e5-small")
+    h, ff, layers = 384, 1536, 12
+    total, words = 0.0, 0
+    for _, _, _, sides in pools:
+        for side in sides:
+            lengths = np.array([len(ids) for ids in enc.tokenize(side)["input_ids"]], dtype=np.float64)
+            total += float(np.sum(layers * lengths * (2 * (4 * h * h + 2 * h * ff) + 4 * lengths * h)))
+            words += len(side)
+    return total, words
+
+
+# ---------------------------------------------------------------- report
+
+def machine() -> str:
+    sys.path.insert(0, str(HERE))
+    from extract import cpu_description
+
+    import torch
+    return f"{cpu_description()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return "n/a"
+
+
+def training_running() -> str:
+    out = subprocess.run(["pgrep", "-fa", "alignkit|train"], capture_output=True, text=True).stdout
+    mine = str(os.getpid())
+    lines = [ln for ln in out.splitlines() if "bench/score.py" not in ln and not ln.startswith(mine)]
+    return "yes: " + lines[0][:120] if lines else "no"
+
+
+def print_run(label: str, r: dict, reference: float, ref_name: str) -> None:
+    total = r["wall"]
+    print(f"{label}: {total:7.1f} s wall, {r['rows']} rows, {r['forward']} forward passes, "
+          f"peak RSS {r['peak_rss_mb']:.0f} MB, {total / reference:.2f}x {ref_name}")
+    stats = sum(r["phases"].get(k, 0.0) for k in ("CIs", "cluster metrics", "t-SNE"))
+    for k, v in sorted(r["phases"].items(), key=lambda kv: -kv[1]):
+        print(f"    {k:18s} {v:7.1f} s  {100 * v / total:5.1f}%")
+    print(f"    CIs + cluster metrics + t-SNE: {100 * stats / total:.1f}% of the total (target <= 20%)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child")
+    ap.add_argument("--pairs", default="en-tr,en-de")
+    ap.add_argument("--pool-size", type=int, default=20000)
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--sweep", default="5000,10000,20000,40000")
+    ap.add_argument("--sweep-pair", default="en-tr")
+    ap.add_argument("--sweep-layers", default="0,6,12")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold run (reuse --cache-dir)")
+    ap.add_argument("--cache-dir")
+    args = ap.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    pairs = args.pairs.split(",")
+    device = None if args.device == "cpu" else args.device
+    print(f"machine: {machine()}\nload before: {loadavg()}\ntraining running: {training_running()}")
+
+    pools = pool_shapes(pairs, args.pool_size)
+    gemm_flops = sum(2 * 2 * 13 * 2.0 * ns * nt * 384 for _, ns, nt, _ in pools)  # 13 layers x 2 spaces
+    rates = pool_gemm_rates(pools[0][1], pools[0][2], 384, args.reps, args.device)
+    for name, rate in rates.items():
+        print(f"pool GEMM {pools[0][1]} x {pools[0][2]} x 384, {name}: {rate / 1e9:.0f} GFLOP/s")
+    pool_rate = max(rates.values())
+    ext_flops, n_words = extraction_flops(pools)
+    model_rate, model_cfg = model_gemm_rate(args.reps)
+    gemm_floor, ext_floor = gemm_flops / pool_rate, ext_flops / model_rate
+    floor = gemm_floor + ext_floor
+    print(f"model-shape GEMM: {model_rate / 1e9:.0f} GFLOP/s ({model_cfg}); {n_words} pool words, "
+          f"{ext_flops / n_words / 1e6:.1f} MFLOP/word -> extraction limit {model_rate / (ext_flops / n_words):.0f} words/s")
+    print(f"floor: extraction {ext_floor:.1f} s + GEMMs {gemm_floor:.1f} s "
+          f"({len(pools)} pairs x 13 layers x 2 spaces, {gemm_flops / 1e12:.2f} TFLOP) = {floor:.1f} s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache_dir or str(Path(tmp) / "cache")
+        spec = dict(pairs=pairs, layers="all", pool_size=args.pool_size, resamples=args.resamples,
+                    cache=cache, device=device)
+        if not args.no_cold:
+            cold = run_child({**spec, "out": str(Path(tmp) / "cold")})
+            print_run("cold", cold, floor, "the floor (target <= 1.5x)")
+        warm = run_child({**spec, "out": str(Path(tmp) / "warm")})
+        print_run("warm", warm, gemm_floor, "the GEMM floor (target <= 1.3x)")
+        print(f"load after main job: {loadavg()}")
+        for n in [int(v) for v in args.sweep.split(",") if v]:
+            sp = {**spec, "pairs": [args.sweep_pair], "pool_size": n, "layers": args.sweep_layers,
+                  "out": str(Path(tmp) / f"sweep{n}")}
+            run_child({**sp, "prepare": True})
+            r = run_child(sp)
+            shape = pool_shapes([args.sweep_pair], n)[0]
+            ph = r["phases"]
+            print(f"sweep {args.sweep_pair} pool {n:6d} ({shape[1]} x {shape[2]}), layers {args.sweep_layers}: "
+                  f"{r['wall']:6.1f} s; GEMM/search {ph.get('GEMM/search', 0):6.1f} s, CIs {ph.get('CIs', 0):5.1f} s, "
+                  f"clusters {ph.get('cluster metrics', 0):5.1f} s, BLS {ph.get('BLS', 0):5.1f} s, "
+                  f"rest {r['wall'] - ph.get('GEMM/search', 0) - ph.get('CIs', 0) - ph.get('cluster metrics', 0) - ph.get('BLS', 0):5.1f} s; "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"load after: {loadavg()}\ntraining running: {training_running()}")
 
 
 if __name__ == "__main__":
