@@ -319,7 +319,7 @@ def main() -> None:
     print(f"machine: {machine()}\nload before: {loadavg()}\ntraining running: {training_running()}")
 
     pools = pool_shapes(pairs, args.pool_size)
-    gemm_flops = sum(2 * 2 * 13 * 2.0 * ns * nt * 384 for _, ns, nt, _ in pools)  # 13 layers x 2 spaces
+    gemm_flops = sum(13 * 2 * (2.0 * ns * nt * 384) for _, ns, nt, _ in pools)  # 13 layers x 2 spaces
     rates = pool_gemm_rates(pools[0][1], pools[0][2], 384, args.reps, args.device)
     for name, rate in rates.items():
         print(f"pool GEMM {pools[0][1]} x {pools[0][2]} x 384, {name}: {rate / 1e9:.0f} GFLOP/s")
