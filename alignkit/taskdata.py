@@ -192,6 +192,14 @@ def split_of(path: str | os.PathLike) -> tuple[str, str] | None:
     return (split, lang) if split and lang else None
 
 
+def zero_shot_split(train_file: str | os.PathLike, split: str | None = None) -> str:
+    """``split`` if given, else the split ``train_file`` is NOT from (``test-en.tsv`` -> ``dev``)."""
+    if split:
+        return split
+    got = split_of(train_file)
+    return "dev" if got is not None and got[0] == "test" else "test"
+
+
 def check_zero_shot_protocol(train_file: str | os.PathLike, eval_split: str, where: str = "config") -> None:
     """Refuse training on English rows of the split that is evaluated (SPEC §2, v2 protocol).
 

@@ -426,3 +426,15 @@ def test_row_budget_gives_rows_above_the_median_the_median_budget():
     torch.testing.assert_close(table[2], torch.tensor([-0.1, 0.1, -0.1]))
     torch.testing.assert_close(table[3], torch.tensor([0.05, -0.05, -0.05]))
     assert table[[0, 1, 4]].abs().sum() == 0
+
+
+def test_eval_task_refuses_the_split_the_checkpoint_was_trained_on(env, tmp_path):
+    from alignkit.errors import AlignkitError
+    from alignkit.taskdata import zero_shot_split
+    from alignkit.train.evaluate import evaluate_task
+
+    meta = {"config": {"train_file": str(env["data"] / "test-en.tsv")}}
+    with pytest.raises(AlignkitError, match="same split"):  # refused before any data or model is touched
+        evaluate_task(tmp_path, "xnli", env["data"], ["sw"], split="test", loaded=(None, None, meta))
+    assert zero_shot_split("a/test-en.tsv") == "dev" and zero_shot_split("a/dev-en.tsv") == "test"
+    assert zero_shot_split("a/test-en.tsv", "test") == "test"  # an explicit split is kept (then checked)

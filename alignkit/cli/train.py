@@ -115,7 +115,8 @@ def eval_task_cmd(
     data: Optional[str] = typer.Option(None, "--data", help="Folder with {split}-{lang}.tsv (default $ALIGNKIT_DATA/<task>)."),
     langs: str = typer.Option("en,sw,ur", "--langs", help="Comma-separated languages."),
     out: Path = typer.Option(..., "--out", help="Output folder: results.csv, predictions-{lang}.tsv, manifest.json."),
-    split: str = typer.Option("test", "--split", help="test | dev"),
+    split: Optional[str] = typer.Option(None, "--split", help="test | dev (default: the split the "
+                                         "checkpoint was not trained on: test-en -> dev)"),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Seeded subset of rows per language (same rows in each)."),
     batch_size: int = typer.Option(64, "--batch-size"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Default: the training max length."),
@@ -132,8 +133,8 @@ def eval_task_cmd(
     from alignkit.atomic import ensure_writable_dir, write_text
     from alignkit.errors import AlignkitError
     from alignkit.results import to_frame, write_csv
-    from alignkit.taskdata import get_task
-    from alignkit.train.evaluate import evaluate_task
+    from alignkit.taskdata import get_task, zero_shot_split
+    from alignkit.train.evaluate import evaluate_task, read_meta
 
     spec = get_task(task)
     if data is None:
@@ -152,7 +153,8 @@ def eval_task_cmd(
     write_text(out_dir / "manifest.json", json.dumps({
         "alignkit_version": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
         "python": platform.python_version(), "command": sys.argv, "model": ckpt,
-        "model_fingerprint": rows[0]["model_fingerprint"] if rows else "", "task": spec.name, "split": split,
+        "model_fingerprint": rows[0]["model_fingerprint"] if rows else "", "task": spec.name,
+        "split": zero_shot_split((read_meta(ckpt).get("config") or {}).get("train_file") or "", split),
         "langs": lang_list, "max_rows": max_rows, "seed": seed}, indent=1))
     for r in rows:
         typer.echo(f"{r['pair']}\t{r['metric']}\t{r['value']:.4f}\t[{r['ci_low']:.4f}, {r['ci_high']:.4f}]\tn={r['n']}")

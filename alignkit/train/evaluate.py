@@ -160,7 +160,7 @@ def load_classifier(ckpt: str | os.PathLike, device: str | None = None):
 
 
 def evaluate_task(ckpt: str | os.PathLike, task: str, data_dir: str | os.PathLike, langs: Sequence[str],
-                  split: str = "test", max_rows: int | None = None, batch_size: int = 64,
+                  split: str | None = None, max_rows: int | None = None, batch_size: int = 64,
                   max_length: int | None = None, seed: int = 0, device: str | None = None,
                   predictions_dir: str | os.PathLike | None = None, loaded=None) -> list[dict]:
     """Accuracy of a fine-tuned checkpoint on ``{split}-{lang}.tsv`` for each language -> tidy rows.
@@ -170,12 +170,21 @@ def evaluate_task(ckpt: str | os.PathLike, task: str, data_dir: str | os.PathLik
     examples and a 95% Wilson CI. ``max_rows`` subsamples each file with the same seeded
     subset of rows (XNLI rows are parallel across languages). With ``predictions_dir``,
     per-item predictions go to ``predictions-{lang}.tsv`` there (for paired comparisons).
+
+    ``split`` None: the split the checkpoint's training file is not from (v2 protocol:
+    trained on ``test-en`` -> ``dev``). A split whose English rows the checkpoint was trained
+    on is refused (its other languages are translations of the training items).
     """
     from alignkit.atomic import write_text
+    from alignkit.taskdata import check_zero_shot_protocol, zero_shot_split
 
     spec = get_task(task)
     if not langs:
         raise AlignkitError("no languages to evaluate; pass e.g. --langs en,sw,ur")
+    meta0 = loaded[2] if loaded is not None else read_meta(ckpt)
+    train_file = (meta0.get("config") or {}).get("train_file") or ""
+    split = zero_shot_split(train_file, split)
+    check_zero_shot_protocol(train_file, split, f"checkpoint {ckpt}")
     # Read (and so validate) every file before the model is loaded.
     data = {lang: subsample(read_task_split(data_dir, spec, split, lang), max_rows, seed) for lang in langs}
     enc, clf, meta = loaded if loaded is not None else load_classifier(ckpt, device=device)

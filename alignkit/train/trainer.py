@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
-from alignkit.taskdata import check_zero_shot_protocol, get_task, grouped_holdout_split, read_pair_file, split_of, subsample
+from alignkit.taskdata import check_zero_shot_protocol, get_task, grouped_holdout_split, read_pair_file, subsample, zero_shot_split
 from alignkit.train.diagnostics import TableTracker, embedding_lr_rule
 from alignkit.train.evaluate import (HEAD_FILE, META_FILE, EncodedPairs, autocast_for, collate, evaluate_task,
                                      pad_id_of, predict, tokenize_examples, tokenize_pairs)
@@ -145,10 +145,7 @@ class TrainConfig:
     def resolved_eval_split(self) -> str:
         """The split of the end-of-training evaluation: ``eval_split``, or else the split the
         training file is NOT from (v2 protocol: train on test-en -> evaluate on dev-xx)."""
-        if self.eval_split:
-            return self.eval_split
-        got = split_of(self.train_file)
-        return "dev" if got is not None and got[0] == "test" else "test"
+        return zero_shot_split(self.train_file, self.eval_split)
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the trained weights (compared on resume)."""
