@@ -304,7 +304,7 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
     yn query xn. Needs kmax <= min(n_src, n_tgt) and csls_k <= min(n_src, n_tgt) (callers
     validate). Kept beyond their block: the first max(q_src, 1024) rows of S (the source
     queries' scores; their column top-k seed the column bounds) and the q_tgt query columns
-    of S (``[n_src, q_tgt]``); S itself is never held whole. ``block_rows`` overrides the
+    of S (stored transposed, ``[q_tgt, n_src]``); S itself is never held whole. ``block_rows`` overrides the
     block height (default: a block of S is ~24 MB on a CPU, ~2 GB on a GPU).
     """
     dev = torch.device(device or "cpu")
@@ -313,7 +313,7 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
     workers = 1 if dev.type != "cpu" else max(1, min(torch.get_num_threads(), 8))
     m = max(q_src, min(n_src, 1024))
     head = torch.empty((m, n_tgt), device=dev)            # rows 0..m of S
-    tq = torch.empty((n_src, q_tgt), device=dev)          # S[:, :q_tgt]
+    tqt = torch.empty((q_tgt, n_src), device=dev)         # S[:, :q_tgt]ᵀ, rows = target queries
     src_radii = torch.empty(n_src, dtype=torch.float64, device=dev)
     bufs: list = [None] * workers
     cols: list = []
@@ -328,7 +328,7 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
             s = torch.mm(x[start:stop], yt, out=bufs[wid][:stop - start])
             cols[wid].add(s)
         src_radii[start:stop] = row_topk(s, csls_k)[0].double().mean(1)
-        tq[start:stop] = s[:, :q_tgt]
+        tqt[:, start:stop] = s[:, :q_tgt].t()
 
     clock = _Clock()
     with _fp32(dev), torch.inference_mode():
@@ -354,8 +354,8 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
         rank = dict(kmax=kmax, step=step, workers=workers, device=dev)
         src_nn = _ranked(lambda i, j: head[i:j], q_src, **rank)
         src_csls = _ranked(lambda i, j: 2 * head[i:j] - r_t, q_src, **rank)
-        tgt_nn = _ranked(lambda i, j: tq[:, i:j].t().contiguous(), q_tgt, **rank)
-        tgt_csls = _ranked(lambda i, j: 2 * tq[:, i:j].t() - r_s, q_tgt, **rank)
+        tgt_nn = _ranked(lambda i, j: tqt[i:j], q_tgt, **rank)
+        tgt_csls = _ranked(lambda i, j: 2 * tqt[i:j] - r_s, q_tgt, **rank)
         clock("query rankings")
     out = (src_radii, tgt_radii, src_nn, src_csls, tgt_nn, tgt_csls)
     return ProductSearch(*(t.cpu().numpy() for t in out))
