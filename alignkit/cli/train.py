@@ -64,6 +64,9 @@ def train_cmd(
     codeswitch_lexicons: Optional[str] = typer.Option(None, "--codeswitch-lexicons", help="Shipped pairs whose TRAIN split "
                                                       "code-switches, e.g. en-sw,en-ur.", rich_help_panel=_OBJ),
     codeswitch_prob: Optional[float] = typer.Option(None, "--codeswitch-prob", help="Per-word switch probability (0.3).", rich_help_panel=_OBJ),
+    rsda_copies: Optional[int] = typer.Option(None, "--rsda-copies", help="RS-DA synonym copies per example (3).", rich_help_panel=_OBJ),
+    wordnet_dir: Optional[str] = typer.Option(None, "--wordnet-dir", help="WordNet 3.0 dict dir for RS-DA "
+                                              "(default /usr/share/wordnet, from apt-get install wordnet-base).", rich_help_panel=_OBJ),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Task data dir for the zero-shot evaluation at the end.", rich_help_panel=_RUN),
     eval_langs: Optional[str] = typer.Option(None, "--eval-langs", help="Languages to evaluate at the end, e.g. en,sw,ur.", rich_help_panel=_RUN),
     eval_split: Optional[str] = typer.Option(None, "--eval-split", help="Split evaluated at the end (default: the "
@@ -85,7 +88,8 @@ def train_cmd(
         device=device, epsilon=epsilon, perturbation=perturbation, pgd_steps=pgd_steps,
         pgd_step_size=pgd_step_size, rt_kl=rt_kl, ept_margin=ept_margin, ept_anchor=ept_anchor,
         apt_layers=apt_layers, cl_view=cl_view, cl_layer=cl_layer, cl_tau=cl_tau, vrn_delta=vrn_delta,
-        codeswitch_lexicons=codeswitch_lexicons, codeswitch_prob=codeswitch_prob, eval_data=eval_data,
+        codeswitch_lexicons=codeswitch_lexicons, codeswitch_prob=codeswitch_prob,
+        rsda_copies=rsda_copies, wordnet_dir=wordnet_dir, eval_data=eval_data,
         eval_langs=eval_langs, eval_split=eval_split, eval_max_rows=eval_max_rows, keep_state=keep_state,
     ).items() if v is not None}
     values: dict = {}

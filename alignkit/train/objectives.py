@@ -208,13 +208,15 @@ class PairBatch:
     content_mask: Tensor
     labels: Tensor
     switched: "PairBatch | None" = None
+    augmented: "PairBatch | None" = None  # RS-DA: k copies stacked copy-major, [k·B, T]
 
     def to(self, device) -> "PairBatch":
         return PairBatch(
             self.input_ids.to(device), self.attention_mask.to(device),
             None if self.token_type_ids is None else self.token_type_ids.to(device),
             self.content_mask.to(device), self.labels.to(device),
-            None if self.switched is None else self.switched.to(device))
+            None if self.switched is None else self.switched.to(device),
+            None if self.augmented is None else self.augmented.to(device))
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -382,6 +384,8 @@ class ObjectiveConfig:
     vrn_delta: float = 0.0
     codeswitch_lexicons: tuple[str, ...] = ("en-sw",)
     codeswitch_prob: float = 0.3
+    rsda_copies: int = 3                 # RS-DA augmented copies per example (Huang et al.'s XNLI value)
+    wordnet_dir: str | None = None       # None -> $ALIGNKIT_WORDNET_DIR or /usr/share/wordnet
 
     def check(self) -> None:
         if self.perturbation not in ("random", "adversarial"):
@@ -402,6 +406,8 @@ class ObjectiveConfig:
             raise AlignkitError(f"CL temperature {self.cl_tau} must be > 0")
         if not 0.0 <= self.codeswitch_prob <= 1.0:
             raise AlignkitError(f"codeswitch probability {self.codeswitch_prob} must be in [0, 1]")
+        if int(self.rsda_copies) < 1:
+            raise AlignkitError(f"rsda copies {self.rsda_copies} must be >= 1; pass e.g. --rsda-copies 3")
 
 
 # ----------------------------------------------------------------------------- step context
@@ -428,6 +434,8 @@ class StepContext:
         return self.cfg.epsilon * self.anchors.rho
 
     def _sentence_layer(self, view: str) -> int | None:
+        if "cl_rsda" in self.needs and view == "clean":  # RS-DA CL: the clean pass is the anchor view
+            return self.cfg.cl_layer
         return self.cfg.cl_layer if "cl" in self.needs and view in ("clean", self.cfg.cl_view) else None
 
     def _get(self, key: str, make: Callable[[], object]):
@@ -492,6 +500,15 @@ class StepContext:
             raise RuntimeError("CL with the codeswitch view needs batches built with a CodeSwitcher")
         return self._get("switched", lambda: self.model.run(
             self.table(sw.input_ids), sw, sentence_layer=self._sentence_layer("codeswitch"), with_head=False))
+
+    @property
+    def augmented(self) -> PassOutput:
+        """f of the RS-DA copies [k·B] (logits; sentence vectors when ``cl_rsda`` is on)."""
+        aug = self.batch.augmented
+        if aug is None:
+            raise RuntimeError("RS-DA needs batches built with a SynonymAugmenter")
+        layer = self.cfg.cl_layer if "cl_rsda" in self.needs else None
+        return self._get("augmented", lambda: self.model.run(self.table(aug.input_ids), aug, sentence_layer=layer))
 
     @property
     def positive(self) -> PassOutput:
@@ -571,6 +588,18 @@ def _vrn(ctx: StepContext) -> Tensor:
     return variance_penalty(ctx.clean.sentence, ctx.positive.sentence, ctx.cfg.vrn_delta)
 
 
+@register_objective("rsda", "mean CE(g(f(E_aug)), y) over the RS-DA synonym copies", needs={"rsda"})
+def _rsda(ctx: StepContext) -> Tensor:
+    return task_loss(ctx.augmented.logits, ctx.batch.augmented.labels)
+
+
+@register_objective("cl_rsda", "InfoNCE(clean view, first RS-DA copy), within-view negatives",
+                    needs={"rsda", "cl_rsda"})
+def _cl_rsda(ctx: StepContext) -> Tensor:
+    b = len(ctx.batch)
+    return info_nce_loss(ctx.clean.sentence, ctx.augmented.sentence[:b], ctx.cfg.cl_tau)
+
+
 # ----------------------------------------------------------------------------- variants
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -579,9 +608,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "rt+cl": ("task", "rt", "cl"),
     "ept+apt+rt": ("task", "ept", "apt", "rt"),
     "ept+apt+rt+cl": ("task", "ept", "apt", "rt", "cl"),
+    "rsda": ("task", "rsda"),
+    "rsda+cl": ("task", "rsda", "cl_rsda"),
 }
-DEFAULT_WEIGHTS: dict[str, float] = {"task": 1.0, "rt": 1.0, "ept": 1.0, "apt": 1.0, "cl": 1.0, "vrn": 0.1}
-ORDER = ("task", "rt", "ept", "apt", "cl", "vrn")
+DEFAULT_WEIGHTS: dict[str, float] = {"task": 1.0, "rt": 1.0, "ept": 1.0, "apt": 1.0, "cl": 1.0, "vrn": 0.1,
+                                   "rsda": 1.0, "cl_rsda": 1.0}
+ORDER = ("task", "rt", "ept", "apt", "cl", "vrn", "rsda", "cl_rsda")
 
 
 def resolve_variant(variant: str, weights: Mapping[str, float] | None = None) -> dict[str, float]:

@@ -586,6 +586,11 @@ class Trainer:
         switcher = None
         if "cl" in self.weights and cfg.objective.cl_view == "codeswitch":
             switcher = CodeSwitcher.from_lexicons(cfg.objective.codeswitch_lexicons, cfg.objective.codeswitch_prob)
+        self.augmenter = None
+        if "rsda" in self.weights or "cl_rsda" in self.weights:  # RS-DA: WordNet synonyms, no lexicon
+            from alignkit.train.rsda import SynonymAugmenter
+
+            self.augmenter = SynonymAugmenter.from_wordnet(cfg.objective.rsda_copies, cfg.objective.wordnet_dir)
 
         prefix = enc.query_prefix
         train = tokenize_examples(enc, train_ex, cfg.max_length, prefix)
@@ -679,6 +684,7 @@ class Trainer:
                 table = TableView(table_param)
                 if mode == "sparse":
                     ids = [b.input_ids for b in batches] + [b.switched.input_ids for b in batches if b.switched is not None]
+                    ids += [b.augmented.input_ids for b in batches if b.augmented is not None]
                     table = TableView.sparse(table_param, ids)
                 factor = lr_factor(step, total, warmup)
                 for g in opt.param_groups:
@@ -802,7 +808,21 @@ class Trainer:
             sw = tokenize_pairs(enc, firsts, seconds, [data.labels[i] for i in indices], self.cfg.max_length,
                                 enc.query_prefix)
             b.switched = collate(sw, range(len(indices)), pad_id)
+        aug = getattr(self, "augmenter", None)
+        if aug is not None:
+            b.augmented = self._augmented_batch(data, examples, indices, pad_id, aug, enc, epoch)
         return b
+
+    def _augmented_batch(self, data: EncodedPairs, examples, indices: Sequence[int], pad_id: int, aug, enc,
+                         epoch: int) -> PairBatch:
+        """The RS-DA copies of ``indices`` as one batch [k·B, T], copy-major (row c·B + j = copy c of j)."""
+        per_example = [aug.pair_copies(examples[i].first, examples[i].second, self.cfg.seed, epoch, i)
+                       for i in indices]
+        pairs = [per_example[j][c] for c in range(aug.copies) for j in range(len(indices))]
+        labels = [data.labels[i] for _c in range(aug.copies) for i in indices]
+        toks = tokenize_pairs(enc, [p[0] for p in pairs], [p[1] for p in pairs], labels, self.cfg.max_length,
+                              enc.query_prefix)
+        return collate(toks, range(len(pairs)), pad_id)
 
     def _dev_accuracy(self, clf: PairClassifier, dev_data: EncodedPairs, pad_id: int, device) -> float:
         # Evaluation must not disturb the training RNG stream (resume = uninterrupted run).

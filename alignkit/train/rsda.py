@@ -1,0 +1,66 @@
+"""RS-DA: randomized smoothing with data augmentation (Huang et al. 2021, uclanlp/Robust-XLT).
+
+Each English word that has synonyms is replaced by a uniform pick from {itself} ∪ its
+synonyms, independently per word, in each of ``copies`` augmented copies of a training
+example (Huang et al. release 3 copies for XNLI, 10 for PAWS-X). Labels are unchanged.
+The synonym table is WordNet 3.0 (:mod:`alignkit.train.synonyms`), not their
+counter-fitted neighbours; no bilingual lexicon (so no lexicon test split) is read.
+
+alignkit's reading: words are matched case-insensitively on ``\\w+`` tokens (they split
+on spaces and match exactly); a capitalised word gets a capitalised pick. Copies are drawn
+on the fly, seeded per (seed, epoch, example, copy), instead of written to a file once.
+"""
+from __future__ import annotations
+
+import random
+import re
+from typing import Mapping, Sequence
+
+_WORD = re.compile(r"[A-Za-z]+")  # WordNet single-word lemmas are letters only
+
+
+def rsda_rng(seed: int, epoch: int, index: int, copy: int) -> random.Random:
+    """A ``random.Random`` fixed by (seed, epoch, example index, copy) (reproducible, resumable)."""
+    return random.Random(f"rsda:{seed}:{epoch}:{index}:{copy}")
+
+
+class SynonymAugmenter:
+    """Replace each word with synonyms by a uniform pick from {itself} ∪ synonyms.
+
+    ``table`` maps a lower-case word to its synonyms (itself excluded).
+    """
+
+    def __init__(self, table: Mapping[str, Sequence[str]], copies: int = 3):
+        self.table = table
+        self.copies = int(copies)
+
+    @classmethod
+    def from_wordnet(cls, copies: int = 3, directory: str | None = None) -> "SynonymAugmenter":
+        from alignkit.train.synonyms import load_synonyms
+
+        return cls(load_synonyms(directory), copies)
+
+    def augment(self, text: str, rng: random.Random) -> str:
+        """``text`` with its words resampled (spacing and punctuation kept)."""
+        def repl(m: re.Match) -> str:
+            word = m.group(0)
+            syn = self.table.get(word.lower())
+            if not syn:
+                return word
+            k = rng.randrange(len(syn) + 1)
+            if k == 0:
+                return word
+            pick = syn[k - 1]
+            return pick.capitalize() if word[0].isupper() else pick
+        return _WORD.sub(repl, text)
+
+    def pair_copies(self, first: str, second: str, seed: int, epoch: int, index: int) -> list[tuple[str, str]]:
+        """``copies`` augmented (first, second) pairs of example ``index``."""
+        out = []
+        for c in range(self.copies):
+            rng = rsda_rng(seed, epoch, index, c)
+            out.append((self.augment(first, rng), self.augment(second, rng)))
+        return out
+
+
+__all__ = ["rsda_rng", "SynonymAugmenter"]
