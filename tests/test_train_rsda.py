@@ -190,6 +190,8 @@ def test_rsda_training_takes_steps_with_its_loss_parts_keeps_labels_and_reads_no
     c = cfg(env, f"rsda-{variant}", variant=variant, max_steps=4, rsda_copies=2, wordnet_dir=str(env["wordnet"]))
     res = trainer_mod.train(c, progress=False)
     assert res.steps == 4
+    man = json.loads((Path(c.out) / "manifest.json").read_text())
+    assert man["rsda_synonyms"]["words"] == 11  # the 11 words of the test's WordNet, recorded for provenance
     recs = [json.loads(x) for x in (Path(c.out) / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in recs if "loss" in r]
     assert len(steps) == 4

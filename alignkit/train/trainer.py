@@ -946,6 +946,16 @@ def save_hf_checkpoint(dest: Path, clf: PairClassifier, enc, meta: dict) -> None
         os.chmod(f, 0o666 & ~umask)
 
 
+def _rsda_source(cfg: TrainConfig) -> dict | None:
+    """Where RS-DA's synonyms came from (WordNet dir, word count), or None when the run has no RS-DA."""
+    if cfg.variant == "probe" or not {"rsda", "cl_rsda"} & set(resolve_variant(cfg.variant, cfg.weights)):
+        return None
+    from alignkit.train.synonyms import find_wordnet_dir, load_synonyms
+
+    d = find_wordnet_dir(cfg.objective.wordnet_dir)
+    return {"source": "WordNet 3.0", "dir": str(d), "words": len(load_synonyms(d))}
+
+
 def write_manifest(out: Path, cfg: TrainConfig, base_fingerprint: str) -> None:
     """``manifest.json``: versions, base-model fingerprint, seeds, lexicon hashes, command line."""
     import platform
@@ -963,7 +973,7 @@ def write_manifest(out: Path, cfg: TrainConfig, base_fingerprint: str) -> None:
     man = {"alignkit_version": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
            "python": platform.python_version(), "command": sys.argv, "base_model": cfg.model,
            "base_fingerprint": base_fingerprint, "seed": cfg.seed, "codeswitch_lexicons_sha256": lex,
-           "config": cfg.to_dict()}
+           "rsda_synonyms": _rsda_source(cfg), "config": cfg.to_dict()}
     write_text(out / "manifest.json", json.dumps(man, indent=1, default=str))
 
 
