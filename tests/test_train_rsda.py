@@ -91,7 +91,7 @@ def test_wordnet_3_lists_its_known_synonyms():
 
 # ----------------------------------------------------------------------------- the augmentation
 
-SENT = "The big dog saw a small cat near the old house, and the dog ran."
+SENT = "The big dog saw a small cat near the old house, and the dog ran. Big Dog's it's"
 TABLE = {"big": ("large",), "small": ("little", "minor"), "dog": ("hound",), "house": ("home", "family")}
 
 
@@ -117,10 +117,17 @@ def test_only_words_with_synonyms_change_and_only_into_a_synonym():
         assert len(out) == len(orig)
         for o, n in zip(orig, out):
             if o != n:
-                assert o.lower() in TABLE and n.lower() in TABLE[o.lower()]
-                assert o[0].isupper() == n[0].isupper()
-                changed.add(o.lower())
+                assert o in TABLE and n in TABLE[o]
+                changed.add(o)
     assert changed == set(TABLE)  # every word with synonyms is resampled at some point
+    assert aug.augment("Big Dog's", random.Random(0)) == "Big Dog's"  # exact, lower-case match only
+
+
+def test_stop_words_and_single_letters_are_never_replaced_nor_inserted():
+    from alignkit.train.rsda import content_table
+
+    t = content_table({"a": ("ampere",), "still": ("distillery", "even"), "car": ("auto", "i", "still")})
+    assert t == {"car": ("auto",)}
 
 
 def test_pick_is_uniform_over_itself_and_its_synonyms():
@@ -137,13 +144,15 @@ def test_pick_is_uniform_over_itself_and_its_synonyms():
 @needs_wordnet
 def test_real_wordnet_augmentation_keeps_unknown_words_and_picks_real_synonyms():
     t = load_synonyms()
-    aug = SynonymAugmenter(t)
-    text = "the quick brown fox jumps over the lazy dog xyzzy"
+    aug = SynonymAugmenter.from_wordnet()
+    assert "a" in t and "a" not in aug.table and "still" not in aug.table  # WordNet's a = ampere
+    text = "I said it's still the quick brown fox that jumps over a lazy dog xyzzy"
     for s in range(20):
         out = aug.augment(text, random.Random(s)).split()
         for o, n in zip(text.split(), out):
             assert n == o or n in t[o]
-        assert out[0] == "the" and out[-1] == "xyzzy"
+        assert out[0] == "I" and out[2:5] == ["it's", "still", "the"]  # capitalised, contraction, stop words
+        assert out[-1] == "xyzzy" and out[-4] == "a"
 
 
 # ----------------------------------------------------------------------------- variants and training

@@ -6,9 +6,14 @@ example (Huang et al. release 3 copies for XNLI, 10 for PAWS-X). Labels are unch
 The synonym table is WordNet 3.0 (:mod:`alignkit.train.synonyms`), not their
 counter-fitted neighbours; no bilingual lexicon (so no lexicon test split) is read.
 
-alignkit's reading: words are matched case-insensitively on ``\\w+`` tokens (they split
-on spaces and match exactly); a capitalised word gets a capitalised pick. Copies are drawn
-on the fly, seeded per (seed, epoch, example, copy), instead of written to a file once.
+alignkit's reading: a word is a ``\\w+`` run with inner apostrophes (``it's`` is one word,
+so ``s`` is never looked up); like Huang et al.'s exact match against a lower-case
+vocabulary, only all-lower-case words are replaced (sentence-initial words, names,
+acronyms and ``I`` are kept). English stop words (scikit-learn's 318-word list) and
+one-letter words are never replaced nor inserted: WordNet lists ``a`` (ampere), ``i``
+(iodine), ``still`` (a distillery), which counter-fitted neighbours of function words do not
+give. Copies are drawn on the fly, seeded per (seed, epoch, example, copy), instead of
+written to a file once.
 """
 from __future__ import annotations
 
@@ -16,7 +21,17 @@ import random
 import re
 from typing import Mapping, Sequence
 
-_WORD = re.compile(r"[A-Za-z]+")  # WordNet single-word lemmas are letters only
+_WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
+
+
+def content_table(table: Mapping[str, Sequence[str]], min_len: int = 2) -> dict[str, tuple[str, ...]]:
+    """``table`` without English stop words and words shorter than ``min_len``, as keys or as picks."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    def ok(w: str) -> bool:
+        return len(w) >= min_len and w not in ENGLISH_STOP_WORDS
+    out = {w: tuple(s for s in syn if ok(s)) for w, syn in table.items() if ok(w)}
+    return {w: s for w, s in out.items() if s}
 
 
 def rsda_rng(seed: int, epoch: int, index: int, copy: int) -> random.Random:
@@ -38,20 +53,17 @@ class SynonymAugmenter:
     def from_wordnet(cls, copies: int = 3, directory: str | None = None) -> "SynonymAugmenter":
         from alignkit.train.synonyms import load_synonyms
 
-        return cls(load_synonyms(directory), copies)
+        return cls(content_table(load_synonyms(directory)), copies)
 
     def augment(self, text: str, rng: random.Random) -> str:
         """``text`` with its words resampled (spacing and punctuation kept)."""
         def repl(m: re.Match) -> str:
             word = m.group(0)
-            syn = self.table.get(word.lower())
+            syn = self.table.get(word)  # exact match: only lower-case words are replaced
             if not syn:
                 return word
             k = rng.randrange(len(syn) + 1)
-            if k == 0:
-                return word
-            pick = syn[k - 1]
-            return pick.capitalize() if word[0].isupper() else pick
+            return word if k == 0 else syn[k - 1]
         return _WORD.sub(repl, text)
 
     def pair_copies(self, first: str, second: str, seed: int, epoch: int, index: int) -> list[tuple[str, str]]:
@@ -63,4 +75,4 @@ class SynonymAugmenter:
         return out
 
 
-__all__ = ["rsda_rng", "SynonymAugmenter"]
+__all__ = ["rsda_rng", "content_table", "SynonymAugmenter"]
