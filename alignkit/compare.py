@@ -56,6 +56,12 @@ def seed_of(model: str) -> tuple[str, int] | None:
     return (m["variant"], int(m["seed"])) if m else None
 
 
+def variant_of(model: str) -> str:
+    """The variant of a seed label (``rt/seed2`` -> ``rt``); any other label is its own variant."""
+    got = seed_of(model)
+    return got[0] if got else str(model)
+
+
 def _read_manifest(run_dir: Path) -> dict | None:
     p = run_dir / "manifest.json"
     if not p.is_file():

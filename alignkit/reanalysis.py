@@ -132,10 +132,11 @@ def _row_line(r) -> str:
 
 def _decomposition(full: pd.DataFrame, last: int) -> list[str]:
     """bls_raw, c, bls and bls/(1 − c) per variant at the last layer (mean over seeds, range)."""
+    from alignkit.compare import variant_of
     from alignkit.study import _cell
 
     res = full[(full["layer"] == last) & full["metric"].isin(["bls_raw", "bls_baseline", "bls", "bls_over_headroom"])]
-    res = res.assign(variant=res["model"].str.rsplit("/seed", n=1).str[0])
+    res = res.assign(variant=res["model"].map(variant_of))
     metrics = [m for m in ("bls_raw", "bls_baseline", "bls", "bls_over_headroom") if (res["metric"] == m).any()]
     L = ["| variant | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for v, g in res.groupby("variant", sort=False):

@@ -44,8 +44,9 @@ import numpy as np
 import pandas as pd
 
 from alignkit.atomic import atomic_path, ensure_writable_dir, write_text
+from alignkit.compare import seed_of, variant_of
 from alignkit.errors import AlignkitError
-from alignkit.results import MEASUREMENT_KEY, read_csv, to_frame, write_csv
+from alignkit.results import read_csv, to_frame, write_csv
 
 DEFAULT_VARIANTS = ["ft", "rt", "rt+cl", "ept+apt+rt", "ept+apt+rt+cl"]
 BASE_LABEL = "base"
@@ -319,8 +320,8 @@ def _item_scores(out: Path, label: str, r) -> tuple[np.ndarray, np.ndarray] | No
 def _with_variant(results: pd.DataFrame) -> pd.DataFrame:
     """Rows of the trained checkpoints with columns ``variant`` and ``seed`` (from ``variant/seedN``)."""
     res = results[results["model"] != BASE_LABEL].copy()
-    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
-    res["seed"] = pd.to_numeric(res["model"].str.rsplit("/seed", n=1).str[1], errors="coerce")
+    res["variant"] = res["model"].map(variant_of)
+    res["seed"] = pd.to_numeric(res["model"].map(lambda m: (seed_of(m) or (None, None))[1]), errors="coerce")
     return res.dropna(subset=["seed"])
 
 
@@ -377,14 +378,14 @@ def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFra
             lang = _lang_of(pair)
             align = g.groupby("model")["value"].mean()
             acc = acc_all[acc_all["pair"] == lang].set_index("model")["value"]
-            ref_models = [m for m in align.index if m.rsplit("/seed", 1)[0] == ref and m in acc.index]
+            ref_models = [m for m in align.index if variant_of(m) == ref and m in acc.index]
             if not ref_models:
                 continue
             a0, c0 = align[ref_models].mean(), acc[ref_models].mean()
             for model in align.index:
                 if model.startswith(BASE_LABEL) or model not in acc.index:
                     continue
-                pts.append({"measure": label, "model": model, "variant": model.rsplit("/seed", 1)[0], "lang": lang,
+                pts.append({"measure": label, "model": model, "variant": variant_of(model), "lang": lang,
                             "d_align": align[model] - a0, "d_acc": acc[model] - c0})
     return pd.DataFrame(pts, columns=["measure", "model", "variant", "lang", "d_align", "d_acc"])
 
@@ -483,7 +484,7 @@ def plot_study(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig
 
     matplotlib.use("Agg")
     res = results.copy()
-    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
+    res["variant"] = res["model"].map(variant_of)
     files = []
     for metric, title, name in (("bls_auc", "BLS AUC", "bls_auc_by_layer_variants.png"),
                                 ("bls", "BLS", "bls_by_layer_variants.png")):
@@ -669,7 +670,7 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
          + ", ".join(f"{k}={v}" for k, v in cfg.train.items()) + "; zero-shot evaluation: "
          + ", ".join(f"{k}={v}" for k, v in cfg.eval.items() if k != "data") + ".", ""]
     res = results.copy()
-    res["variant"] = res["model"].str.rsplit("/seed", n=1).str[0]
+    res["variant"] = res["model"].map(variant_of)
     cols = _headline_columns(res, last)
     L += [f"## Every variant at the last layer (layer {last}): mean over seeds (seed min–max)", "",
           "P@1, Tatoeba and accuracy in percent; Tatoeba averages both directions; BLS c is the mean cosine "
