@@ -20,11 +20,11 @@ def __getattr__(name: str):
     """Lazy top-level API (importing alignkit stays cheap: no torch until needed)."""
     lazy = {
         "score": ("alignkit.scoring", "score"),
-        "compare_runs": ("alignkit.compare", "compare_runs"),
-        "load_encoder": ("alignkit.encoders", "load_encoder"),
-        "word_vectors": ("alignkit.extract", "word_vectors"),
-        "sentence_vectors": ("alignkit.extract", "sentence_vectors"),
-        "load_lexicon": ("alignkit.lexicons", "load_lexicon"),
+        "compare_runs": ("alignkit.results.compare", "compare_runs"),
+        "load_encoder": ("alignkit.inputs.encoders", "load_encoder"),
+        "word_vectors": ("alignkit.vectors.extract", "word_vectors"),
+        "sentence_vectors": ("alignkit.vectors.extract", "sentence_vectors"),
+        "load_lexicon": ("alignkit.inputs.lexicons", "load_lexicon"),
         "run_study": ("alignkit.study", "run_study"),
     }
     if name in lazy:

@@ -21,7 +21,7 @@ import pandas as pd
 from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
-from alignkit.results import row, to_frame, write_csv
+from alignkit.results.rows import row, to_frame, write_csv
 
 RETRIEVAL_METHODS = (("nn", False), ("csls", False), ("nn", True), ("csls", True))
 KS = (1, 5, 10)
@@ -58,7 +58,7 @@ def _index(words: Sequence[str]) -> dict[str, int]:
 
 
 def _resolve_pairs(pairs: Sequence[str]) -> list:
-    from alignkit.lexicons import load_lexicon, shipped_pairs
+    from alignkit.inputs.lexicons import load_lexicon, shipped_pairs
 
     specs = list(pairs) or shipped_pairs()
     if not specs:
@@ -78,7 +78,7 @@ def _check_pools(lexicons, cfg: ScoreConfig) -> None:
 
 def _pool(test_words: list[str], lang: str, n: int) -> tuple[list[str], int]:
     """Candidate pool: the test words first, then the ``n`` most frequent words of ``lang``."""
-    from alignkit.lexicons import frequent_words
+    from alignkit.inputs.lexicons import frequent_words
 
     extra = frequent_words(lang, n) if n > 0 else []
     pool = list(dict.fromkeys(list(test_words) + extra))
@@ -86,7 +86,7 @@ def _pool(test_words: list[str], lang: str, n: int) -> tuple[list[str], int]:
 
 
 def _read_corpora(cfg: ScoreConfig) -> dict[str, list[str]]:
-    from alignkit.io_text import read_lines
+    from alignkit.inputs.text import read_lines
 
     return {lang: read_lines(path, f"corpus for {lang}") for lang, path in cfg.corpora.items()}
 
@@ -103,7 +103,7 @@ class _Scorer:
     """Scores one encoder; collects rows; writes item scores per pair."""
 
     def __init__(self, enc, cfg: ScoreConfig, out_dir: Path | None, cache, corpora, progress: bool):
-        from alignkit.extract import parse_layers
+        from alignkit.vectors.extract import parse_layers
 
         self.enc, self.cfg, self.out_dir, self.cache = enc, cfg, out_dir, cache
         self.corpora, self.progress = corpora, progress
@@ -114,7 +114,7 @@ class _Scorer:
         self.tsne: list[tuple] = []
 
     def _vectors(self, words: list[str], lang: str) -> np.ndarray:
-        from alignkit.extract import word_vectors
+        from alignkit.vectors.extract import word_vectors
 
         corpus = self.corpora.get(lang) if self.cfg.mode == "contextual" else None
         if self.cfg.mode == "contextual" and corpus is None:
@@ -126,7 +126,7 @@ class _Scorer:
         return row(model=self.enc.name, model_fingerprint=self.enc.fingerprint, mode=self.cfg.mode, **kw)
 
     def score_lexicon(self, lex) -> None:
-        from alignkit.items import ItemWriter
+        from alignkit.results.items import ItemWriter
         from alignkit.metrics.clusters import gap_ratio, langid_acc, silhouette
         from alignkit.metrics.retrieval import retrieve_both
         from alignkit.metrics.similarity import bls
@@ -200,10 +200,10 @@ class _Scorer:
             items.write()
 
     def score_tatoeba(self, lang: str, pair: str) -> None:
-        from alignkit.extract import sentence_vectors
-        from alignkit.items import ItemWriter
+        from alignkit.vectors.extract import sentence_vectors
+        from alignkit.results.items import ItemWriter
         from alignkit.metrics.sentences import tatoeba_accuracy
-        from alignkit.tatoeba import read_tatoeba
+        from alignkit.inputs.tatoeba import read_tatoeba
 
         xs, es = read_tatoeba(self.cfg.tatoeba_dir, lang)
         XV = sentence_vectors(self.enc, xs, layers=self.layers, progress=self.progress, cache=self.cache)
@@ -228,7 +228,7 @@ def _tatoeba_targets(lexicons, tatoeba_dir: str, langs: Sequence[str] = ()) -> l
 
     ``langs`` given: those languages (pair ``en-{lang}``); else the non-English side of each lexicon.
     """
-    from alignkit.tatoeba import read_tatoeba
+    from alignkit.inputs.tatoeba import read_tatoeba
 
     wanted = [(lang, f"en-{lang}") for lang in langs] or \
         [(lx.tgt_lang if lx.src_lang == "en" else lx.src_lang, lx.pair) for lx in lexicons]
@@ -280,8 +280,8 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     item-level scores (``items/``) there. Keyword overrides set :class:`ScoreConfig` fields.
     All inputs are validated before any model runs.
     """
-    from alignkit.cache import VectorCache
-    from alignkit.encoders import DEFAULT_MODEL, load_encoder
+    from alignkit.vectors.cache import VectorCache
+    from alignkit.inputs.encoders import DEFAULT_MODEL, load_encoder
 
     cfg = config or ScoreConfig()
     for k, v in overrides.items():
@@ -324,7 +324,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
 
 def _write_outputs(df: pd.DataFrame, out_dir: Path, tsne: list, cfg: ScoreConfig) -> None:
     from alignkit.metrics.tsne import tsne_pairs
-    from alignkit.report import plot_all_layers, plot_tsne, summary_markdown
+    from alignkit.results.report import plot_all_layers, plot_tsne, summary_markdown
 
     write_text(out_dir / "summary.md", summary_markdown(df))
     plot_all_layers(df, out_dir)

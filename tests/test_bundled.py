@@ -78,7 +78,7 @@ def test_translations_score_higher_than_non_translations(bundled_encoder):
 
 
 def test_bundled_model_is_built_once_and_reused(bundled_encoder):
-    from alignkit.bundled import ensure_bundled_model
+    from alignkit.inputs.bundled import ensure_bundled_model
 
     d = ensure_bundled_model()
     mtime = (d / "model.safetensors").stat().st_mtime_ns

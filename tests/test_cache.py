@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from alignkit.cache import CACHE_ENV, CacheWarning, VectorCache, default_cache_dir
+from alignkit.vectors.cache import CACHE_ENV, CacheWarning, VectorCache, default_cache_dir
 from alignkit.errors import AlignkitError
 
 
@@ -134,7 +134,7 @@ def test_stale_temp_files_from_killed_runs_are_removed(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from alignkit.cache import VectorCache
+    from alignkit.vectors.cache import VectorCache
     cache = VectorCache(sys.argv[1])
     key = cache.key(kind="words", items=["shared"])
     v = np.random.default_rng(0).standard_normal((13, 400, 384)).astype(np.float32)

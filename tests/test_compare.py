@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from alignkit.cli import main
-from alignkit.items import ItemWriter
-from alignkit.results import row, to_frame, write_csv
+from alignkit.results.items import ItemWriter
+from alignkit.results.rows import row, to_frame, write_csv
 
 STUDY = Path(__file__).resolve().parents[1] / "docs" / "studies" / "rq-cpu" / "results.csv"
 PAIRS = [f"w{i}\tv{i}" for i in range(40)]
@@ -107,7 +107,7 @@ def test_seeded_runs_are_compared_paired_by_seed(tmp_path, capsys):
 
 
 def test_seed_labels_are_recognised_from_study_labels_and_checkpoint_folders():
-    from alignkit.compare import seed_of
+    from alignkit.results.compare import seed_of
 
     assert seed_of("rt+cl/seed3") == ("rt+cl", 3)
     assert seed_of("/runs/s/checkpoints/ept+apt+rt-seed12") == ("/runs/s/checkpoints/ept+apt+rt", 12)
@@ -118,7 +118,7 @@ def test_seed_labels_are_recognised_from_study_labels_and_checkpoint_folders():
 def test_committed_study_tatoeba_ur_gain_is_not_significant_across_seeds():
     """The review's example, from the committed results.csv: rt+cl − rt, Tatoeba ur→en at layer 12
     is +4.9, −2.2, +7.8 points per seed; t-interval [−9.3, +16.3], p = 0.36."""
-    from alignkit.compare import compare_runs
+    from alignkit.results.compare import compare_runs
 
     cmp = compare_runs([STUDY], baseline="rt", n_resamples=200)
     r = cmp[(cmp["variant"] == "rt+cl") & (cmp["metric"] == "tatoeba_acc") & (cmp["direction"] == "ur->en")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from alignkit.cli import main
-from alignkit.encoders import load_encoder, query_prefix_for
+from alignkit.inputs.encoders import load_encoder, query_prefix_for
 from alignkit.errors import AlignkitError
 from tinymodels import tiny_bert, tiny_gpt2
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from alignkit.cache import CacheWarning, VectorCache
+from alignkit.vectors.cache import CacheWarning, VectorCache
 from alignkit.errors import AlignkitError
-from alignkit.extract import VectorArray, parse_layers, sentence_vectors, word_vectors
+from alignkit.vectors.extract import VectorArray, parse_layers, sentence_vectors, word_vectors
 
 WORDS = ["cat", "dog", "the", "sat", "on", "mat", "house", "a", "big", "runs", "query", ":"]
 PIECES = ["##house", "##s", "##ing"]
@@ -141,7 +141,7 @@ def test_layer_selection_returns_those_layers_in_order(enc):
 
 @pytest.mark.parametrize("arch", ["bert", "xlm-roberta"])
 def test_fused_cpu_forward_equals_the_transformers_forward(arch, monkeypatch):
-    from alignkit.extract import _fast_cpu_layers
+    from alignkit.vectors.extract import _fast_cpu_layers
 
     tiny = build_tiny_encoder(seed=3, arch=arch)
     assert _fast_cpu_layers(tiny) is not None  # the fused path is the one under test
@@ -158,7 +158,7 @@ def test_fused_cpu_forward_equals_the_transformers_forward(arch, monkeypatch):
 
 
 def test_fused_forward_is_not_used_in_training_mode_or_off_cpu_dtypes():
-    from alignkit.extract import _fast_cpu_layers
+    from alignkit.vectors.extract import _fast_cpu_layers
 
     tiny = build_tiny_encoder()
     tiny.model.train()
@@ -197,7 +197,7 @@ def test_contextual_phrase_is_matched_as_a_whole_and_averaged_over_its_subwords(
 
 
 def test_occurrences_are_whole_words_except_in_scripts_without_spaces():
-    from alignkit.extract import _occurrences
+    from alignkit.vectors.extract import _occurrences
 
     corpus = ["今天天气很好。", "Bugün kedi'nin evi; kediler.", "天气"]
     found = _occurrences(["天气", "kedi", "evi", "ev"], corpus, 10)

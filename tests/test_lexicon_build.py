@@ -11,7 +11,7 @@ import pytest
 
 from alignkit.cli import main
 from alignkit.errors import AlignkitError
-from alignkit.lexicon_build import (
+from alignkit.inputs.lexicon_build import (
     DICTD_DIR,
     TEST_BAND,
     build_lexicon,
@@ -24,7 +24,7 @@ from alignkit.lexicon_build import (
     strip_brackets,
     write_build,
 )
-from alignkit.lexicons import frequency_ranks, read_lexicon, read_metadata, shipped_dir, shipped_pairs, wordfreq_key
+from alignkit.inputs.lexicons import frequency_ranks, read_lexicon, read_metadata, shipped_dir, shipped_pairs, wordfreq_key
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -265,7 +265,7 @@ _SHA = re.compile(r"\(([a-z0-9-]+)\) \[sha256 ([0-9a-f]{16})\]")
 
 @pytest.mark.parametrize("pair", shipped_pairs())
 def test_rebuilding_a_shipped_lexicon_reproduces_it_byte_for_byte(pair, tmp_path):
-    from alignkit.lexicon_build import DictdFile, cedict_path, find_dictd, wordfreq_version
+    from alignkit.inputs.lexicon_build import DictdFile, cedict_path, find_dictd, wordfreq_version
 
     if pair not in FAST_PARITY and os.environ.get("ALIGNKIT_FULL_REBUILD") != "1":
         pytest.skip(f"{pair}: large dictionary, rebuilt only with ALIGNKIT_FULL_REBUILD=1")

@@ -9,7 +9,7 @@ import pytest
 
 from alignkit.cli import main
 from alignkit.errors import AlignkitError
-from alignkit.lexicons import (
+from alignkit.inputs.lexicons import (
     FORMAT_TAG,
     TATOEBA_CODES,
     Lexicon,
@@ -293,13 +293,15 @@ def test_frequent_words_are_n_words_of_the_language_in_rank_order():
 
 
 def test_shipped_lexicons_are_package_data():
-    """The shipped lexicons live inside the package and pyproject ships them, so a wheel
-    (non-editable) install finds them without ALIGNKIT_LEXICONS."""
-    import alignkit
+    """The shipped lexicons live in the top-level lexicons/ folder and pyproject installs it as
+    the package alignkit.shipped_lexicons, so a wheel (non-editable) install finds them."""
+    import importlib.resources
 
-    pkg = Path(alignkit.__file__).resolve().parent
     d = shipped_dir()
-    assert d.is_relative_to(pkg) and d.is_dir()
-    pyproject = (pkg.parent / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"data/lexicons/*.tsv"' in pyproject
+    assert d.is_dir() and d.resolve() == Path(str(importlib.resources.files("alignkit.shipped_lexicons"))).resolve()
+    root = Path(__file__).resolve().parents[1]
+    assert d.resolve() == (root / "lexicons").resolve()
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"alignkit.shipped_lexicons" = "lexicons"' in pyproject
+    assert '"alignkit.shipped_lexicons" = ["*.tsv", "README.md"]' in pyproject
     assert len(list(d.glob("*.test.tsv"))) >= 22

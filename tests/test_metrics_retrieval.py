@@ -5,7 +5,7 @@ from scipy.stats import ortho_group
 
 from alignkit.errors import AlignkitError
 from alignkit.metrics import knn_search, retrieve, tatoeba_accuracy
-from alignkit.procrustes import fit_procrustes
+from alignkit.metrics.procrustes import fit_procrustes
 
 
 # ---------------------------------------------------------------- brute-force reference

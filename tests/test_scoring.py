@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from alignkit.cli import main
-from alignkit.results import COLUMNS
+from alignkit.results.rows import COLUMNS
 from tinymodels import tiny_bert
 
 LEX = "cat\tkedi\ndog\tköpek\nhouse\tev\nwater\tsu\nbig\tbüyük\nsmall\tküçük\nthe\tbir\nworld\tdünya\nhello\tmerhaba\n" \

@@ -92,7 +92,7 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     assert list(pts.columns) == ["measure", "model", "variant", "lang", "d_align", "d_acc"] and len(pts) == 18
 
     # --reanalyse of the finished study (from its files, with its item scores) reproduces comparison.csv
-    from alignkit.compare import SEED_COLUMNS
+    from alignkit.results.compare import SEED_COLUMNS
 
     assert main(["study", "--reanalyse", str(out), "--out", str(study_dir / "re"), "--quiet"]) == 0
     again = pd.read_csv(study_dir / "re" / "reanalysis.csv", keep_default_na=False)
@@ -145,7 +145,7 @@ def _row(model, metric, pair, value, layer=12, method="", direction=""):
 def test_alignment_vs_accuracy_uses_bls_and_tatoeba_relative_to_ft_mean():
     """Known values: changes are taken against the ft mean of each language; Urdu, which has no
     lexicon, enters through Tatoeba (mean of both directions); a linear relation gives r = 1."""
-    from alignkit.study import StudyConfig, alignment_vs_accuracy, correlations
+    from alignkit.study.pipeline import StudyConfig, alignment_vs_accuracy, correlations
 
     rows = [_row("base", "bls", "en-sw", 0.5)]
     for model, bls, tat, acc_sw, acc_ur in [("ft/seed1", 0.10, 0.40, 0.40, 0.50), ("ft/seed2", 0.20, 0.60, 0.50, 0.60),
@@ -168,7 +168,7 @@ def test_alignment_vs_accuracy_uses_bls_and_tatoeba_relative_to_ft_mean():
 
 
 def test_correlations_use_one_point_per_checkpoint_per_language_and_averaged():
-    from alignkit.study import correlations
+    from alignkit.study.pipeline import correlations
 
     rng = np.random.default_rng(0)
     rows = []
@@ -185,7 +185,7 @@ def test_correlations_use_one_point_per_checkpoint_per_language_and_averaged():
 
 def test_training_diagnostics_table_is_omitted_without_diagnostics_and_shown_with_them(tmp_path, monkeypatch):
     import alignkit.train.diagnostics as diag
-    from alignkit.study import diagnostics_table, training_diagnostics
+    from alignkit.study.pipeline import diagnostics_table, training_diagnostics
 
     assert training_diagnostics({"rt/seed1": tmp_path / "missing"}) == {}
     assert diagnostics_table({}) == []

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from alignkit.errors import AlignkitError
-from alignkit.taskdata import (check_zero_shot_protocol, get_task, grouped_holdout_split, holdout_split,
+from alignkit.inputs.taskdata import (check_zero_shot_protocol, get_task, grouped_holdout_split, holdout_split,
                                read_pair_file, read_task_split, split_of, subsample, task_file)
 
 XNLI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "xnli"

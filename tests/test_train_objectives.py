@@ -357,7 +357,7 @@ TEST = [("book", "kitabu"), ("cat", "paka"), ("tree", "mti")]
 
 @pytest.fixture
 def fake_lexicons(monkeypatch):
-    import alignkit.lexicons as lx
+    import alignkit.inputs.lexicons as lx
 
     calls = []
 
@@ -400,7 +400,7 @@ def test_codeswitch_is_reproducible_per_example_and_keeps_punctuation(fake_lexic
 
 
 def test_codeswitch_with_a_real_shipped_lexicon_keeps_train_and_test_apart():
-    from alignkit import lexicons as lx
+    from alignkit.inputs import lexicons as lx
 
     if "en-sw" not in lx.shipped_pairs():
         pytest.skip("no shipped en-sw lexicon yet")

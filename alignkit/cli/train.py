@@ -136,8 +136,8 @@ def eval_task_cmd(
     from alignkit import __version__
     from alignkit.atomic import ensure_writable_dir, write_text
     from alignkit.errors import AlignkitError
-    from alignkit.results import to_frame, write_csv
-    from alignkit.taskdata import get_task, zero_shot_split
+    from alignkit.results.rows import to_frame, write_csv
+    from alignkit.inputs.taskdata import get_task, zero_shot_split
     from alignkit.train.evaluate import evaluate_task, read_meta
 
     spec = get_task(task)

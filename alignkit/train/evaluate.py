@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from alignkit.errors import AlignkitError
-from alignkit.results import row
-from alignkit.taskdata import PairExample, get_task, read_task_split, subsample
+from alignkit.results.rows import row
+from alignkit.inputs.taskdata import PairExample, get_task, read_task_split, subsample
 from alignkit.train.objectives import PairBatch, PairClassifier
 
 HEAD_FILE = "classifier_head.safetensors"
@@ -144,7 +144,7 @@ def load_classifier(ckpt: str | os.PathLike, device: str | None = None):
     """A fine-tuned checkpoint -> (Encoder, PairClassifier in eval mode, meta dict)."""
     from safetensors.torch import load_file
 
-    from alignkit.encoders import load_encoder
+    from alignkit.inputs.encoders import load_encoder
 
     meta = read_meta(ckpt)
     enc = load_encoder(str(ckpt), device=device, dtype="fp32")
@@ -176,7 +176,7 @@ def evaluate_task(ckpt: str | os.PathLike, task: str, data_dir: str | os.PathLik
     on is refused (its other languages are translations of the training items).
     """
     from alignkit.atomic import write_text
-    from alignkit.taskdata import check_zero_shot_protocol, zero_shot_split
+    from alignkit.inputs.taskdata import check_zero_shot_protocol, zero_shot_split
 
     spec = get_task(task)
     if not langs:

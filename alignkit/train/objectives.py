@@ -744,7 +744,7 @@ class CodeSwitcher:
         if split != "train":
             raise AlignkitError(f"code-switching may only use the train split of a lexicon, not {split!r}; "
                                 "test-split words must stay unseen in training")
-        from alignkit import lexicons
+        from alignkit.inputs import lexicons
 
         table: dict[str, set[str]] = {}
         names = []

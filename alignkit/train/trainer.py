@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
-from alignkit.taskdata import check_zero_shot_protocol, get_task, grouped_holdout_split, read_pair_file, subsample, zero_shot_split
+from alignkit.inputs.taskdata import check_zero_shot_protocol, get_task, grouped_holdout_split, read_pair_file, subsample, zero_shot_split
 from alignkit.train.diagnostics import TableTracker, embedding_lr_rule
 from alignkit.train.evaluate import (HEAD_FILE, META_FILE, EncodedPairs, autocast_for, collate, evaluate_task,
                                      pad_id_of, predict, tokenize_examples, tokenize_pairs)
@@ -522,7 +522,7 @@ class Trainer:
         cfg = self.cfg
         rows: list[dict] = []
         if cfg.eval_data:
-            from alignkit.results import to_frame, write_csv
+            from alignkit.results.rows import to_frame, write_csv
 
             rows = evaluate_task(self.out, cfg.task, cfg.eval_data, cfg.eval_langs, cfg.resolved_eval_split,
                                  cfg.eval_max_rows, cfg.eval_batch_size, cfg.max_length, seed=cfg.seed,
@@ -547,7 +547,7 @@ class Trainer:
 
     # -- model ----------------------------------------------------------------------------
     def _load(self, device: str | None):
-        from alignkit.encoders import load_encoder
+        from alignkit.inputs.encoders import load_encoder
 
         enc = load_encoder(self.cfg.model, device=device, dtype="fp32")
         emb = enc.model.get_input_embeddings() if hasattr(enc.model, "get_input_embeddings") else None
@@ -933,7 +933,7 @@ def save_hf_checkpoint(dest: Path, clf: PairClassifier, enc, meta: dict) -> None
     model.config.alignkit = extra
     model.save_pretrained(str(dest), safe_serialization=True)
     enc.tokenizer.save_pretrained(str(dest))
-    from alignkit.bundled import NORMALIZER_FILE
+    from alignkit.inputs.bundled import NORMALIZER_FILE
 
     norm = Path(enc.path) / NORMALIZER_FILE
     if norm.is_file():
@@ -965,7 +965,7 @@ def write_manifest(out: Path, cfg: TrainConfig, base_fingerprint: str) -> None:
     lex = {}
     if cfg.objective.cl_view == "codeswitch":
         try:
-            from alignkit.lexicons import load_lexicon
+            from alignkit.inputs.lexicons import load_lexicon
 
             lex = {p: load_lexicon(p, split="train").sha256 for p in cfg.objective.codeswitch_lexicons}
         except AlignkitError:

@@ -198,8 +198,8 @@ def main() -> None:
 
     from wordfreq import top_n_list
 
-    from alignkit.encoders import load_encoder
-    from alignkit.extract import DEFAULT_BATCH_TOKENS_CPU, word_vectors
+    from alignkit.inputs.encoders import load_encoder
+    from alignkit.vectors.extract import DEFAULT_BATCH_TOKENS_CPU, word_vectors
 
     budget = args.batch_tokens or DEFAULT_BATCH_TOKENS_CPU
 

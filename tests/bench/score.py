@@ -73,9 +73,9 @@ class PhaseClock:
 
 
 def instrument() -> tuple[PhaseClock, dict]:
-    import alignkit.encoders as encoders
-    import alignkit.extract as extract
-    import alignkit.items as items
+    import alignkit.inputs.encoders as encoders
+    import alignkit.vectors.extract as extract
+    import alignkit.results.items as items
     import alignkit.metrics.blocked as blocked
     import alignkit.metrics.clusters as clusters
     import alignkit.metrics.retrieval as retrieval
@@ -108,10 +108,10 @@ def child(spec: dict) -> None:
     import resource
 
     if spec.get("prepare"):
-        from alignkit.cache import VectorCache
-        from alignkit.encoders import load_encoder
-        from alignkit.extract import parse_layers, word_vectors
-        from alignkit.lexicons import load_lexicon
+        from alignkit.vectors.cache import VectorCache
+        from alignkit.inputs.encoders import load_encoder
+        from alignkit.vectors.extract import parse_layers, word_vectors
+        from alignkit.inputs.lexicons import load_lexicon
         from alignkit.scoring import _pool
 
         enc = load_encoder("bundled:multilingual-e5-small", device=spec.get("device"))
@@ -148,7 +148,7 @@ def run_child(spec: dict) -> dict:
 
 def pool_shapes(pairs: list[str], pool_size: int) -> list[tuple[str, int, int, list[list[str]]]]:
     """(pair, |source pool|, |target pool|, [source pool, target pool]) of each pair."""
-    from alignkit.lexicons import load_lexicon
+    from alignkit.inputs.lexicons import load_lexicon
     from alignkit.scoring import _pool
 
     out = []
@@ -250,7 +250,7 @@ def extraction_flops(pools: list) -> tuple[float, int]:
     """FLOPs of extracting every pool word (12 layers, real token counts incl. specials)."""
     import numpy as np
 
-    from alignkit.encoders import load_encoder
+    from alignkit.inputs.encoders import load_encoder
 
     enc = load_encoder("bundled:multilingual-e5-small")
     h, ff, layers = 384, 1536, 12

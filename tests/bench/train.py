@@ -52,8 +52,8 @@ def hf_trainer_step_times(model: str, train_file: Path, out: Path, *, steps: int
     """A plain ``transformers.Trainer`` on the same classifier module (encoder + mean-pool head)."""
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from alignkit.encoders import load_encoder
-    from alignkit.taskdata import read_pair_file
+    from alignkit.inputs.encoders import load_encoder
+    from alignkit.inputs.taskdata import read_pair_file
     from alignkit.train.evaluate import collate, pad_id_of, tokenize_examples
     from alignkit.train.objectives import PairClassifier
 

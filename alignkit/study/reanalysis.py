@@ -24,7 +24,7 @@ import pandas as pd
 
 from alignkit.atomic import atomic_path, write_text
 from alignkit.errors import AlignkitError
-from alignkit.results import MEASUREMENT_KEY, read_csv
+from alignkit.results.rows import MEASUREMENT_KEY, read_csv
 
 #: contrasts the committed study's claims are about, shown in full in reanalysis.md
 MAIN_CONTRASTS = (("rt+cl", "rt"), ("ept+apt+rt+cl", "ept+apt+rt"), ("ept+apt+rt", "rt"), ("rt", "ft"),
@@ -54,7 +54,7 @@ def derived_bls_rows(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _load(study_dir: Path):
-    from alignkit.study import StudyConfig
+    from alignkit.study.pipeline import StudyConfig
 
     res = read_csv(study_dir / "results.csv")
     meta = study_dir / "study.json"
@@ -69,7 +69,7 @@ def reanalyse(study_dir: str | os.PathLike, out: str | os.PathLike | None = None
               n_resamples: int | None = None) -> dict[str, Path]:
     """Write ``reanalysis.csv``, ``reanalysis.md``, ``report.md`` and the plots for the study in
     ``study_dir`` (into ``out``, default the same folder); returns their paths."""
-    from alignkit.study import (_last_layer, alignment_vs_accuracy, compare_variants, correlations, plot_study,
+    from alignkit.study.pipeline import (_last_layer, alignment_vs_accuracy, compare_variants, correlations, plot_study,
                                 study_report)
 
     d = Path(study_dir)
@@ -132,8 +132,8 @@ def _row_line(r) -> str:
 
 def _decomposition(full: pd.DataFrame, last: int) -> list[str]:
     """bls_raw, c, bls and bls/(1 − c) per variant at the last layer (mean over seeds, range)."""
-    from alignkit.compare import variant_of
-    from alignkit.study import _cell
+    from alignkit.results.compare import variant_of
+    from alignkit.study.pipeline import _cell
 
     res = full[(full["layer"] == last) & full["metric"].isin(["bls_raw", "bls_baseline", "bls", "bls_over_headroom"])]
     res = res.assign(variant=res["model"].map(variant_of))
@@ -146,7 +146,7 @@ def _decomposition(full: pd.DataFrame, last: int) -> list[str]:
 
 def reanalysis_markdown(full: pd.DataFrame, table: pd.DataFrame, cfg, corr: list[dict], last: int, *,
                         derived: bool, source: Path) -> str:
-    from alignkit.study import KEY_MEASURES, correlation_lines
+    from alignkit.study.pipeline import KEY_MEASURES, correlation_lines
 
     n_seeds = int(table["n_seeds"].max()) if len(table) else 0
     L = ["# Re-analysis with seed-level statistics", "",

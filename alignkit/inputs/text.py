@@ -25,3 +25,12 @@ def read_lines(path: str | os.PathLike, what: str = "file", allow_empty: bool = 
     if not lines and not allow_empty:
         raise AlignkitError(f"{what} {p} is empty; give at least one non-empty line")
     return lines
+
+
+def comma_list(value: str | list | tuple | None) -> list[str]:
+    """``"en-tr, en-de"`` -> ``["en-tr", "en-de"]``: the one parser of comma-separated options
+    (CLI flags, TOML strings); a list or tuple passes through stripped, ``None`` gives ``[]``."""
+    if value is None:
+        return []
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(p).strip() for p in parts if str(p).strip()]

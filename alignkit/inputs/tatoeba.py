@@ -27,7 +27,7 @@ def tatoeba_code(lang: str) -> str:
     """Map an ISO 639-1 code (``tr``) to the 639-3 code Tatoeba files use (``tur``)."""
     if len(lang) == 3:
         return lang
-    from alignkit.lexicons import TATOEBA_CODES
+    from alignkit.inputs.lexicons import TATOEBA_CODES
 
     if lang not in TATOEBA_CODES:
         raise AlignkitError(f"no Tatoeba code known for language {lang!r}; pass the ISO 639-3 code instead")

@@ -56,7 +56,7 @@ import numpy as np
 from alignkit.errors import AlignkitError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from alignkit.cache import VectorCache
+    from alignkit.vectors.cache import VectorCache
 
 MODES = ("isolated", "contextual")
 POOLINGS = ("mean", "first")

@@ -6,7 +6,7 @@ a shipped pair share no source word.
 
 Readers (all strict: every malformed line is reported as ``file:line``):
 
-* **alignkit TSV** (what ``alignkit lexicon build`` writes and ``alignkit/data/lexicons/`` ships)::
+* **alignkit TSV** (what ``alignkit lexicon build`` writes and ``lexicons/`` ships)::
 
       # alignkit-lexicon 1
       # pair: en-tr
@@ -373,16 +373,21 @@ def write_lexicon(lex: Lexicon, path: str | os.PathLike, metadata: dict[str, str
 
 def lexicon_dirs() -> list[Path]:
     """Directories searched for ``{pair}.{split}.tsv``: ``$ALIGNKIT_LEXICONS`` (an
-    ``os.pathsep``-separated list) first, then the shipped ``alignkit/data/lexicons/`` directory
-    (package data, so wheel and editable installs find it alike)."""
+    ``os.pathsep``-separated list) first, then the shipped lexicons (:func:`shipped_dir`)."""
     dirs = [Path(p) for p in os.environ.get("ALIGNKIT_LEXICONS", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent / "data" / "lexicons")
+    dirs.append(shipped_dir())
     return dirs
 
 
 def shipped_dir() -> Path:
-    """The ``alignkit/data/lexicons/`` directory that ships with alignkit."""
-    return lexicon_dirs()[-1]
+    """The shipped lexicons: the repository's top-level ``lexicons/`` folder, installed as the
+    data package ``alignkit.shipped_lexicons`` (wheel and editable installs find it alike)."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("alignkit.shipped_lexicons")))
+    except ModuleNotFoundError:  # a source tree on sys.path without an install
+        return Path(__file__).resolve().parents[2] / "lexicons"
 
 
 def shipped_pairs() -> list[str]:
@@ -420,7 +425,7 @@ def parse_pair(pair: str) -> tuple[str, str]:
 
 def load_lexicon(spec: str | os.PathLike, split: str = "test", *, fmt: str = "auto",
                  src_lang: str | None = None, tgt_lang: str | None = None) -> Lexicon:
-    """A shipped lexicon by pair (``"en-tr"`` -> ``alignkit/data/lexicons/en-tr.{split}.tsv``) or a file by path.
+    """A shipped lexicon by pair (``"en-tr"`` -> ``lexicons/en-tr.{split}.tsv``) or a file by path.
 
     ``split`` only applies to pairs. An unknown pair raises AlignkitError listing the
     shipped pairs; a file is read with :func:`read_lexicon`.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from alignkit.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, cache_root, ensure_bundled_model
+from alignkit.inputs.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, cache_root, ensure_bundled_model
 from alignkit.errors import AlignkitError
 
 DEFAULT_MODEL = BUNDLED_ID

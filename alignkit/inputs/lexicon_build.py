@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from alignkit.errors import AlignkitError
-from alignkit.lexicons import (
+from alignkit.inputs.lexicons import (
     Lexicon,
     frequency_ranks,
     has_case,

@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 from alignkit.atomic import atomic_path, ensure_writable_dir, write_text
-from alignkit.compare import seed_of, variant_of
+from alignkit.results.compare import seed_of, variant_of
 from alignkit.errors import AlignkitError
-from alignkit.results import read_csv, to_frame, write_csv
+from alignkit.results.rows import read_csv, to_frame, write_csv
 
 DEFAULT_VARIANTS = ["ft", "rt", "rt+cl", "ept+apt+rt", "ept+apt+rt+cl"]
 BASE_LABEL = "base"
@@ -119,13 +119,13 @@ def load_study_config(path: str | os.PathLike) -> StudyConfig:
     if cfg.tatoeba_langs and not cfg.tatoeba:
         raise AlignkitError(f"{p}: tatoeba_langs is set but tatoeba (the Tatoeba folder) is not; set both")
     if cfg.tatoeba:
-        from alignkit.tatoeba import read_tatoeba
+        from alignkit.inputs.tatoeba import read_tatoeba
 
         for lang in cfg.tatoeba_langs:
             read_tatoeba(cfg.tatoeba, lang)  # a missing language fails now, not after hours of training
     # validate the training settings now (file existence is checked before training starts)
     TrainConfig.from_mapping({**cfg.train, "out": "x", "variant": cfg.variants[0]}, source=f"{p} [train]").check()
-    from alignkit.taskdata import check_zero_shot_protocol  # v2: never evaluate on the training split
+    from alignkit.inputs.taskdata import check_zero_shot_protocol  # v2: never evaluate on the training split
 
     check_zero_shot_protocol(cfg.train.get("train_file", ""), cfg.eval.get("split", "test"), str(p))
     if not cfg.eval.get("data") or not Path(cfg.eval["data"]).is_dir():
@@ -203,7 +203,7 @@ class Study:
     def _current(self, cached: pd.DataFrame, label: str, ckpt: str | Path) -> bool:
         """Whether cached rows were measured on the checkpoint now at ``ckpt`` (same fingerprint);
         a checkpoint retrained since (new weights) is measured again rather than reported stale."""
-        from alignkit.encoders import model_fingerprint
+        from alignkit.inputs.encoders import model_fingerprint
 
         p = Path(ckpt)
         if not (p / "config.json").is_file():
@@ -307,7 +307,7 @@ def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, p
 # ---------------------------------------------------------------------------- comparison
 
 def _item_scores(out: Path, label: str, r) -> tuple[np.ndarray, np.ndarray] | None:
-    from alignkit.items import load_items
+    from alignkit.results.items import load_items
 
     if int(r["layer"]) < 0:
         return None  # task accuracy keeps no item scores
@@ -336,7 +336,7 @@ def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.D
     items_p``: items-only CI and permutation p of the seed-averaged item scores, conditional
     on these checkpoints; ``seed_sd``, ``seed_diffs`` (d_s joined by ';').
     """
-    from alignkit.compare import check_comparable, seed_level_table
+    from alignkit.results.compare import check_comparable, seed_level_table
 
     check_comparable(results)  # e.g. cached scores from an earlier pool size: refuse, never mix
     contrasts = [(v, b) for b in cfg.baselines for v in cfg.variants if v != b]
@@ -427,7 +427,7 @@ def _summary_correlation(corr: list[dict], measure: str) -> dict | None:
 def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
-    from alignkit.report import _save
+    from alignkit.results.report import _save
 
     sel = res[(res["metric"] == metric) & (res["layer"] >= 0)]
     if sel.empty:
@@ -452,7 +452,7 @@ def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Pa
 def _plot_alignment_vs_accuracy(pts: pd.DataFrame, cfg: StudyConfig, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
-    from alignkit.report import _save
+    from alignkit.results.report import _save
 
     if len(pts) < 3:
         return False

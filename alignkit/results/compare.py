@@ -35,7 +35,7 @@ import pandas as pd
 
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
-from alignkit.results import MEASUREMENT_KEY, read_csv
+from alignkit.results.rows import MEASUREMENT_KEY, read_csv
 
 COMPARISON_COLUMNS = ["model", "baseline", *MEASUREMENT_KEY, "value", "baseline_value", "diff",
                       "ci_low", "ci_high", "p_value", "n"]
@@ -125,7 +125,7 @@ def check_comparable(df: pd.DataFrame, manifests: dict[str, dict | None] | None 
 
 
 def _items(r) -> tuple[np.ndarray, np.ndarray] | None:
-    from alignkit.items import load_items
+    from alignkit.results.items import load_items
 
     if int(r.layer) < 0:
         return None
@@ -328,7 +328,7 @@ def seed_comparison_markdown(table: pd.DataFrame) -> str:
 
 def plot_differences(table: pd.DataFrame, path: str | os.PathLike, metric: str = "bls", method: str = "") -> bool:
     """diff vs layer with CI bands, one panel per pair, one line per candidate model (or variant)."""
-    from alignkit.report import layer_panels
+    from alignkit.results.report import layer_panels
 
     sel = table[(table["metric"] == metric) & (table["method"] == method) & (table["layer"] >= 0)]
     if sel.empty:
