@@ -1,14 +1,14 @@
 """Word and sentence vector extraction: known values, invariances and failure modes.
 
 Fast tests use a tiny random BERT (2 layers, hidden 32) with a WordPiece tokenizer built
-here, wrapped in a stand-in with the Encoder attributes. The last tests use the real
+here, wrapped in a real alignkit Encoder. The last tests use the real
 bundled model (skipped when it is unavailable).
 """
 from __future__ import annotations
 
 import pickle
 import string
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,28 +17,22 @@ import torch
 
 from alignkit.vectors.cache import CacheWarning, VectorCache
 from alignkit.errors import AlignkitError
+from alignkit.inputs.encoders import Encoder
+from alignkit.inputs.fused import fused_forward
 from alignkit.vectors.extract import VectorArray, parse_layers, sentence_vectors, word_vectors
 
 WORDS = ["cat", "dog", "the", "sat", "on", "mat", "house", "a", "big", "runs", "query", ":"]
 PIECES = ["##house", "##s", "##ing"]
 
 
-@dataclass
-class TinyEncoder:
-    """The attributes of alignkit.encoders.Encoder that extraction uses."""
-
-    model: Any
-    tokenizer: Any
-    name: str = "tiny-bert"
-    fingerprint: str = "tiny0001"
-    num_layers: int = 2
-    hidden_size: int = 32
-    device: Any = torch.device("cpu")
-    dtype: Any = torch.float32
-    query_prefix: str = ""
+def tiny_encoder(model: Any, tokenizer: Any, query_prefix: str = "") -> Encoder:
+    """A real :class:`Encoder` around a tiny in-memory model (2 layers, hidden 32)."""
+    return Encoder(model=model, tokenizer=tokenizer, name="tiny-bert", path=Path("."), fingerprint="tiny0001",
+                   num_layers=2, hidden_size=32, device=torch.device("cpu"), dtype=torch.float32,
+                   query_prefix=query_prefix)
 
 
-def build_tiny_encoder(seed: int = 0, query_prefix: str = "", arch: str = "bert") -> TinyEncoder:
+def build_tiny_encoder(seed: int = 0, query_prefix: str = "", arch: str = "bert") -> Encoder:
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
@@ -60,15 +54,15 @@ def build_tiny_encoder(seed: int = 0, query_prefix: str = "", arch: str = "bert"
                                 add_pooling_layer=False).eval()
     else:
         model = BertModel(BertConfig(**shape, max_position_embeddings=64), add_pooling_layer=False).eval()
-    return TinyEncoder(model=model, tokenizer=tokenizer, query_prefix=query_prefix)
+    return tiny_encoder(model=model, tokenizer=tokenizer, query_prefix=query_prefix)
 
 
 @pytest.fixture(scope="module")
-def enc() -> TinyEncoder:
+def enc() -> Encoder:
     return build_tiny_encoder()
 
 
-def hidden(enc: TinyEncoder, text: str) -> tuple[list[int], np.ndarray]:
+def hidden(enc: Encoder, text: str) -> tuple[list[int], np.ndarray]:
     """Token ids and all hidden states ``[L+1, len, dim]`` of one text, computed directly."""
     ids = enc.tokenizer(text)["input_ids"]
     with torch.no_grad():
@@ -141,31 +135,27 @@ def test_layer_selection_returns_those_layers_in_order(enc):
 
 @pytest.mark.parametrize("arch", ["bert", "xlm-roberta"])
 def test_fused_cpu_forward_equals_the_transformers_forward(arch, monkeypatch):
-    from alignkit.vectors.extract import _fast_cpu_layers
-
     tiny = build_tiny_encoder(seed=3, arch=arch)
-    assert _fast_cpu_layers(tiny) is not None  # the fused path is the one under test
+    assert fused_forward(tiny.model, tiny.device) is not None  # the fused path is the one under test
     # lengths 3, 4 (six words: block-attention groups of 4 plus a remainder) and 8 (three)
     words = ["cat", "doghouse", "dogs", "cats", "mats", "bigs", "sats", "runs", "a", "xyzzyq",
              "qwerty", "zxcvbn"]
     fused = word_vectors(tiny, words, progress=False)
     sents = sentence_vectors(tiny, ["the cat sat on the mat.", "a dog"], progress=False)
     monkeypatch.setenv("ALIGNKIT_FAST_FORWARD", "0")
-    assert _fast_cpu_layers(tiny) is None
+    assert fused_forward(tiny.model, tiny.device) is None
     np.testing.assert_allclose(fused, word_vectors(tiny, words, progress=False), atol=1e-5)
     np.testing.assert_allclose(sents, sentence_vectors(tiny, ["the cat sat on the mat.", "a dog"],
                                                        progress=False), atol=1e-5)
 
 
 def test_fused_forward_is_not_used_in_training_mode_or_off_cpu_dtypes():
-    from alignkit.vectors.extract import _fast_cpu_layers
-
     tiny = build_tiny_encoder()
     tiny.model.train()
-    assert _fast_cpu_layers(tiny) is None
+    assert fused_forward(tiny.model, tiny.device) is None
     tiny.model.eval()
     tiny.model.to(torch.float64)
-    assert _fast_cpu_layers(tiny) is None
+    assert fused_forward(tiny.model, tiny.device) is None
 
 
 # --------------------------------------------------------------------------- contextual
@@ -197,14 +187,14 @@ def test_contextual_phrase_is_matched_as_a_whole_and_averaged_over_its_subwords(
 
 
 def test_occurrences_are_whole_words_except_in_scripts_without_spaces():
-    from alignkit.vectors.extract import _occurrences
+    from alignkit.vectors.occurrences import find_occurrences
 
     corpus = ["今天天气很好。", "Bugün kedi'nin evi; kediler.", "天气"]
-    found = _occurrences(["天气", "kedi", "evi", "ev"], corpus, 10)
+    found = find_occurrences(["天气", "kedi", "evi", "ev"], corpus, 10)
     assert found["天气"] == [(0, 2, 4), (2, 0, 2)]       # substring: Chinese has no word boundaries
     assert found["kedi"] == [(1, 6, 10)]                 # "kediler" is another word
     assert found["evi"] == [(1, 15, 18)] and found["ev"] == []
-    assert _occurrences(["kedi"], ["kedi kedi kedi"], 2)["kedi"] == [(0, 0, 4), (0, 5, 9)]
+    assert find_occurrences(["kedi"], ["kedi kedi kedi"], 2)["kedi"] == [(0, 0, 4), (0, 5, 9)]
 
 
 def test_contextual_uses_at_most_k_occurrences(enc):

@@ -39,24 +39,9 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Extract per-layer word vectors into an .npz file."""
-    import numpy as np
+    from alignkit.vectors.extract import extract_to_npz
 
-    from alignkit.atomic import atomic_path
-    from alignkit.vectors.cache import VectorCache
-    from alignkit.inputs.encoders import load_encoder
-    from alignkit.vectors.extract import parse_layers, word_vectors
-    from alignkit.inputs.text import read_lines
-
-    word_list = read_lines(words, "word list")
-    sentences = read_lines(corpus, "corpus") if corpus else None
-    enc = load_encoder(ckpt, device=device)
-    layer_ids = parse_layers(layers, enc.num_layers)
-    cache = VectorCache(cache_dir) if cache_dir else VectorCache()
-    vecs = word_vectors(enc, word_list, layers=layer_ids, mode=mode, pooling=pooling, corpus=sentences,
-                        progress=not quiet, cache=cache)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, vectors=np.asarray(vecs), words=np.array(word_list), layers=np.array(layer_ids),
-                     model=enc.name, model_fingerprint=enc.fingerprint)
+    done = extract_to_npz(ckpt, words, out, layers=layers, mode=mode, pooling=pooling, corpus_file=corpus,
+                          device=device, cache_dir=cache_dir, progress=not quiet)
     if not quiet:
-        typer.echo(f"wrote {out}: {len(layer_ids)} layers x {len(word_list)} words x {enc.hidden_size}")
+        typer.echo(f"wrote {out}: {done.layers} layers x {done.words} words x {done.dim}")

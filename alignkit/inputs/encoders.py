@@ -7,6 +7,11 @@
 Everything about a checkpoint the rest of alignkit needs lives on :class:`Encoder`:
 the model (eval mode, on its device), a fast tokenizer, layer count, hidden size, a stable
 fingerprint (hash of config + weight files) and model-specific input prefixes.
+
+Vector extraction (:mod:`alignkit.vectors`) uses only the narrow :class:`EncoderProtocol`
+(shape, fingerprint, ``tokenize``, per-layer ``hidden_states``); ``Encoder`` satisfies it, and
+its ``hidden_states`` runs a fused CPU forward registered for the model_type in
+:data:`alignkit.inputs.fused.FUSED_FORWARDS` when there is one, else transformers' forward.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from alignkit.inputs.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, cache_root, ensure_bundled_model
 from alignkit.errors import AlignkitError
@@ -34,6 +39,44 @@ ENCODER_TYPES = {
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+# RoBERTa-style models number positions after padding_idx: two fewer usable positions.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
+
+
+@runtime_checkable
+class EncoderProtocol(Protocol):
+    """What vector extraction needs from an encoder, and all it may touch (SPEC §2).
+
+    ``num_layers`` L (transformer layers; hidden states are 0..L, 0 = embeddings),
+    ``hidden_size`` (dim), ``fingerprint`` (cache key of the weights), ``device``/``dtype``
+    of the forward, ``query_prefix`` (sentence input prefix), ``max_length`` (longest token
+    sequence, specials included) and ``normalize`` (the text normaliser ``tokenize`` applies
+    first, so offsets refer to its output; None when there is none).
+    """
+
+    name: str
+    fingerprint: str
+    num_layers: int
+    hidden_size: int
+    device: Any
+    dtype: Any
+    query_prefix: str
+    normalize: Callable[[str], str] | None
+
+    @property
+    def max_length(self) -> int: ...
+
+    def tokenize(self, texts: list[str], **kwargs) -> Any:
+        """HF fast-tokenizer call on ``texts`` (same keyword arguments and output)."""
+
+    def hidden_states(self, input_ids: Any, attention_mask: Any = None, last_layer: int | None = None,
+                      keep: Any = None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(layer, hidden [B, n_l, dim])`` for layers 0..``last_layer`` of ``input_ids [B, n]``.
+
+        ``n_l`` is ``n``, except that for the last layer an implementation may return only the
+        positions in ``keep`` (a LongTensor, ``n_l = len(keep)``). Run under
+        ``torch.inference_mode``; the states are on ``device``.
+        """
 
 
 @dataclass
@@ -72,6 +115,41 @@ class Encoder:
             tok.backend_tokenizer.normalizer = normalizers.Sequence([])
             self._prenormalized_tokenizer = tok
         return self._prenormalized_tokenizer([self.normalize(t) for t in texts], **kwargs)
+
+    @property
+    def max_length(self) -> int:
+        """Longest token sequence (specials included) the model accepts."""
+        cfg = self.model.config
+        n = int(getattr(cfg, "max_position_embeddings", 512) or 512)
+        if getattr(cfg, "model_type", "") in _OFFSET_POSITIONS:
+            n -= 2  # RoBERTa-style position ids start after padding_idx
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < n:
+            n = tok_max
+        return n
+
+    def hidden_states(self, input_ids, attention_mask=None, last_layer: int | None = None,
+                      keep=None) -> Iterator[tuple[int, Any]]:
+        """Per-layer hidden states of a batch (see :meth:`EncoderProtocol.hidden_states`).
+
+        Unmasked batches run the fused forward registered for this model_type, when it applies
+        (:func:`alignkit.inputs.fused.fused_forward`); everything else runs transformers'
+        ``output_hidden_states=True`` forward, which yields all ``n`` positions of every layer.
+        """
+        from alignkit.inputs.fused import fused_forward
+
+        last = self.num_layers if last_layer is None else int(last_layer)
+        fused = fused_forward(self.model, self.device) if attention_mask is None else None
+        if fused is not None:
+            return fused(input_ids, last, keep)
+        return self._hf_hidden_states(input_ids, attention_mask, last)
+
+    def _hf_hidden_states(self, input_ids, attention_mask, last: int) -> Iterator[tuple[int, Any]]:
+        b, n = input_ids.shape
+        kwargs = {} if attention_mask is None else {"attention_mask": attention_mask}
+        hidden = self.model(input_ids=input_ids, output_hidden_states=True, **kwargs).hidden_states
+        for layer in range(last + 1):
+            yield layer, hidden[layer].reshape(b, n, int(self.hidden_size))
 
 
 def resolve_checkpoint(ckpt: str | os.PathLike | None) -> tuple[str, Path | str]:
@@ -198,7 +276,6 @@ def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = Non
     Raises AlignkitError (one line, naming the fix) for a missing path, a directory without
     config.json, a non-encoder architecture, or unreadable/corrupt weights.
     """
-    import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     name, where = resolve_checkpoint(ckpt)
