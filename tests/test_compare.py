@@ -25,7 +25,7 @@ def _run(root: Path, model: str, *, shift: float = 0.0, mode: str = "isolated", 
     d = root / model.replace("/", "-")
     fp = f"{abs(hash(model)) % 16**12:012x}"
     scores = np.random.default_rng(rng_seed).normal(0.6, 0.1, len(PAIRS)) + shift
-    items = ItemWriter(d, fp, "en-sw")
+    items = ItemWriter(d, fp, "lexicon", "en-sw")
     rows = []
     for layer in (0, 12):
         rows.append(row(model=model, model_fingerprint=fp, layer=layer, pair="en-sw", direction="en->sw",

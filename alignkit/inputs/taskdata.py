@@ -223,3 +223,16 @@ def subsample(examples: Sequence[PairExample], max_rows: int | None, seed: int =
         return list(examples)
     idx = sorted(random.Random(seed).sample(range(len(examples)), max_rows))
     return [examples[i] for i in idx]
+
+
+def task_data_dir(spec: TaskSpec, data: str | os.PathLike | None = None) -> Path:
+    """The folder of ``spec``'s ``{split}-{lang}.tsv`` files: ``data``, else ``$ALIGNKIT_DATA/<task>``."""
+    if data is None:
+        env = os.environ.get("ALIGNKIT_DATA")
+        if not env:
+            raise AlignkitError(f"no task data; pass --data DIR (the {spec.name} folder) or set ALIGNKIT_DATA")
+        data = Path(env) / spec.name
+    d = Path(data)
+    if not d.is_dir():
+        raise AlignkitError(f"task data folder {d} does not exist; pass the folder with {{split}}-{{lang}}.tsv files")
+    return d

@@ -43,7 +43,6 @@ COMPARISON_COLUMNS = ["model", "baseline", *MEASUREMENT_KEY, "value", "baseline_
 SEED_COLUMNS = ["variant", "baseline", *MEASUREMENT_KEY, "value", "baseline_value", "diff", "ci_low", "ci_high",
                 "p_value", "significant", "seed_sd", "n_seeds", "seed_diffs", "boot_low", "boot_high",
                 "items_low", "items_high", "items_p", "n", "basis"]
-HEADLINE = [("bls_auc", ""), ("bls_z", ""), ("bls", ""), ("p@1", "csls"), ("p@1", "nn"), ("tatoeba_acc", "nn")]
 SEED_LABEL = re.compile(r"^(?P<variant>.+?)[/-]seed(?P<seed>\d+)/?$")
 # Columns of the result rows that must agree between runs joined on a measurement.
 _ROW_SETTINGS = (("mode", "mode"), ("lexicon", "lexicon"), ("pool_size", "pool size"))
@@ -127,10 +126,8 @@ def check_comparable(df: pd.DataFrame, manifests: dict[str, dict | None] | None 
 def _items(r) -> tuple[np.ndarray, np.ndarray] | None:
     from alignkit.results.items import load_items
 
-    if int(r.layer) < 0:
-        return None
-    pair = f"tatoeba-{r.pair}" if r.metric == "tatoeba_acc" else r.pair
-    return load_items(r.run_dir, r.model_fingerprint, pair, int(r.layer), r.metric, r.method, r.direction)
+    return load_items(r.run_dir, r.model_fingerprint, r.pair, int(r.layer), r.metric, r.method, r.direction,
+                      dataset=r.lexicon)
 
 
 def _as_row(series: pd.Series, key: tuple):
@@ -261,11 +258,11 @@ def _seed_entries(g: pd.DataFrame, item_scores: Callable) -> tuple[list, list] |
 
 
 def _headline(table: pd.DataFrame) -> list[pd.DataFrame]:
-    """Rows of the headline measures, then every task accuracy (zero-shot and supervised)."""
-    sels = [table[(table["metric"] == m) & (table["method"] == k)] for m, k in HEADLINE]
-    acc = table[table["metric"].str.endswith("_acc") & (table["layer"] < 0)]
-    for method in ("zero-shot", "supervised"):
-        sels.append(acc[acc["method"] == method])
+    """Rows of the headline measures of the registry (:func:`alignkit.results.measures.headline_measures`:
+    the alignment measures, then zero-shot and supervised task accuracy), in its order."""
+    from alignkit.results.measures import headline_measures
+
+    sels = [table[(table["metric"] == m) & (table["method"] == k)] for m, k in headline_measures()]
     return [s for s in sels if not s.empty]
 
 

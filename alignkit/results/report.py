@@ -8,33 +8,21 @@ import numpy as np
 import pandas as pd
 
 from alignkit.atomic import atomic_path
-
-# Metrics where lower is better-aligned (languages less separated).
-LOWER_IS_BETTER = {"gap_ratio", "langid_acc", "silhouette"}
-
-# (metric, method, title) plotted by layer; direction: the first one per pair (source -> target).
-LAYER_PLOTS = [
-    ("bls", "", "BLS (anisotropy-corrected cosine)"),
-    ("bls_auc", "", "BLS AUC (translation beats a non-translation; 0.5 = none)"),
-    ("bls_z", "", "BLS z (corrected cosine / cosine SD)"),
-    ("p@1", "nn", "P@1, nearest neighbour"),
-    ("p@1", "csls", "P@1, CSLS"),
-    ("gap_ratio", "", "Cluster gap ratio (lower = mixed)"),
-    ("tatoeba_acc", "nn", "Tatoeba accuracy (xx->en)"),
-]
-
+from alignkit.results import measures
 
 def _fmt(v: float) -> str:
     return "" if pd.isna(v) else f"{v:.3f}"
 
 
 def best_layers(df: pd.DataFrame) -> pd.DataFrame:
-    """Best layer per (model, pair, metric, method, direction): max value, min where lower is better."""
+    """Best layer per (model, pair, metric, method, direction): max value, min where lower is
+    better (the measurement registry says which); measures with no direction are left out."""
     per_layer = df[df["layer"] >= 0]
+    per_layer = per_layer[[measures.measure(m).higher_is_better is not None for m in per_layer["metric"]]]
     keys = ["model", "pair", "metric", "method", "direction"]
     out = []
     for key, g in per_layer.groupby(keys, sort=True):
-        i = g["value"].idxmin() if key[2] in LOWER_IS_BETTER else g["value"].idxmax()
+        i = g["value"].idxmin() if measures.lower_is_better(key[2]) else g["value"].idxmax()
         r = g.loc[i]
         out.append({**dict(zip(keys, key)), "best_layer": int(r["layer"]), "value": r["value"],
                     "ci_low": r["ci_low"], "ci_high": r["ci_high"],
@@ -48,9 +36,7 @@ def summary_markdown(df: pd.DataFrame, title: str = "alignkit score summary") ->
     best = best_layers(df)
     if best.empty:
         return "\n".join(lines + ["(no per-layer measurements)"]) + "\n"
-    # bls_baseline is left out: a higher c is not a better layer (it is what bls subtracts)
-    main = best[(best["metric"].isin(["bls", "bls_raw", "bls_z", "bls_auc", "p@1", "gap_ratio", "langid_acc",
-                                      "tatoeba_acc"]))]
+    main = best[best["metric"].isin(measures.summary_metrics())]
     for model, g in main.groupby("model", sort=False):
         lines += [f"## {model}", "",
                   "| pair | metric | method | direction | best layer | value | 95% CI | last layer |",
@@ -60,7 +46,7 @@ def summary_markdown(df: pd.DataFrame, title: str = "alignkit score summary") ->
             lines.append(f"| {r.pair} | {r.metric} | {r.method} | {r.direction} | {r.best_layer} | "
                          f"{_fmt(r.value)} | {ci} | {_fmt(r.last_layer_value)} |")
         lines.append("")
-    lines.append("Lower is better for gap_ratio, langid_acc and silhouette; higher for the rest.")
+    lines.append(f"Lower is better for {', '.join(measures.lower_is_better_names())}; higher for the rest.")
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +116,7 @@ def plot_metric_by_layer(df: pd.DataFrame, metric: str, method: str, title: str,
 def plot_all_layers(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
     """Write the standard metric-by-layer plots into ``out_dir``; returns the files written."""
     out = []
-    for metric, method, title in LAYER_PLOTS:
+    for metric, method, title in measures.layer_plots():
         name = f"{metric.replace('@', '')}{'_' + method if method else ''}_by_layer.png"
         path = Path(out_dir) / name
         if plot_metric_by_layer(df, metric, method, title, path):

@@ -309,12 +309,9 @@ def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, p
 def _item_scores(out: Path, label: str, r) -> tuple[np.ndarray, np.ndarray] | None:
     from alignkit.results.items import load_items
 
-    if int(r["layer"]) < 0:
-        return None  # task accuracy keeps no item scores
     run_dir = out / "scores" / label.replace("/", "-")
-    pair = f"tatoeba-{r['pair']}" if r["metric"] == "tatoeba_acc" else r["pair"]
-    return load_items(run_dir, r["model_fingerprint"], pair, int(r["layer"]), r["metric"], r["method"],
-                      r["direction"])
+    return load_items(run_dir, r["model_fingerprint"], r["pair"], int(r["layer"]), r["metric"], r["method"],
+                      r["direction"], dataset=r["lexicon"])
 
 
 def _with_variant(results: pd.DataFrame) -> pd.DataFrame:
@@ -350,11 +347,6 @@ def _last_layer(df: pd.DataFrame) -> int:
     return int(df.loc[df["layer"] >= 0, "layer"].max())
 
 
-#: alignment measures related to zero-shot accuracy: (label, metric, method); Tatoeba averages both
-#: directions. bls_auc is the primary one (scale-free); BLS stays for continuity.
-ALIGNMENT_MEASURES = (("BLS AUC", "bls_auc", ""), ("BLS", "bls", ""), ("Tatoeba acc", "tatoeba_acc", "nn"))
-
-
 def _lang_of(pair: str) -> str:
     return pair.split("-")[1] if pair.startswith("en-") else pair.split("-")[0]
 
@@ -371,8 +363,10 @@ def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFra
     last = _last_layer(res)
     ref = "ft" if "ft" in cfg.variants else cfg.variants[0]
     acc_all = res[res["metric"].str.endswith("_acc") & (res["method"] == "zero-shot")]
+    from alignkit.results.measures import alignment_measures
+
     pts = []
-    for label, metric, method in ALIGNMENT_MEASURES:
+    for label, metric, method in alignment_measures():
         sel = res[(res["metric"] == metric) & (res["method"] == method) & (res["layer"] == last)]
         for pair, g in sel.groupby("pair", sort=False):
             lang = _lang_of(pair)
@@ -507,26 +501,25 @@ def _ci_text(lo, hi, k: float = 1.0, digits: int = 4) -> str:
 
 def _headline_columns(res: pd.DataFrame, last: int) -> list[tuple[str, pd.DataFrame, bool]]:
     """(column title, rows with one value per model after averaging directions, as percent?)
-    for the per-variant table: BLS AUC, BLS, its baseline c and P@1 (CSLS) per pair, Tatoeba per
-    language, accuracy per language."""
+    for the per-variant table: every report measure of the registry at the last layer (task
+    accuracies: their per-checkpoint rows), one column per pair (or per direction)."""
+    from alignkit.results.measures import measure, report_measures
+
     cols = []
-    at_last = res[res["layer"] == last]
-    for pair in dict.fromkeys(at_last.loc[at_last["metric"] == "bls", "pair"]):
-        for metric, title in (("bls_auc", "BLS AUC"), ("bls", "BLS"), ("bls_baseline", "BLS c")):
-            g = at_last[(at_last["metric"] == metric) & (at_last["pair"] == pair)]
-            if not g.empty:
-                cols.append((f"{title} {pair}", g, False))
-        p1 = at_last[(at_last["metric"] == "p@1") & (at_last["method"] == "csls") & (at_last["pair"] == pair)]
-        for d in dict.fromkeys(p1["direction"]):
-            cols.append((f"P@1 CSLS {d}", p1[p1["direction"] == d], True))
-    tat = at_last[at_last["metric"] == "tatoeba_acc"]
-    for pair in dict.fromkeys(tat["pair"]):
-        cols.append((f"Tatoeba {_lang_of(pair)}", tat[tat["pair"] == pair], True))
-    acc = res[res["metric"].str.endswith("_acc") & (res["layer"] < 0)]
-    for lang in dict.fromkeys(acc["pair"]):
-        g = acc[acc["pair"] == lang]
-        kind = "zero-shot" if (g["method"] == "zero-shot").any() else "supervised"
-        cols.append((f"acc {lang} ({kind})", g, True))
+    shown = res[(res["layer"] == last) | (res["layer"] < 0)]
+    for metric, method in report_measures():
+        m = measure(metric)
+        sel = shown[(shown["metric"] == metric) & (shown["method"] == method)]
+        for pair in dict.fromkeys(sel["pair"]):
+            g = sel[sel["pair"] == pair]
+            if m.per_direction:
+                for d in dict.fromkeys(g["direction"]):
+                    cols.append((f"{m.label} {method.upper()} {d}".replace("  ", " "), g[g["direction"] == d],
+                                 m.percent))
+            elif not m.family:  # a per-checkpoint statistic (task accuracy): its method says which kind
+                cols.append((f"{m.label} {pair} ({method})", g, m.percent))
+            else:
+                cols.append((f"{m.label} {pair}", g, m.percent))
     return cols
 
 
@@ -550,16 +543,15 @@ def _diff_phrase(r, pct: bool) -> str:
     return f"{k * r['diff']:+.{digits}f}{unit} (per seed {seeds}; 95% t-interval {ci}{p}; {sig})"
 
 
-KEY_MEASURES = (("bls_auc", ""), ("bls_z", ""), ("bls", ""), ("bls_baseline", ""), ("p@1", "csls"),
-                ("tatoeba_acc", "nn"))
-
-
 def _key_rows(comparison: pd.DataFrame, last: int) -> pd.DataFrame:
-    at_last = comparison["layer"] == last
+    """Comparison rows of the registry's report measures at the last layer (task accuracies: all)."""
+    from alignkit.results.measures import report_measures
+
+    at_last = (comparison["layer"] == last) | (comparison["layer"] < 0)
     keep = np.zeros(len(comparison), dtype=bool)
-    for metric, method in KEY_MEASURES:
+    for metric, method in report_measures():
         keep |= (at_last & (comparison["metric"] == metric) & (comparison["method"] == method)).to_numpy()
-    return comparison[keep | (comparison["layer"] < 0).to_numpy()]
+    return comparison[keep]
 
 
 def differences_table(comparison: pd.DataFrame, cfg: StudyConfig, last: int) -> list[str]:
@@ -631,6 +623,22 @@ def diagnostics_table(diag: dict[str, dict]) -> list[str]:
     return L + [""]
 
 
+def _answer_parts(g: pd.DataFrame, last: int) -> list[str]:
+    """One phrase per report measure (registry order) of a variant-vs-baseline comparison."""
+    from alignkit.results.measures import measure, report_measures
+
+    parts = []
+    at = g[(g["layer"] == last) | (g["layer"] < 0)]
+    for metric, method in report_measures():
+        m = measure(metric)
+        for _, r in at[(at["metric"] == metric) & (at["method"] == method)].iterrows():
+            where = r["direction"] if m.per_direction or not r["pair"] else r["pair"]
+            what = (f"{m.label} {method.upper()}" if m.per_direction else f"{method} {m.label}" if not m.family
+                    else f"{m.label} {method}".strip())
+            parts.append(f"{what} {where} {_diff_phrase(r, m.percent)}")
+    return parts
+
+
 def _answer_lines(comparison: pd.DataFrame, cfg: StudyConfig, last: int) -> list[str]:
     L = []
     for cl, base in (("rt+cl", "rt"), ("ept+apt+rt+cl", "ept+apt+rt")):
@@ -639,20 +647,8 @@ def _answer_lines(comparison: pd.DataFrame, cfg: StudyConfig, last: int) -> list
         bases = [base] if base in cfg.baselines else [b for b in cfg.baselines if b != cl][:1]
         for b in bases:
             g = comparison[(comparison["variant"] == cl) & (comparison["baseline"] == b)]
-            if g.empty:
-                continue
-            at = g[g["layer"] == last]
-            parts = []
-            for metric, title in (("bls_auc", "BLS AUC"), ("bls", "BLS"), ("bls_baseline", "BLS baseline c")):
-                for _, r in at[at["metric"] == metric].iterrows():
-                    parts.append(f"{title} {r['pair']} {_diff_phrase(r, False)}")
-            for _, r in at[(at["metric"] == "p@1") & (at["method"] == "csls")].iterrows():
-                parts.append(f"P@1 CSLS {r['direction']} {_diff_phrase(r, True)}")
-            for _, r in at[at["metric"] == "tatoeba_acc"].iterrows():
-                parts.append(f"Tatoeba {r['direction']} {_diff_phrase(r, True)}")
-            for _, r in g[(g["layer"] < 0) & (g["method"] == "zero-shot")].iterrows():
-                parts.append(f"zero-shot accuracy {r['pair']} {_diff_phrase(r, True)}")
-            L.append(f"- **{cl} vs {b}** (layer {last}): " + "; ".join(parts) + ".")
+            if not g.empty:
+                L.append(f"- **{cl} vs {b}** (layer {last}): " + "; ".join(_answer_parts(g, last)) + ".")
     return L
 
 

@@ -112,7 +112,7 @@ def child(spec: dict) -> None:
         from alignkit.inputs.encoders import load_encoder
         from alignkit.vectors.extract import parse_layers, word_vectors
         from alignkit.inputs.lexicons import load_lexicon
-        from alignkit.scoring import _pool
+        from alignkit.tasks.lexicon import candidate_pool as _pool
 
         enc = load_encoder("bundled:multilingual-e5-small", device=spec.get("device"))
         cache = VectorCache(spec["cache"])
@@ -149,7 +149,7 @@ def run_child(spec: dict) -> dict:
 def pool_shapes(pairs: list[str], pool_size: int) -> list[tuple[str, int, int, list[list[str]]]]:
     """(pair, |source pool|, |target pool|, [source pool, target pool]) of each pair."""
     from alignkit.inputs.lexicons import load_lexicon
-    from alignkit.scoring import _pool
+    from alignkit.tasks.lexicon import candidate_pool as _pool
 
     out = []
     for p in pairs:

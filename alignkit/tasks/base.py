@@ -1,0 +1,103 @@
+"""What a task is: metadata, inputs validated up front, and an ``evaluate`` that turns one
+encoder's vectors into tidy rows (after MTEB's ``TaskMetadata`` + one base class per type).
+
+A task declares a :class:`TaskMetadata` and implements :meth:`Task.prepare` (read and check
+its inputs before any model runs; return the units it will measure, e.g. lexicons or
+languages) and :meth:`Task.evaluate` (measure one unit for the encoder of a
+:class:`~alignkit.scoring.ScoringContext`, adding rows and item scores through it). Register
+it in :data:`TASKS` with :func:`register_task`; ``alignkit score --tasks NAME`` runs it and
+its rows, items, summary lines and comparisons come with no other file changed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+from alignkit.registry import Registry
+
+
+@dataclass(frozen=True)
+class TaskMetadata:
+    """- ``name``: registry key, the ``--tasks`` name and the item-score folder.
+    - ``type``: e.g. ``word-retrieval``, ``bitext``, ``classification``.
+    - ``measures``: metric names its rows carry (each registered in
+      :mod:`alignkit.results.measures`).
+    - ``dataset``: the ``lexicon`` column value of its rows; ``None`` = the name of the
+      lexicon measured (tasks over the bilingual lexicons).
+    - ``default``: run when ``--tasks`` is not given; ``enabled_by``: or when this
+      :class:`~alignkit.scoring.ScoreConfig` field is set (``tatoeba_dir`` for Tatoeba).
+    - ``needs_lexicons``: :meth:`Task.prepare` receives the resolved ``--pairs`` lexicons.
+    """
+
+    name: str
+    type: str
+    description: str
+    measures: tuple[str, ...]
+    dataset: str | None = None
+    default: bool = False
+    enabled_by: str | None = None
+    needs_lexicons: bool = False
+    reference: str = ""
+
+
+class Task:
+    """Base class: subclasses set ``metadata`` and implement ``prepare`` and ``evaluate``."""
+
+    metadata: ClassVar[TaskMetadata]
+
+    def prepare(self, cfg: Any, lexicons: Sequence[Any]) -> list[Any]:
+        """Validate this task's inputs for ``cfg`` (raise AlignkitError now, not after hours
+        of work) and return the units :meth:`evaluate` is called with, in order."""
+        raise NotImplementedError
+
+    def evaluate(self, ctx: Any, unit: Any) -> None:
+        """Measure ``unit`` for ``ctx.enc``: ``ctx.add_row(...)``, ``ctx.items(pair)``."""
+        raise NotImplementedError
+
+    def needs_lexicons(self, cfg: Any) -> bool:
+        """Whether :meth:`prepare` needs the ``--pairs`` lexicons for ``cfg``."""
+        return self.metadata.needs_lexicons
+
+    def check_encoder(self, enc: Any, cfg: Any) -> None:
+        """Refuse an encoder this task cannot measure (default: every encoder is fine)."""
+
+
+TASKS: Registry[type] = Registry("task")
+
+
+def register_task(cls: type, *, replace: bool = False) -> type:
+    """Class decorator: register a :class:`Task` subclass under ``cls.metadata.name``."""
+    return TASKS.add(cls.metadata.name, cls, replace=replace)
+
+
+def _builtins() -> None:
+    import alignkit.tasks  # noqa: F401  (importing the package registers the built-in tasks)
+
+
+def get_task(name: str) -> Task:
+    _builtins()
+    return TASKS[name]()
+
+
+def task_names() -> list[str]:
+    _builtins()
+    return TASKS.names()
+
+
+def default_tasks(cfg: Any) -> list[str]:
+    """Tasks run when ``--tasks`` is not given: the default ones, and those switched on by a
+    config field (e.g. ``--tatoeba DIR``)."""
+    _builtins()
+    return [name for name, cls in TASKS.items()
+            if cls.metadata.default or (cls.metadata.enabled_by and getattr(cfg, cls.metadata.enabled_by, None))]
+
+
+def task_for_row(metric: str, dataset: str) -> str | None:
+    """Name of the task that wrote a row with this ``metric`` and ``lexicon`` column
+    (``dataset``): the task declaring the metric for that dataset, else the lexicon-based task
+    declaring it; None when no registered task declares it."""
+    _builtins()
+    owners = [cls.metadata for cls in TASKS.values() if metric in cls.metadata.measures]
+    exact = [m.name for m in owners if m.dataset == dataset]
+    over_lexicons = [m.name for m in owners if m.dataset is None]
+    return (exact or over_lexicons or [None])[0]

@@ -1,0 +1,178 @@
+"""The bilingual-lexicon task: BLS and its scale-free forms, word retrieval P@k (NN and CSLS,
+plain and centred, both directions) and the cluster diagnostics, per layer, per lexicon.
+
+Vectors: each test pair's source and target word; retrieval candidate pools are the test
+words followed by the ``pool_size`` most frequent words of the language (SPEC §2).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from alignkit.errors import AlignkitError
+from alignkit.results.measures import Measure, register_measure
+from alignkit.tasks.base import Task, TaskMetadata, register_task
+
+RETRIEVAL_METHODS = (("nn", False), ("csls", False), ("nn", True), ("csls", True))
+KS = (1, 5, 10)
+
+# Registration order is the order of headlines in comparison.md: the primary outcome first.
+for _m in (
+    Measure("bls_auc", "BLS AUC (translation beats a non-translation; 0.5 = none)", unit="AUC", family="pairs",
+            summary=True, plots=(("", "BLS AUC (translation beats a non-translation; 0.5 = none)"),), headline=("",),
+            alignment="BLS AUC", short="BLS AUC", description="share of non-translations of the same source a translation beats"),
+    Measure("bls_z", "BLS z (corrected cosine / cosine SD)", unit="SD", family="pairs", summary=True,
+            plots=(("", "BLS z (corrected cosine / cosine SD)"),), headline=("",), short="BLS z"),
+    Measure("bls", "BLS (anisotropy-corrected cosine)", unit="cosine", family="pairs", summary=True,
+            plots=(("", "BLS (anisotropy-corrected cosine)"),), headline=("",), alignment="BLS", short="BLS"),
+    Measure("bls_raw", "BLS, raw cosine of translation pairs", unit="cosine", family="pairs", summary=True),
+    Measure("bls_baseline", "BLS baseline c (mean cosine of all source x target combinations)", unit="cosine",
+            higher_is_better=None, family="words", report=("",), short="BLS c"),
+    Measure("p@1", "P@1", unit="share", family="words", summary=True, percent=True,
+            plots=(("nn", "P@1, nearest neighbour"), ("csls", "P@1, CSLS")), headline=("csls", "nn"),
+            report=("csls",), short="P@1", per_direction=True),
+    Measure("p@5", "P@5", unit="share", family="words", percent=True),
+    Measure("p@10", "P@10", unit="share", family="words", percent=True),
+    Measure("gap_ratio", "Cluster gap ratio (lower = mixed)", unit="ratio", higher_is_better=False, summary=True,
+            plots=(("", "Cluster gap ratio (lower = mixed)"),)),
+    Measure("langid_acc", "Language-ID accuracy of a linear probe (lower = mixed)", unit="share",
+            higher_is_better=False, summary=True, percent=True),
+    Measure("silhouette", "Silhouette of the two languages (lower = mixed)", unit="", higher_is_better=False),
+    Measure("contextual_fallback_words", "Words with no corpus occurrence (isolated fallback)", unit="words",
+            higher_is_better=None),
+):
+    register_measure(_m)
+
+
+def _method_name(method: str, center: bool) -> str:
+    return method + ("+center" if center else "")
+
+
+def candidate_pool(test_words: list[str], lang: str, n: int) -> tuple[list[str], int]:
+    """Candidate pool: the test words first, then the ``n`` most frequent words of ``lang``."""
+    from alignkit.inputs.lexicons import frequent_words
+
+    extra = frequent_words(lang, n) if n > 0 else []
+    pool = list(dict.fromkeys(list(test_words) + extra))
+    return pool, len(extra)
+
+
+class LexiconPools:
+    """One lexicon's test split laid out for measurement: candidate pools per side, their
+    vectors' row indices of every test pair and the gold sets of each retrieval direction."""
+
+    def __init__(self, lex, pool_size: int):
+        self.lex = lex
+        self.src_test, self.tgt_test = lex.sources(), lex.targets()
+        self.src_pool, _ = candidate_pool(self.src_test, lex.src_lang, pool_size)
+        self.tgt_pool, _ = candidate_pool(self.tgt_test, lex.tgt_lang, pool_size)
+        si = {w: i for i, w in enumerate(self.src_pool)}
+        ti = {w: i for i, w in enumerate(self.tgt_pool)}
+        self.pair_idx = np.array([(si[s], ti[t]) for s, t in lex.pairs], dtype=np.int64)
+        self.pair_ids = [f"{s}\t{t}" for s, t in lex.pairs]
+        gold = lex.gold()
+        rev: dict[str, set[str]] = {}
+        for s, t in lex.pairs:
+            rev.setdefault(t, set()).add(s)
+        self.fwd = f"{lex.src_lang}->{lex.tgt_lang}"
+        self.bwd = f"{lex.tgt_lang}->{lex.src_lang}"
+        self.fwd_gold = [{ti[t] for t in gold[s]} for s in self.src_test]
+        self.bwd_gold = [{si[s] for s in rev[t]} for t in self.tgt_test]
+
+
+@register_task
+class LexiconTask(Task):
+    metadata = TaskMetadata(
+        name="lexicon", type="word-retrieval",
+        description="BLS (+ baseline, z, AUC), retrieval P@1/5/10 (NN, CSLS, +center, both directions) and "
+                    "cluster gap / langid / silhouette on the --pairs lexicons",
+        measures=("bls", "bls_raw", "bls_baseline", "bls_z", "bls_auc", "p@1", "p@5", "p@10", "gap_ratio",
+                  "langid_acc", "silhouette", "contextual_fallback_words"),
+        default=True, needs_lexicons=True, reference="SPEC §2; Conneau et al. 2018 (CSLS)")
+
+    def prepare(self, cfg: Any, lexicons: Sequence[Any]) -> list[Any]:
+        """Fail before any model runs if a candidate pool is smaller than the largest k."""
+        for lex in lexicons:
+            for lang, words in ((lex.tgt_lang, lex.targets()), (lex.src_lang, lex.sources())):
+                pool, _ = candidate_pool(words, lang, cfg.pool_size)
+                if len(pool) < max(KS):
+                    raise AlignkitError(f"the {lang} candidate pool of {lex.name} has {len(pool)} words, fewer "
+                                        f"than k={max(KS)}; use a larger lexicon or a larger --pool-size")
+        return list(lexicons)
+
+    def check_encoder(self, enc: Any, cfg: Any) -> None:
+        bad = [layer for layer in cfg.tsne_layers if not 0 <= layer <= enc.num_layers]
+        if bad:
+            raise AlignkitError(f"--tsne-layers {bad} out of range for {enc.name}; use 0..{enc.num_layers}")
+
+    def evaluate(self, ctx: Any, lex: Any) -> None:
+        p = LexiconPools(lex, ctx.cfg.pool_size)
+        X = ctx.word_vectors(p.src_pool, lex.src_lang)        # [layers, |src_pool|, d], test sources first
+        Y = ctx.word_vectors(p.tgt_pool, lex.tgt_lang)        # [layers, |tgt_pool|, d], test targets first
+        for name, V in (("source", X), ("target", Y)):
+            if getattr(V, "info", None) is not None and V.info.fallback_count:
+                ctx.add_row(layer=None, pair=lex.pair, metric="contextual_fallback_words", value=V.info.fallback_count,
+                            n=V.shape[1], lexicon=lex.name, direction=name)
+        items = ctx.items(lex.pair)
+        bar = ctx.bar(len(ctx.layers))
+        for li, layer in enumerate(ctx.layers):
+            bar.set_description(f"{lex.pair} layer {layer}: bls")
+            self._bls(ctx, p, X[li], Y[li], layer, items)
+            bar.set_description(f"{lex.pair} layer {layer}: retrieval")
+            self._retrieval(ctx, p, X[li], Y[li], layer, items)
+            if ctx.cfg.cluster:
+                bar.set_description(f"{lex.pair} layer {layer}: clusters")
+                self._clusters(ctx, p, X[li, :len(p.src_test)], Y[li, :len(p.tgt_test)], layer)
+            if layer in ctx.cfg.tsne_layers:
+                ctx.tsne.append((lex, layer, X[li][p.pair_idx[:, 0]], Y[li][p.pair_idx[:, 1]]))
+            bar.update(1)
+        bar.close()
+        if items:
+            items.write()
+
+    @staticmethod
+    def _bls(ctx, p: LexiconPools, x, y, layer: int, items) -> None:
+        from alignkit.metrics.similarity import bls
+
+        res = bls(x, y, p.pair_idx, n_resamples=ctx.cfg.n_resamples, seed=ctx.cfg.seed)
+        # bls_baseline's items are per unique source word (test sources, in lexicon order)
+        for metric, est, ids in (("bls", res.bls, p.pair_ids), ("bls_raw", res.bls_raw, p.pair_ids),
+                                 ("bls_baseline", res.bls_baseline, p.src_test),
+                                 ("bls_z", res.bls_z, p.pair_ids), ("bls_auc", res.bls_auc, p.pair_ids)):
+            if est is None:
+                continue  # bls_z when every cosine is equal (spread 0)
+            ctx.add_estimate(est, layer=layer, metric=metric, direction=p.fwd, pair=p.lex.pair, lexicon=p.lex.name)
+            if items:
+                items.add(layer, metric, "", p.fwd, ids, est.items)
+
+    @staticmethod
+    def _retrieval(ctx, p: LexiconPools, x, y, layer: int, items) -> None:
+        from alignkit.metrics.retrieval import retrieve_both
+
+        cfg = ctx.cfg
+        # one product per space gives both directions, NN and CSLS (retrieve_both)
+        both = {center: retrieve_both(x, y, p.fwd_gold, p.bwd_gold, ks=KS, center=center, csls_k=cfg.csls_k,
+                                      device=ctx.retrieval_device, n_resamples=cfg.n_resamples, seed=cfg.seed)
+                for center in (False, True)}
+        for side, direction, queries in (("src->tgt", p.fwd, p.src_test), ("tgt->src", p.bwd, p.tgt_test)):
+            for method, center in RETRIEVAL_METHODS:
+                r = both[center][side, method]
+                m = _method_name(method, center)
+                for k, est in r.precision.items():
+                    ctx.add_row(layer=layer, metric=f"p@{k}", method=m, value=est.value, ci_low=est.ci_low,
+                                ci_high=est.ci_high, n=r.n, pool_size=r.pool_size, coverage=r.coverage,
+                                direction=direction, pair=p.lex.pair, lexicon=p.lex.name)
+                    if items:
+                        items.add(layer, f"p@{k}", m, direction, queries, est.items)
+
+    @staticmethod
+    def _clusters(ctx, p: LexiconPools, xs, ys, layer: int) -> None:
+        from alignkit.metrics.clusters import gap_ratio, langid_acc, silhouette
+
+        cfg = ctx.cfg
+        for metric, fn, extra in (("gap_ratio", gap_ratio, dict(n_resamples=min(cfg.n_resamples, 199))),
+                                  ("langid_acc", langid_acc, dict(n_resamples=cfg.n_resamples)),
+                                  ("silhouette", silhouette, dict(n_resamples=cfg.n_resamples))):
+            est = fn(xs, ys, seed=cfg.seed, **extra)
+            ctx.add_estimate(est, layer=layer, metric=metric, direction=p.fwd, pair=p.lex.pair, lexicon=p.lex.name)

@@ -1,0 +1,60 @@
+"""The Tatoeba task (XTREME-R): 1-nearest-neighbour retrieval of parallel sentences,
+xxx→eng and eng→xxx, per layer; sentence vector = mean over non-special tokens (SPEC §2)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from alignkit.results.measures import Measure, register_measure
+from alignkit.tasks.base import Task, TaskMetadata, register_task
+
+register_measure(Measure("tatoeba_acc", "Tatoeba accuracy", unit="share", family="sentences", summary=True,
+                         percent=True, plots=(("nn", "Tatoeba accuracy (xx->en)"),), headline=("nn",),
+                         alignment="Tatoeba acc", alignment_method="nn", short="Tatoeba"))
+
+
+@register_task
+class TatoebaTask(Task):
+    metadata = TaskMetadata(
+        name="tatoeba", type="bitext",
+        description="Tatoeba sentence retrieval accuracy, both directions (needs --tatoeba DIR)",
+        measures=("tatoeba_acc",), dataset="tatoeba", enabled_by="tatoeba_dir",
+        reference="Artetxe & Schwenk 2019; XTREME-R")
+
+    def needs_lexicons(self, cfg: Any) -> bool:
+        return not cfg.tatoeba_langs  # default languages: the non-English side of each lexicon
+
+    def prepare(self, cfg: Any, lexicons: Sequence[Any]) -> list[tuple[str, str]]:
+        """(language, pair) to score: ``tatoeba_langs`` (pair ``en-{lang}``), else the non-English
+        side of each lexicon; every file is read now, so a missing language fails before any work."""
+        from alignkit.errors import AlignkitError
+        from alignkit.inputs.tatoeba import read_tatoeba
+
+        if not cfg.tatoeba_dir:
+            raise AlignkitError("the tatoeba task needs the Tatoeba folder; pass --tatoeba DIR")
+        wanted = [(lang, f"en-{lang}") for lang in cfg.tatoeba_langs] or \
+            [(lx.tgt_lang if lx.src_lang == "en" else lx.src_lang, lx.pair) for lx in lexicons]
+        out = []
+        for lang, pair in wanted:
+            if (lang, pair) not in out:
+                read_tatoeba(cfg.tatoeba_dir, lang)
+                out.append((lang, pair))
+        return out
+
+    def evaluate(self, ctx: Any, unit: tuple[str, str]) -> None:
+        from alignkit.inputs.tatoeba import read_tatoeba
+        from alignkit.metrics.sentences import tatoeba_accuracy
+
+        lang, pair = unit
+        xs, es = read_tatoeba(ctx.cfg.tatoeba_dir, lang)
+        XV, EV = ctx.sentence_vectors(xs), ctx.sentence_vectors(es)
+        items = ctx.items(pair)
+        ids = [str(i) for i in range(len(xs))]
+        for li, layer in enumerate(ctx.layers):
+            r = tatoeba_accuracy(XV[li], EV[li], n_resamples=ctx.cfg.n_resamples, seed=ctx.cfg.seed)
+            for direction, est in ((f"{lang}->en", r.xx_to_en), (f"en->{lang}", r.en_to_xx)):
+                ctx.add_estimate(est, layer=layer, pair=pair, metric="tatoeba_acc", method="nn", direction=direction,
+                                 pool_size=len(xs), lexicon=self.metadata.dataset)
+                if items:
+                    items.add(layer, "tatoeba_acc", "nn", direction, ids, est.items)
+        if items:
+            items.write()
