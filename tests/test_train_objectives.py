@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from alignkit.errors import AlignkitError
+from alignkit.train import codeswitch, losses, model
 from alignkit.train import objectives as ob
-from alignkit.train.trainer import RowAdam
+from alignkit.train.optim import RowAdam
 
 
 # ----------------------------------------------------------------------------- EPT
@@ -18,7 +19,7 @@ from alignkit.train.trainer import RowAdam
 def test_ept_is_zero_beyond_the_margin_with_zero_gradient():
     anchors = torch.zeros(2, 2)
     rows = torch.tensor([[3.0, 4.0], [0.0, 6.0]], requires_grad=True)  # distances 5 and 6
-    loss = ob.embedding_push_loss(rows, anchors, margin=0.5, rho=10.0)  # margin·ρ = 5
+    loss = losses.embedding_push_loss(rows, anchors, margin=0.5, rho=10.0)  # margin·ρ = 5
     loss.backward()
     assert loss.item() == 0.0
     assert torch.count_nonzero(rows.grad) == 0
@@ -27,10 +28,10 @@ def test_ept_is_zero_beyond_the_margin_with_zero_gradient():
 def test_ept_inside_the_margin_has_known_value_and_descent_pushes_away_from_anchor():
     anchor = torch.tensor([[1.0, 1.0]])
     rows = torch.tensor([[1.0 + 0.6, 1.0 + 0.8]], requires_grad=True)  # distance 1
-    loss = ob.embedding_push_loss(rows, anchor, margin=0.5, rho=1.0)
+    loss = losses.embedding_push_loss(rows, anchor, margin=0.5, rho=1.0)
     assert loss.item() == pytest.approx(0.0)  # exactly at the margin... move closer:
     rows2 = torch.tensor([[1.3, 1.4]], requires_grad=True)  # distance 0.5
-    loss2 = ob.embedding_push_loss(rows2, anchor, margin=1.0, rho=2.0)  # relu(1 - 0.5/2)
+    loss2 = losses.embedding_push_loss(rows2, anchor, margin=1.0, rho=2.0)  # relu(1 - 0.5/2)
     assert loss2.item() == pytest.approx(0.75)
     loss2.backward()
     away = (rows2 - anchor).detach() / 0.5
@@ -42,7 +43,7 @@ def test_ept_inside_the_margin_has_known_value_and_descent_pushes_away_from_anch
 
 def test_ept_centroid_anchor_broadcasts_one_anchor_over_rows():
     rows = torch.tensor([[0.0, 0.1], [2.0, 0.0]])
-    loss = ob.embedding_push_loss(rows, torch.zeros(2), margin=1.0, rho=1.0)
+    loss = losses.embedding_push_loss(rows, torch.zeros(2), margin=1.0, rho=1.0)
     assert loss.item() == pytest.approx((0.9 + 0.0) / 2)
 
 
@@ -50,9 +51,9 @@ def test_ept_margin_counts_from_where_a_row_starts():
     # rows start 2 and 4 from the anchor (ρ = 2: 1 and 2 in ρ units); now at 2.5 and 4 -> pushed 0.25 and 0
     rows = torch.tensor([[2.5, 0.0], [0.0, 4.0]], requires_grad=True)
     start = torch.tensor([1.0, 2.0])
-    loss = ob.embedding_push_loss(rows, torch.zeros(2), margin=0.5, rho=2.0, start=start)
+    loss = losses.embedding_push_loss(rows, torch.zeros(2), margin=0.5, rho=2.0, start=start)
     assert loss.item() == pytest.approx(((0.5 - 0.25) + 0.5) / 2)
-    assert torch.allclose(ob.push_distance(rows.detach(), torch.zeros(2), 2.0, start), torch.tensor([0.25, 0.0]))
+    assert torch.allclose(losses.push_distance(rows.detach(), torch.zeros(2), 2.0, start), torch.tensor([0.25, 0.0]))
     loss.backward()
     assert rows.grad[0, 0] < 0 and rows.grad[1, 1] < 0  # descent moves both rows away from the anchor
 
@@ -62,7 +63,7 @@ def _ept_ctx(anchor: str):
     w = clf.word_embeddings.weight
     anchors = ob.Anchors(w.data, torch.arange(5, 12), offset_seed=3)
     cfg = ob.ObjectiveConfig(ept_anchor=anchor, ept_margin=0.3)
-    return w, anchors, ob.StepContext(clf, tiny_batch(), ob.TableView(w), anchors, cfg, {"ept"})
+    return w, anchors, ob.StepContext(clf, tiny_batch(), model.TableView(w), anchors, cfg, {"ept"})
 
 
 @pytest.mark.parametrize("anchor", ["original", "centroid"])
@@ -95,7 +96,7 @@ def test_original_anchor_offsets_are_tiny_seeded_and_per_row():
 def test_random_vme_stays_inside_its_ball_and_leaves_masked_tokens_alone():
     torch.manual_seed(0)
     mask = torch.tensor([[False, True, True, True, False]] * 64)
-    d = ob.sample_in_ball((64, 5, 16), radius=0.7, mask=mask)
+    d = losses.sample_in_ball((64, 5, 16), radius=0.7, mask=mask)
     norms = d.norm(dim=-1)
     assert norms.max().item() <= 0.7 + 1e-6
     assert torch.all(norms[~mask] == 0)
@@ -107,11 +108,11 @@ def test_pgd_stays_inside_the_ball_and_converges_to_the_loss_maximiser():
     torch.manual_seed(1)
     w = torch.randn(2, 3, 8)
     mask = torch.tensor([[True, True, False], [True, False, True]])
-    init = ob.sample_in_ball(w.shape, 0.5, mask)
+    init = losses.sample_in_ball(w.shape, 0.5, mask)
 
     def lin(delta):  # linear loss: the maximiser in each ball is r·w/‖w‖
         return (delta * w).sum()
-    d = ob.pgd_perturbation(lin, init, radius=0.5, steps=20, step_size=0.125, mask=mask)
+    d = losses.pgd_perturbation(lin, init, radius=0.5, steps=20, step_size=0.125, mask=mask)
     assert d.norm(dim=-1).max().item() <= 0.5 + 1e-6
     assert torch.all(d[~mask] == 0)
     cos = torch.nn.functional.cosine_similarity(d[mask], w[mask], dim=-1)
@@ -122,7 +123,7 @@ def test_pgd_stays_inside_the_ball_and_converges_to_the_loss_maximiser():
 
 def test_project_to_ball_only_shrinks_long_vectors():
     v = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
-    p = ob.project_to_ball(v, 1.0)
+    p = losses.project_to_ball(v, 1.0)
     assert torch.allclose(p, torch.tensor([[0.6, 0.8], [0.3, 0.4]]))
 
 
@@ -134,12 +135,12 @@ def test_rt_is_ce_on_the_perturbed_logits_plus_optional_kl():
     pert = torch.tensor([[1.0, 1.0, 0.0]])
     y = torch.tensor([0])
     ce = -math.log(math.e / (2 * math.e + 1))
-    assert ob.robust_loss(pert, y).item() == pytest.approx(ce, rel=1e-6)
+    assert losses.robust_loss(pert, y).item() == pytest.approx(ce, rel=1e-6)
     p = torch.softmax(clean, -1)[0]
     q = torch.softmax(pert, -1)[0]
     kl = float((p * (p / q).log()).sum())
-    assert ob.robust_loss(pert, y, clean, kl_weight=0.5).item() == pytest.approx(ce + 0.5 * kl, rel=1e-6)
-    assert ob.robust_loss(clean, y, clean, kl_weight=1.0).item() == pytest.approx(ob.task_loss(clean, y).item())
+    assert losses.robust_loss(pert, y, clean, kl_weight=0.5).item() == pytest.approx(ce + 0.5 * kl, rel=1e-6)
+    assert losses.robust_loss(clean, y, clean, kl_weight=1.0).item() == pytest.approx(losses.task_loss(clean, y).item())
 
 
 # ----------------------------------------------------------------------------- CL
@@ -158,7 +159,7 @@ def test_info_nce_equals_hand_computed_value_on_three_pairs():
         pos = (i + 3) % 6
         denom = sum(math.exp(cos(i, j) / tau) for j in range(6) if j != i)
         total += -math.log(math.exp(cos(i, pos) / tau) / denom)
-    assert ob.info_nce_loss(a, p, tau).item() == pytest.approx(total / 6, rel=1e-5)
+    assert losses.info_nce_loss(a, p, tau).item() == pytest.approx(total / 6, rel=1e-5)
 
 
 def test_variance_penalty_is_mean_squared_similarity_of_the_twelve_negative_pairs():
@@ -166,9 +167,9 @@ def test_variance_penalty_is_mean_squared_similarity_of_the_twelve_negative_pair
     a, p = torch.randn(3, 4), torch.randn(3, 4)
     z = torch.nn.functional.normalize(torch.cat([a, p]), dim=-1)
     negs = [float(z[i] @ z[j]) for i in range(6) for j in range(i + 1, 6) if j - i != 3]
-    assert len(negs) == 12 == ob.negative_similarities(a, p).numel()
+    assert len(negs) == 12 == losses.negative_similarities(a, p).numel()
     want = sum((s - 0.1) ** 2 for s in negs) / 12
-    assert ob.variance_penalty(a, p, delta=0.1).item() == pytest.approx(want, rel=1e-5)
+    assert losses.variance_penalty(a, p, delta=0.1).item() == pytest.approx(want, rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- APT (with a tiny encoder)
@@ -183,15 +184,15 @@ def tiny_classifier(seed: int = 0, dropout: float = 0.1):
                      attention_probs_dropout_prob=dropout)
     enc = BertModel(cfg, add_pooling_layer=False)
     enc.set_attn_implementation("eager")
-    ob.disable_attention_dropout(enc)
-    return ob.PairClassifier(enc, 3)
+    model.disable_attention_dropout(enc)
+    return model.PairClassifier(enc, 3)
 
 
 def tiny_batch():
     ids = torch.tensor([[2, 5, 6, 7, 3, 8, 3], [2, 9, 3, 10, 11, 3, 0]])
     att = (ids != 0).long()
     special = (ids == 2) | (ids == 3) | (ids == 0)
-    return ob.PairBatch(ids, att, None, att.bool() & ~special, torch.tensor([0, 2]))
+    return model.PairBatch(ids, att, None, att.bool() & ~special, torch.tensor([0, 2]))
 
 
 def test_apt_is_zero_when_embeddings_equal_w0_even_with_dropout_on():
@@ -199,7 +200,7 @@ def test_apt_is_zero_when_embeddings_equal_w0_even_with_dropout_on():
     w = clf.word_embeddings.weight
     anchors = ob.Anchors(w.data)
     cfg = ob.ObjectiveConfig()
-    ctx = ob.StepContext(clf, tiny_batch(), ob.TableView(w), anchors, cfg, {"apt", "attentions"})
+    ctx = ob.StepContext(clf, tiny_batch(), model.TableView(w), anchors, cfg, {"apt", "attentions"})
     loss = ob.OBJECTIVES["apt"].loss(ctx)
     assert loss.item() == 0.0
 
@@ -210,7 +211,7 @@ def test_apt_is_positive_once_embeddings_move_and_matches_kl_formula():
     anchors = ob.Anchors(w.data)
     with torch.no_grad():
         w.add_(0.5 * torch.randn_like(w))
-    ctx = ob.StepContext(clf, tiny_batch(), ob.TableView(w), anchors, ob.ObjectiveConfig(apt_layers=(1,)),
+    ctx = ob.StepContext(clf, tiny_batch(), model.TableView(w), anchors, ob.ObjectiveConfig(apt_layers=(1,)),
                          {"apt", "attentions"})
     loss = ob.OBJECTIVES["apt"].loss(ctx)
     assert loss.item() > 0.0
@@ -227,10 +228,10 @@ def test_attention_pull_on_hand_made_distributions():
     a0 = torch.tensor([0.5, 0.5, 0.0]).view(1, 1, 1, 3)
     a = torch.tensor([0.9, 0.1, 0.0]).view(1, 1, 1, 3)
     want = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
-    got = ob.attention_pull_loss([a0], [a], torch.ones(1, 1))
+    got = losses.attention_pull_loss([a0], [a], torch.ones(1, 1))
     assert got.item() == pytest.approx(want, rel=1e-6)
     with pytest.raises(AlignkitError, match="out of range"):
-        ctx = ob.StepContext(tiny_classifier(), tiny_batch(), ob.TableView(tiny_classifier().word_embeddings.weight),
+        ctx = ob.StepContext(tiny_classifier(), tiny_batch(), model.TableView(tiny_classifier().word_embeddings.weight),
                              ob.Anchors(torch.zeros(30, 16)), ob.ObjectiveConfig(apt_layers=(3,)), {"apt"})
         ctx.layer_indices()
 
@@ -242,7 +243,7 @@ def test_step_context_vme_delta_respects_ball_and_special_tokens_in_both_modes()
     b = tiny_batch()
     for mode in ("random", "adversarial"):
         cfg = ob.ObjectiveConfig(epsilon=0.2, perturbation=mode, pgd_steps=2)
-        ctx = ob.StepContext(clf, b, ob.TableView(w), anchors, cfg, {"rt", "vme"})
+        ctx = ob.StepContext(clf, b, model.TableView(w), anchors, cfg, {"rt", "vme"})
         d = ctx.delta
         assert d.norm(dim=-1).max().item() <= 0.2 * anchors.rho + 1e-5
         assert torch.all(d[~b.content_mask] == 0)
@@ -296,7 +297,7 @@ def test_registry_accepts_new_objectives_by_name():
         with pytest.raises(ValueError, match="twice"):
             ob.register_objective("l2test", "again")(_l2)
     finally:
-        ob.OBJECTIVES.pop("l2test")
+        ob.OBJECTIVES.remove("l2test")
 
 
 # ----------------------------------------------------------------------------- sparse table + row Adam
@@ -307,9 +308,9 @@ def test_sparse_table_view_gives_the_dense_gradient_on_touched_rows():
     weight = torch.nn.Parameter(torch.randn(12, 4))
     ids = torch.tensor([[1, 5, 5, 7], [7, 2, 1, 1]])
     target = torch.randn(2, 4, 4)
-    dense = ob.TableView(weight)
+    dense = model.TableView(weight)
     ((dense(ids) - target) ** 2).sum().backward()
-    sparse = ob.TableView.sparse(weight.detach(), [ids])
+    sparse = model.TableView.sparse(weight.detach(), [ids])
     ((sparse(ids) - target) ** 2).sum().backward()
     assert sparse.row_ids.tolist() == [1, 2, 5, 7]
     assert torch.allclose(sparse.rows.grad, weight.grad[sparse.row_ids])
@@ -369,7 +370,7 @@ def fake_lexicons(monkeypatch):
 
 
 def test_codeswitch_never_uses_test_split_words(fake_lexicons):
-    sw = ob.CodeSwitcher.from_lexicons(["en-sw"], prob=1.0)
+    sw = codeswitch.CodeSwitcher.from_lexicons(["en-sw"], prob=1.0)
     assert ("en-sw", "train") in fake_lexicons
     test_src = {s for s, _ in TEST}
     test_tgt = {t for _, t in TEST}
@@ -386,16 +387,16 @@ def test_codeswitch_never_uses_test_split_words(fake_lexicons):
 
 def test_codeswitch_refuses_the_test_split_and_files(fake_lexicons, tmp_path):
     with pytest.raises(AlignkitError, match="only use the train split"):
-        ob.CodeSwitcher.from_lexicons(["en-sw"], prob=0.5, split="test")
+        codeswitch.CodeSwitcher.from_lexicons(["en-sw"], prob=0.5, split="test")
     with pytest.raises(AlignkitError, match="shipped language pair"):
-        ob.CodeSwitcher.from_lexicons([str(tmp_path / "en-sw.test.tsv")], prob=0.5)
+        codeswitch.CodeSwitcher.from_lexicons([str(tmp_path / "en-sw.test.tsv")], prob=0.5)
     assert all(split in ("train", "test") for _, split in fake_lexicons)
 
 
 def test_codeswitch_is_reproducible_per_example_and_keeps_punctuation(fake_lexicons):
-    sw = ob.CodeSwitcher.from_lexicons(["en-sw"], prob=0.5)
-    a = sw.switch("My house, my dog.", ob.example_rng(1, 0, 7))
-    b = sw.switch("My house, my dog.", ob.example_rng(1, 0, 7))
+    sw = codeswitch.CodeSwitcher.from_lexicons(["en-sw"], prob=0.5)
+    a = sw.switch("My house, my dog.", codeswitch.example_rng(1, 0, 7))
+    b = sw.switch("My house, my dog.", codeswitch.example_rng(1, 0, 7))
     assert a == b and a.startswith("My ") and a.endswith(".") and "," in a
 
 
@@ -404,7 +405,7 @@ def test_codeswitch_with_a_real_shipped_lexicon_keeps_train_and_test_apart():
 
     if "en-sw" not in lx.shipped_pairs():
         pytest.skip("no shipped en-sw lexicon yet")
-    sw = ob.CodeSwitcher.from_lexicons(["en-sw"], prob=1.0)
+    sw = codeswitch.CodeSwitcher.from_lexicons(["en-sw"], prob=1.0)
     test = lx.load_lexicon("en-sw", split="test")
     assert not set(sw.table) & {s.lower() for s in test.sources()}
     inserted = {t for ts in sw.table.values() for t in ts}

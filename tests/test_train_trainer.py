@@ -195,7 +195,7 @@ def test_linear_probe_checkpoint_reproduces_its_dev_accuracy(env, tmp_path):
     from alignkit.train.evaluate import evaluate_task
 
     c = cfg(env, "probe", variant="probe", dev_file=str(env["data"] / "test-en.tsv"))
-    from alignkit.train.trainer import train_probe
+    from alignkit.train.probe import train_probe
 
     res = train_probe(c, progress=False)
     rows = evaluate_task(res.out, "xnli", env["data"], ["en"])
@@ -387,14 +387,15 @@ def test_apt_with_attention_dropout_on_is_refused(env):
 
 
 def test_every_variant_runs_with_the_configured_attention_dropout(env, monkeypatch):
-    from alignkit.train import objectives, trainer
+    from alignkit.train import model as train_model
+    from alignkit.train import trainer
 
     seen = []
-    real = objectives.set_attention_dropout
+    real = train_model.set_attention_dropout
 
     def spy(model, p):
         n = real(model, p)
-        seen.append((p, objectives.attention_dropout_of(model), n))
+        seen.append((p, train_model.attention_dropout_of(model), n))
         return n
     monkeypatch.setattr(trainer, "set_attention_dropout", spy)
     train(cfg(env, "drop-ft", max_steps=1, attention_dropout=0.1), progress=False)
@@ -414,7 +415,7 @@ def test_training_on_the_evaluated_split_is_refused(env):
 
 
 def test_row_budget_gives_rows_above_the_median_the_median_budget():
-    from alignkit.train.trainer import RowAdam, row_budget_scale
+    from alignkit.train.optim import RowAdam, row_budget_scale
 
     scale = row_budget_scale({1: 1.0, 2: 2.0, 3: 4.0}, vocab=5)
     assert scale.tolist() == [1.0, 1.0, 1.0, 0.5, 1.0]

@@ -1,25 +1,54 @@
 """Training: English-only fine-tuning with the EPT / APT / RT (VME) and cross-lingual
 contrastive objectives of SPEC §3, and zero-shot task evaluation of the checkpoints.
 
-* :mod:`alignkit.train.objectives` -- the losses (pure functions), their registry by name
-  (:data:`~alignkit.train.objectives.OBJECTIVES`) and the named variants
-  (``ft``, ``rt``, ``rt+cl``, ``ept+apt+rt``, ``ept+apt+rt+cl``).
-* :mod:`alignkit.train.trainer` -- :class:`~alignkit.train.trainer.TrainConfig`,
-  :func:`~alignkit.train.trainer.train` (resumable, seeded; sparse embedding updates on CPU,
-  bf16 + DDP on GPUs) and the :func:`~alignkit.train.trainer.train_probe` baseline.
-* :mod:`alignkit.train.evaluate` -- :func:`~alignkit.train.evaluate.evaluate_task`: accuracy
-  per language as tidy result rows (metric ``xnli_acc``).
-* :mod:`alignkit.train.diagnostics` -- does EPT/APT act? Row movement of the table in ρ
-  units, share of rows at EPT's margin, EPT/APT losses over steps;
-  :func:`~alignkit.train.diagnostics.read_training_diagnostics` reads them per checkpoint.
+Modules, by role:
 
+* :mod:`~alignkit.train.config` -- :class:`TrainConfig`, :class:`ObjectiveConfig` (each field
+  with its CLI help), TOML loading, :func:`load_train_config` (TOML + overrides).
+* :mod:`~alignkit.train.losses` -- the loss maths as pure functions on tensors.
+* :mod:`~alignkit.train.model` -- the narrow encoder interface of training
+  (:class:`~alignkit.train.model.TrainableEncoder`), ``PairClassifier``, ``PairBatch``, ``TableView``.
+* :mod:`~alignkit.train.objectives` -- the objective registry :data:`OBJECTIVES`, the named
+  :data:`VARIANTS` (``ft``, ``rt``, ``rt+cl``, ``ept+apt+rt``, ``ept+apt+rt+cl``, ``rsda``,
+  ``rsda+cl``), :func:`resolve_variant`, the per-step passes and their weighted sum.
+* :mod:`~alignkit.train.codeswitch`, :mod:`~alignkit.train.rsda`, :mod:`~alignkit.train.synonyms`
+  -- the code-switched and RS-DA views.
+* :mod:`~alignkit.train.optim` -- AdamW groups, row-wise Adam, lr schedule, the table-lr reach rule.
+* :mod:`~alignkit.train.checkpoint` -- atomic dirs, resume states, the HF checkpoint, the manifest.
+* :mod:`~alignkit.train.trainer` -- the loop: :func:`train` (resumable, seeded; sparse embedding
+  updates on CPU, bf16 + DDP on GPUs) and :func:`run_training` (probe or fine-tuning).
+* :mod:`~alignkit.train.probe` -- the :func:`train_probe` baseline.
+* :mod:`~alignkit.train.evaluate` -- :func:`evaluate_task` (accuracy per language as tidy rows,
+  metric ``xnli_acc``) and :func:`eval_task_to_dir` (``alignkit eval-task``).
+* :mod:`~alignkit.train.diagnostics` -- does EPT/APT act? :func:`read_training_diagnostics`.
+
+Importing this package is cheap: the names below load their module (and torch) on first use.
 Formulas, choices and hyper-parameters: docs/method.md.
 """
-from alignkit.train.diagnostics import read_training_diagnostics
-from alignkit.train.evaluate import evaluate_task, load_classifier
-from alignkit.train.objectives import OBJECTIVES, VARIANTS, ObjectiveConfig, register_objective, resolve_variant
-from alignkit.train.trainer import TrainConfig, TrainResult, train, train_probe
+from __future__ import annotations
 
-__all__ = ["OBJECTIVES", "VARIANTS", "ObjectiveConfig", "register_objective", "resolve_variant",
-           "TrainConfig", "TrainResult", "train", "train_probe", "evaluate_task", "load_classifier",
-           "read_training_diagnostics"]
+import importlib
+
+_HOME = {
+    "TrainConfig": "config", "ObjectiveConfig": "config", "load_train_config": "config", "load_toml": "config",
+    "OBJECTIVES": "objectives", "VARIANTS": "objectives", "register_objective": "objectives",
+    "resolve_variant": "objectives",
+    "TrainResult": "trainer", "train": "trainer", "run_training": "trainer",
+    "train_probe": "probe",
+    "evaluate_task": "evaluate", "eval_task_to_dir": "evaluate", "load_classifier": "evaluate",
+    "read_training_diagnostics": "diagnostics",
+}
+
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"alignkit.train.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
