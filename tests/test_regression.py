@@ -1,0 +1,48 @@
+"""Behaviour pinned across refactors: a small `alignkit score` run (tiny model, lexicon,
+Tatoeba) must reproduce the results.csv written by the code before the registry/layout
+refactor (tests/data/golden_score_small.csv, written by the pre-refactor code at 49d3f8d)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alignkit.cli import main
+from alignkit.results.rows import TEXT_COLUMNS, read_csv
+from tinymodels import tiny_bert
+
+GOLDEN = Path(__file__).parent / "data" / "golden_score_small.csv"
+LEX = "cat\tkedi\ndog\tköpek\nhouse\tev\nwater\tsu\nbig\tbüyük\nsmall\tküçük\nthe\tbir\nworld\tdünya\nhello\tmerhaba\n" \
+      "water\tsular\nis\tdır\non\tüstünde\n"
+# tiny_bert's vocabulary (tests/tinymodels.py) covers these words
+TUR = ["kedi", "köpek ev", "su ev", "kedi su", "köpek", "ev kedi köpek", "su", "ev"]
+ENG = ["the cat", "a dog is on the house", "water house", "cat on water", "the dog", "house cat dog", "water",
+       "a house"]
+
+
+def score_small(root: Path, out: Path) -> int:
+    """The pinned run: returns the CLI exit code; results in ``out``."""
+    model = tiny_bert(root / "tiny")
+    (root / "en-tr.test.tsv").write_text(LEX, encoding="utf-8")
+    tat = root / "tatoeba"
+    tat.mkdir(exist_ok=True)
+    (tat / "tatoeba.tur-eng.tur").write_text("\n".join(TUR) + "\n", encoding="utf-8")
+    (tat / "tatoeba.tur-eng.eng").write_text("\n".join(ENG) + "\n", encoding="utf-8")
+    return main(["score", str(model), "--pairs", str(root / "en-tr.test.tsv"), "--pool-size", "30",
+                 "--resamples", "50", "--tatoeba", str(tat), "--cache-dir", str(root / "cache"),
+                 "--out", str(out), "--quiet"])
+
+
+def test_small_score_run_reproduces_the_pre_refactor_results(tmp_path):
+    assert score_small(tmp_path, tmp_path / "run") == 0
+    got, want = read_csv(tmp_path / "run" / "results.csv"), read_csv(GOLDEN)
+    assert list(got.columns) == list(want.columns)
+    text = [c for c in want.columns if c in TEXT_COLUMNS and c != "model"]  # model = a tmp path
+    pd.testing.assert_frame_equal(got[text], want[text])
+    for c in ("layer", "n", "pool_size"):
+        assert (got[c] == want[c]).all(), c
+    # float columns: identical on the machine that wrote them; 1e-6 relative leaves room for
+    # another CPU's BLAS summation order
+    for c in ("value", "ci_low", "ci_high", "coverage"):
+        np.testing.assert_allclose(got[c].astype(float), want[c].astype(float), rtol=1e-6, atol=1e-9, err_msg=c)
