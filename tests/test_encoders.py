@@ -98,3 +98,24 @@ def test_models_command_lists_the_bundled_model(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "bundled:multilingual-e5-small" in out and "alignkit" in out
+
+
+def test_extract_writes_the_word_vectors_into_an_npz(tmp_path, tiny_dir, capsys):
+    import numpy as np
+
+    from alignkit.vectors.extract import word_vectors
+
+    words = tmp_path / "w.txt"
+    words.write_text("cat\nhello world\ncat\n")
+    out = tmp_path / "o.npz"
+    assert main(["extract", str(tiny_dir), "--words", str(words), "--layers", "2,0", "--out", str(out),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert f"wrote {out}: 2 layers x 3 words x 32" in capsys.readouterr().out
+    enc = load_encoder(str(tiny_dir), device="cpu")
+    with np.load(out) as z:
+        assert sorted(z.files) == ["layers", "model", "model_fingerprint", "vectors", "words"]
+        assert z["words"].tolist() == ["cat", "hello world", "cat"] and z["layers"].tolist() == [2, 0]
+        assert str(z["model"]) == str(tiny_dir) and str(z["model_fingerprint"]) == enc.fingerprint
+        expected = word_vectors(enc, ["cat", "hello world", "cat"], layers=[2, 0], progress=False)
+        np.testing.assert_allclose(z["vectors"], expected, atol=1e-6)
+        assert z["vectors"].shape == (2, 3, 32) and z["vectors"].dtype == np.float32

@@ -289,3 +289,19 @@ def test_rebuilding_a_shipped_lexicon_reproduces_it_byte_for_byte(pair, tmp_path
     train, test = write_build(build_lexicon(pair, source), tmp_path)
     assert train.read_bytes() == (shipped_dir() / f"{pair}.train.tsv").read_bytes()
     assert test.read_bytes() == (shipped_dir() / f"{pair}.test.tsv").read_bytes()
+
+
+def test_the_readers_and_cleaners_keep_their_lexicon_build_names():
+    """The CLI and older code import readers and cleaners from lexicon_build: the same objects."""
+    import alignkit.inputs.dictionaries as dictionaries
+    import alignkit.inputs.lexicon_build as lexicon_build
+    import alignkit.inputs.lexicon_clean as lexicon_clean
+
+    for module in (dictionaries, lexicon_clean):
+        public = [n for n in vars(module) if not n.startswith("_") and getattr(getattr(module, n), "__module__", "")
+                  == module.__name__]
+        assert public
+        for name in public:
+            assert getattr(lexicon_build, name) is getattr(module, name), name
+            assert name in lexicon_build.__all__
+    assert lexicon_clean.is_kana("ひらがなカタカナー") and not lexicon_clean.is_kana("日本")

