@@ -22,7 +22,7 @@ from alignkit.registry import Registry
 from alignkit.train.config import ObjectiveConfig
 from alignkit.train.losses import (attention_pull_loss, embedding_push_loss, info_nce_loss, pgd_perturbation,
                                    rms_row_norm, robust_loss, sample_in_ball, task_loss, variance_penalty)
-from alignkit.train.model import PairBatch, PairClassifier, PassOutput, TableView
+from alignkit.train.model import PairBatch, PairClassifier, PassOutput, TableView, layer_count_of
 
 
 # ----------------------------------------------------------------------------- anchors
@@ -185,7 +185,7 @@ class StepContext:
 
     def layer_indices(self) -> list[int]:
         """0-based indices into the attentions tuple of the APT layers."""
-        n = len(self.clean.attentions)
+        n = layer_count_of(self.model.encoder)
         layers = self.cfg.apt_layers or tuple(range(1, n + 1))
         bad = [l for l in layers if not 1 <= l <= n]
         if bad:

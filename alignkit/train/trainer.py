@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -38,20 +37,20 @@ from torch import nn
 from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.inputs.taskdata import get_task, grouped_holdout_split, read_pair_file, subsample
-from alignkit.train.checkpoint import (BEST_PREFIX, METRICS_FILE, RUN_FILE, STATE_PREFIX, TMP_PREFIX, load_state,
-                                       mark_run, numbered, promote_best, prune_numbered, run_status, save_best,
-                                       save_hf_checkpoint, save_state, trim_jsonl, write_manifest)
-from alignkit.train.codeswitch import CodeSwitcher, example_rng
-from alignkit.train.config import EMBEDDING_MODES, NON_IDENTITY, TrainConfig, load_toml, load_train_config, parse_weights
+from alignkit.train.checkpoint import (BEST_PREFIX, METRICS_FILE, STATE_PREFIX, TMP_PREFIX, load_state, mark_run,
+                                       numbered, promote_best, prune_numbered, run_status, save_best, save_state,
+                                       trim_jsonl, write_manifest)
+from alignkit.train.batches import pair_batch, step_micro_batches
+from alignkit.train.codeswitch import CodeSwitcher
+from alignkit.train.config import TrainConfig, load_toml  # noqa: F401 - load_toml: the old import path
 from alignkit.train.diagnostics import TableTracker
-from alignkit.train.evaluate import (META_FILE, EncodedPairs, autocast_for, collate, evaluate_task, predict,
-                                     pad_id_of, tokenize_examples, tokenize_pairs)
+from alignkit.train.distributed import barrier, process_group
+from alignkit.train.evaluate import META_FILE, EncodedPairs, autocast_for, evaluate_task, pad_id_of, predict, tokenize_examples
 from alignkit.train.model import (PairBatch, PairClassifier, TableView, attention_dropout_of, check_trainable,
                                   set_attention_dropout, use_eager_attention)
 from alignkit.train.objectives import Anchors, TrainingObjective
-from alignkit.train.optim import (RowAdam, content_token_ids, epoch_order, frequent_token_ids, lr_factor, make_adamw,
-                                  median_touch_steps, param_groups, row_budget_scale, table_learning_rate,
-                                  touch_steps)
+from alignkit.train.optim import (RowAdam, content_token_ids, frequent_token_ids, lr_factor, make_adamw, param_groups,
+                                  table_learning_rate)
 from alignkit.errors import AlignkitError
 
 
@@ -67,25 +66,6 @@ class TrainResult:
     resumed_from: int = 0
     already_complete: bool = False
     is_main: bool = True  # False on DDP ranks other than 0 (which neither evaluate nor write)
-
-
-def _dist():
-    """(world_size, rank, local_rank), initialising torch.distributed when torchrun launched us."""
-    ws = int(os.environ.get("WORLD_SIZE", "1"))
-    if ws <= 1:
-        return 1, 0, 0
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_world_size(), dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _barrier(ws: int) -> None:
-    if ws > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 @dataclass
@@ -187,14 +167,14 @@ class Trainer:
         """Train (or resume, or report a finished run). ``stop_after``: raise KeyboardInterrupt
         after that global step (used by the tests to simulate a killed run)."""
         train_ex, dev_ex = self._read_data()
-        ws, rank, local_rank = _dist()
+        ws, rank, local_rank = process_group()
         if rank == 0:
             ensure_writable_dir(self.out, "output directory")
-        _barrier(ws)
+        barrier(ws)
         status, meta = self._status()
         if status in ("trained", "complete"):
             res = self._finished(status, meta, is_main=rank == 0)
-            _barrier(ws)
+            barrier(ws)
             return res
         if rank == 0:
             for p in self.out.glob(TMP_PREFIX + "*"):  # left by an interrupted save
@@ -207,7 +187,7 @@ class Trainer:
         if rank == 0:
             meta = self._finalize(state, s.total)
             rows = self._zero_shot(meta)
-        _barrier(ws)
+        barrier(ws)
         return TrainResult(self.out, state["best_dev_acc"], state["best_step"], s.total, rows, resumed_from,
                            is_main=rank == 0)
 
@@ -233,6 +213,27 @@ class Trainer:
         train = tokenize_examples(enc, train_ex, cfg.max_length, enc.query_prefix)
         dev_data = tokenize_examples(enc, dev_ex, cfg.max_length, enc.query_prefix)
 
+        clf, table, anchors, mode, step_model = self._build_objective(enc, train, ws)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total = cfg.max_steps if cfg.max_steps else cfg.epochs * steps_per_epoch
+        warmup = int(cfg.warmup_ratio * total)
+        train_ids = content_token_ids(train)
+        emb_lr, row_scale, info = table_learning_rate(cfg, self.weights, mode, train, total, warmup, anchors.rho,
+                                                      int(table.shape[1]), int(table.shape[0]), self.log)
+        self.run_info.update(info)
+        opt = make_adamw(param_groups(clf, table, mode, cfg.lr, emb_lr, cfg.weight_decay), cfg.lr)
+        row_opt = RowAdam(table.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
+        tracker = TableTracker(table.data, train_ids, anchors.rho,
+                               (anchors, cfg.objective.ept_anchor, cfg.objective.ept_margin)
+                               if "ept" in self.weights else None)
+        return _Setup(enc, dev, clf, step_model, table, mode, train, train_ex, dev_data, pad_id_of(enc.tokenizer),
+                      switcher, total, warmup, steps_per_epoch, cfg.eval_every or steps_per_epoch, emb_lr,
+                      None if row_scale is None else row_scale.to(dev), opt, row_opt, tracker, ws, rank)
+
+    def _build_objective(self, enc, train: EncodedPairs, ws: int):
+        """Classifier, table W, anchors (W⁰, ρ), embedding mode and the (DDP-wrapped) objective module."""
+        cfg = self.cfg
+        dev = enc.device
         clf = PairClassifier(enc.model, len(self.spec.labels), cfg.dropout)
         self._configure_attention(enc.model)
         table = clf.word_embeddings.weight
@@ -257,22 +258,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             step_model = DDP(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-        total = cfg.max_steps if cfg.max_steps else cfg.epochs * steps_per_epoch
-        warmup = int(cfg.warmup_ratio * total)
-        train_ids = content_token_ids(train)
-        emb_lr, row_scale, info = table_learning_rate(cfg, self.weights, mode, train, total, warmup, anchors.rho,
-                                                      int(table.shape[1]), int(table.shape[0]), self.log)
-        self.run_info.update(info)
-        opt = make_adamw(param_groups(clf, table, mode, cfg.lr, emb_lr, cfg.weight_decay), cfg.lr)
-        row_opt = RowAdam(table.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
-        tracker = TableTracker(table.data, train_ids, anchors.rho,
-                               (anchors, cfg.objective.ept_anchor, cfg.objective.ept_margin)
-                               if "ept" in self.weights else None)
-        return _Setup(enc, dev, clf, step_model, table, mode, train, train_ex, dev_data, pad_id_of(enc.tokenizer),
-                      switcher, total, warmup, steps_per_epoch, cfg.eval_every or steps_per_epoch, emb_lr,
-                      None if row_scale is None else row_scale.to(dev), opt, row_opt, tracker, ws, rank)
+        return clf, table, anchors, mode, step_model
 
     def _configure_attention(self, model) -> None:
         """One attention dropout for every variant (SPEC §3 v2); eager attention maps for APT."""
@@ -326,11 +312,8 @@ class Trainer:
     def _step_batches(self, s: _Setup, step: int) -> tuple[list[int], list[PairBatch], TableView]:
         """This rank's examples of global ``step``, its micro-batches on the device, and the table view."""
         cfg = self.cfg
-        epoch, pos = divmod(step, s.steps_per_epoch)
-        order = epoch_order(len(s.train), cfg.seed, epoch)
-        idx = order[pos * cfg.batch_size: (pos + 1) * cfg.batch_size]
-        shard = idx[s.rank::s.ws]
-        micro = [m for m in (shard[i::cfg.grad_accum] for i in range(cfg.grad_accum)) if m]
+        epoch, shard, micro = step_micro_batches(len(s.train), cfg.seed, step, s.steps_per_epoch, cfg.batch_size,
+                                                 s.rank, s.ws, cfg.grad_accum)
         batches = [self._make_batch(s.train, s.train_ex, m, s.pad_id, s.switcher, s.enc, epoch).to(s.device)
                    for m in micro]
         table = TableView(s.table)
@@ -413,40 +396,19 @@ class Trainer:
                                                  **s.tracker.snapshot(s.table.data)}) + "\n")
                     metrics_fh.flush()
                 bar.write(f"step {step}: English dev accuracy {acc:.4f}{' (best)' if best else ''}")
-            _barrier(s.ws)
+            barrier(s.ws)
         if is_save:
             state["step"] = step
             if s.rank == 0:
                 save_state(self.out, step, state, s.clf, s.opt, s.row_opt, s.tracker)
-            _barrier(s.ws)
+            barrier(s.ws)
 
     # -- pieces ---------------------------------------------------------------------------
     def _make_batch(self, data: EncodedPairs, examples, indices: Sequence[int], pad_id: int,
                     switcher: CodeSwitcher | None, enc, epoch: int) -> PairBatch:
-        b = collate(data, indices, pad_id)
-        if switcher is not None:
-            firsts, seconds = [], []
-            for i in indices:
-                rng = example_rng(self.cfg.seed, epoch, i)
-                firsts.append(switcher.switch(examples[i].first, rng))
-                seconds.append(switcher.switch(examples[i].second, rng))
-            sw = tokenize_pairs(enc, firsts, seconds, [data.labels[i] for i in indices], self.cfg.max_length,
-                                enc.query_prefix)
-            b.switched = collate(sw, range(len(indices)), pad_id)
-        if self.augmenter is not None:
-            b.augmented = self._augmented_batch(data, examples, indices, pad_id, self.augmenter, enc, epoch)
-        return b
-
-    def _augmented_batch(self, data: EncodedPairs, examples, indices: Sequence[int], pad_id: int, aug, enc,
-                         epoch: int) -> PairBatch:
-        """The RS-DA copies of ``indices`` as one batch [k·B, T], copy-major (row c·B + j = copy c of j)."""
-        per_example = [aug.pair_copies(examples[i].first, examples[i].second, self.cfg.seed, epoch, i)
-                       for i in indices]
-        pairs = [per_example[j][c] for c in range(aug.copies) for j in range(len(indices))]
-        labels = [data.labels[i] for _c in range(aug.copies) for i in indices]
-        toks = tokenize_pairs(enc, [p[0] for p in pairs], [p[1] for p in pairs], labels, self.cfg.max_length,
-                              enc.query_prefix)
-        return collate(toks, range(len(pairs)), pad_id)
+        """:func:`~alignkit.train.batches.pair_batch` with this run's seed, length and RS-DA augmenter."""
+        return pair_batch(data, examples, indices, pad_id, enc, epoch, self.cfg.seed, self.cfg.max_length,
+                          switcher, self.augmenter)
 
     def _dev_accuracy(self, clf: PairClassifier, dev_data: EncodedPairs, pad_id: int, device) -> float:
         # Evaluation must not disturb the training RNG stream (resume = uninterrupted run).
@@ -504,9 +466,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# Names importable from here before the split (canonical homes: config, optim, checkpoint, probe).
-__all__ = ["TrainResult", "Trainer", "train", "run_training", "TrainConfig", "load_toml",
-           "load_train_config", "parse_weights", "EMBEDDING_MODES", "NON_IDENTITY", "RowAdam", "lr_factor",
-           "epoch_order", "frequent_token_ids", "content_token_ids", "touch_steps", "median_touch_steps",
-           "row_budget_scale", "param_groups", "save_hf_checkpoint", "write_manifest", "RUN_FILE", "METRICS_FILE",
-           "STATE_PREFIX", "BEST_PREFIX", "TMP_PREFIX"]
+__all__ = ["TrainResult", "Trainer", "train", "run_training", "TrainConfig", "load_toml"]
