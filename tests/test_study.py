@@ -145,7 +145,8 @@ def _row(model, metric, pair, value, layer=12, method="", direction=""):
 def test_alignment_vs_accuracy_uses_bls_and_tatoeba_relative_to_ft_mean():
     """Known values: changes are taken against the ft mean of each language; Urdu, which has no
     lexicon, enters through Tatoeba (mean of both directions); a linear relation gives r = 1."""
-    from alignkit.study.pipeline import StudyConfig, alignment_vs_accuracy, correlations
+    from alignkit.study import StudyConfig
+    from alignkit.study.analysis import alignment_vs_accuracy, correlations
 
     rows = [_row("base", "bls", "en-sw", 0.5)]
     for model, bls, tat, acc_sw, acc_ur in [("ft/seed1", 0.10, 0.40, 0.40, 0.50), ("ft/seed2", 0.20, 0.60, 0.50, 0.60),
@@ -168,7 +169,7 @@ def test_alignment_vs_accuracy_uses_bls_and_tatoeba_relative_to_ft_mean():
 
 
 def test_correlations_use_one_point_per_checkpoint_per_language_and_averaged():
-    from alignkit.study.pipeline import correlations
+    from alignkit.study.analysis import correlations
 
     rng = np.random.default_rng(0)
     rows = []
@@ -185,7 +186,7 @@ def test_correlations_use_one_point_per_checkpoint_per_language_and_averaged():
 
 def test_training_diagnostics_table_is_omitted_without_diagnostics_and_shown_with_them(tmp_path, monkeypatch):
     import alignkit.train.diagnostics as diag
-    from alignkit.study.pipeline import diagnostics_table, training_diagnostics
+    from alignkit.study.report import diagnostics_table, training_diagnostics
 
     assert training_diagnostics({"rt/seed1": tmp_path / "missing"}) == {}
     assert diagnostics_table({}) == []

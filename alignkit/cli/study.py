@@ -26,7 +26,7 @@ def study(
             raise AlignkitError("--reanalyse takes a study folder and no config; drop the CONFIG argument")
         files = run_reanalysis(reanalyse, out, n_resamples=resamples)
     else:
-        from alignkit.study.pipeline import run_study
+        from alignkit.study import run_study
 
         if config is None or out is None:
             raise AlignkitError("alignkit study needs CONFIG and --out DIR (or --reanalyse DIR for a finished study)")

@@ -2,7 +2,7 @@
 
 ``alignkit study --reanalyse DIR`` reads ``DIR/results.csv`` and ``DIR/study.json`` (and the item
 scores under ``DIR/scores/`` where they were kept), recomputes every variant-vs-baseline
-contrast paired by seed (:func:`alignkit.study.compare_variants`) and the alignment–accuracy
+contrast paired by seed (:func:`alignkit.study.analysis.compare_variants`) and the alignment–accuracy
 relation at checkpoint level, and writes ``reanalysis.csv`` and ``reanalysis.md``; it also
 rewrites ``report.md`` and the study plots from the same numbers, so the report's claims rest
 on the seed-level statistics. Where the previous ``comparison.csv`` exists, each row is shown
@@ -54,7 +54,7 @@ def derived_bls_rows(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _load(study_dir: Path):
-    from alignkit.study.pipeline import StudyConfig
+    from alignkit.study.config import StudyConfig
 
     res = read_csv(study_dir / "results.csv")
     meta = study_dir / "study.json"
@@ -69,8 +69,9 @@ def reanalyse(study_dir: str | os.PathLike, out: str | os.PathLike | None = None
               n_resamples: int | None = None) -> dict[str, Path]:
     """Write ``reanalysis.csv``, ``reanalysis.md``, ``report.md`` and the plots for the study in
     ``study_dir`` (into ``out``, default the same folder); returns their paths."""
-    from alignkit.study.pipeline import (_last_layer, alignment_vs_accuracy, compare_variants, correlations, plot_study,
-                                study_report)
+    from alignkit.study.analysis import _last_layer, alignment_vs_accuracy, compare_variants, correlations
+    from alignkit.study.plots import plot_study
+    from alignkit.study.report import study_report
 
     d = Path(study_dir)
     res, cfg = _load(d)
@@ -133,7 +134,7 @@ def _row_line(r) -> str:
 def _decomposition(full: pd.DataFrame, last: int) -> list[str]:
     """bls_raw, c, bls and bls/(1 − c) per variant at the last layer (mean over seeds, range)."""
     from alignkit.results.compare import variant_of
-    from alignkit.study.pipeline import _cell
+    from alignkit.study.report import _cell
 
     res = full[(full["layer"] == last) & full["metric"].isin(["bls_raw", "bls_baseline", "bls", "bls_over_headroom"])]
     res = res.assign(variant=res["model"].map(variant_of))
@@ -146,7 +147,8 @@ def _decomposition(full: pd.DataFrame, last: int) -> list[str]:
 
 def reanalysis_markdown(full: pd.DataFrame, table: pd.DataFrame, cfg, corr: list[dict], last: int, *,
                         derived: bool, source: Path) -> str:
-    from alignkit.study.pipeline import KEY_MEASURES, correlation_lines
+    from alignkit.results.measures import report_measures
+    from alignkit.study.report import correlation_lines
 
     n_seeds = int(table["n_seeds"].max()) if len(table) else 0
     L = ["# Re-analysis with seed-level statistics", "",
@@ -174,7 +176,7 @@ def reanalysis_markdown(full: pd.DataFrame, table: pd.DataFrame, cfg, corr: list
           "| contrast | measure | direction | diff | per-seed d_s | 95% t-interval (seeds) | p (seeds) | sig. "
           "| two-level bootstrap | before: items-only CI, p |", "|---" * 10 + "|"]
     keep = table["layer"] < 0
-    for metric, method in KEY_MEASURES + (("bls_raw", ""), ("bls_over_headroom", "")):
+    for metric, method in report_measures() + [("bls_raw", ""), ("bls_over_headroom", "")]:
         keep |= (table["layer"] == last) & (table["metric"] == metric) & (table["method"] == method)
     main = table[keep]
     for v, b in MAIN_CONTRASTS:
