@@ -55,7 +55,7 @@ def hf_trainer_step_times(model: str, train_file: Path, out: Path, *, steps: int
     from alignkit.inputs.encoders import load_encoder
     from alignkit.inputs.taskdata import read_pair_file
     from alignkit.train.evaluate import collate, pad_id_of, tokenize_examples
-    from alignkit.train.objectives import PairClassifier
+    from alignkit.train.model import PairClassifier
 
     enc = load_encoder(model, device="cpu", dtype="fp32")
     clf = PairClassifier(enc.model, 3).train()
