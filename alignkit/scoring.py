@@ -56,12 +56,12 @@ class ScoreConfig:
     tatoeba_langs: list[str] = field(default_factory=list, metadata=_help(
         "Languages for --tatoeba (tr,de or tur,deu); default: those of --pairs."))
     corpora: dict[str, str] = field(default_factory=dict, metadata=_help(
-        "LANG=FILE sentences for contextual mode (repeatable).", "--corpus"))
+        "LANG=FILE[,LANG=FILE] sentence files for contextual mode.", "--corpus", parse=lambda v: parse_corpora(v)))
     tsne_layers: list[int] = field(default_factory=list, metadata=_help(
         "Layers to draw t-SNE maps for, e.g. 0,6,12."))
     tsne_sample: int = field(default=300, metadata=_help("Translation pairs drawn per t-SNE map."))
-    cluster: bool = field(default=True, metadata=_help("Cluster-gap metrics (gap ratio, langid, silhouette).",
-                                                       "--cluster/--no-cluster"))
+    cluster: bool = field(default=True, metadata=_help("Cluster-gap metrics (gap ratio, langid, silhouette); "
+                                                       "--no-cluster is faster.", "--cluster/--no-cluster"))
     n_resamples: int = field(default=1000, metadata=_help("Bootstrap resamples for CIs (0 = no CIs).",
                                                           "--resamples"))
     seed: int = field(default=0, metadata=_help("Seed for bootstrap, CV folds and t-SNE."))
@@ -114,6 +114,21 @@ class ScoreConfig:
         from alignkit.tasks import default_tasks
 
         return list(self.tasks) or default_tasks(self)
+
+
+def parse_corpora(spec: str | dict) -> dict[str, str]:
+    """``"tr=tr.txt,de=de.txt"`` -> ``{"tr": "tr.txt", "de": "de.txt"}`` (``--corpus``)."""
+    if isinstance(spec, dict):
+        return dict(spec)
+    from alignkit.inputs.text import comma_list
+
+    out = {}
+    for part in comma_list(spec):
+        if "=" not in part:
+            raise AlignkitError(f"--corpus {part!r} must look like LANG=FILE, e.g. --corpus tr=tr.txt")
+        lang, path = part.split("=", 1)
+        out[lang.strip()] = path.strip()
+    return out
 
 
 def _resolve_pairs(pairs: Sequence[str]) -> list:
