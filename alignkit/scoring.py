@@ -8,8 +8,6 @@ leaves no partial ``results.csv`` (re-running picks up the cached vectors).
 from __future__ import annotations
 
 import dataclasses
-import json
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,9 +17,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
+from alignkit.results.manifest import write_manifest
 from alignkit.results.rows import row, to_frame, write_csv
 
 def _help(text: str, flag: str | None = None, **more) -> dict:
@@ -212,25 +210,13 @@ def model_info(enc) -> dict:
 
 def manifest(cfg: ScoreConfig, models: list[dict], lexicons: list, command: list[str] | None,
              seconds: float) -> dict:
-    import faiss
-    import sklearn
-    import torch
-    import transformers
+    from alignkit.results.manifest import run_manifest
 
-    return {
-        "alignkit_version": __version__,
-        "command": command if command is not None else sys.argv,
-        "config": {k: v for k, v in vars(cfg).items()},
-        "models": models,
-        "lexicons": [{"name": lx.name, "pair": lx.pair, "sha256": lx.sha256, "pairs": len(lx.pairs),
-                      "sources": len(lx.sources()), "targets": len(lx.targets())} for lx in lexicons],
-        "seeds": {"bootstrap": cfg.seed, "tsne": cfg.seed, "langid_cv": cfg.seed},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "faiss": faiss.__version__,
-                     "numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__},
-        "seconds": round(seconds, 1),
-        "platform": platform.platform(),
-    }
+    return run_manifest(
+        command, config=dict(vars(cfg)), tasks=cfg.selected_tasks(), models=models,
+        lexicons=[{"name": lx.name, "pair": lx.pair, "sha256": lx.sha256, "pairs": len(lx.pairs),
+                   "sources": len(lx.sources()), "targets": len(lx.targets())} for lx in lexicons],
+        seeds={"bootstrap": cfg.seed, "tsne": cfg.seed, "langid_cv": cfg.seed}, seconds=round(seconds, 1))
 
 
 def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | None = None,
@@ -281,8 +267,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     df = to_frame(rows)
     if out_dir is not None:
         _write_outputs(df, out_dir, tsne, cfg)
-        write_text(out_dir / "manifest.json",
-                   json.dumps(manifest(cfg, models, lexicons, command, time.time() - t0), indent=2, default=str))
+        write_manifest(out_dir / "manifest.json", manifest(cfg, models, lexicons, command, time.time() - t0))
         write_csv(df, out_dir / "results.csv")  # last: its presence means the run completed
     return df
 

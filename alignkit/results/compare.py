@@ -35,7 +35,7 @@ import pandas as pd
 
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
-from alignkit.results.rows import MEASUREMENT_KEY, read_csv
+from alignkit.results.rows import MEASUREMENT_KEY, read_csv, write_csv
 
 COMPARISON_COLUMNS = ["model", "baseline", *MEASUREMENT_KEY, "value", "baseline_value", "diff",
                       "ci_low", "ci_high", "p_value", "n"]
@@ -339,12 +339,10 @@ def plot_differences(table: pd.DataFrame, path: str | os.PathLike, metric: str =
 
 def write_comparison(table: pd.DataFrame, out: str | os.PathLike) -> Path:
     """Write comparison.csv, comparison.md and comparison_{bls,bls_auc}.png into ``out`` (atomically)."""
-    from alignkit.atomic import atomic_path
 
     d = ensure_writable_dir(out, "output directory")
     write_text(d / "comparison.md", comparison_markdown(table))
     plot_differences(table, d / "comparison_bls.png")
     plot_differences(table, d / "comparison_bls_auc.png", metric="bls_auc")
-    with atomic_path(d / "comparison.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.10g")
+    write_csv(table, d / "comparison.csv")
     return d

@@ -55,7 +55,8 @@ def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Atomically write a result table (float values with full precision)."""
+    """Atomically write a table (result rows, comparisons, ...): floats with 10 significant
+    digits, no index. The one CSV writer of alignkit."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")
 

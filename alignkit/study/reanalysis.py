@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alignkit.atomic import atomic_path, write_text
+from alignkit.atomic import write_text
 from alignkit.errors import AlignkitError
-from alignkit.results.rows import MEASUREMENT_KEY, read_csv
+from alignkit.results.rows import MEASUREMENT_KEY, read_csv, write_csv
 
 #: contrasts the committed study's claims are about, shown in full in reanalysis.md
 MAIN_CONTRASTS = (("rt+cl", "rt"), ("ept+apt+rt+cl", "ept+apt+rt"), ("ept+apt+rt", "rt"), ("rt", "ft"),
@@ -88,8 +88,7 @@ def reanalyse(study_dir: str | os.PathLike, out: str | os.PathLike | None = None
         table = table.merge(prev, on=["variant", "baseline", *MEASUREMENT_KEY], how="left", suffixes=("", "_before"))
     dest = Path(out) if out is not None else d
     dest.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest / "reanalysis.csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.10g")
+    write_csv(table, dest / "reanalysis.csv")
     corr = correlations(alignment_vs_accuracy(full, cfg))
     write_text(dest / "reanalysis.md", reanalysis_markdown(full, table, cfg, corr, _last_layer(full),
                                                            derived=len(derived) > 0, source=d))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from alignkit.atomic import atomic_path, ensure_writable_dir, write_text
+from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.results.rows import read_csv, to_frame, write_csv
 
 from alignkit.study.config import BASE_LABEL, StudyConfig, _label, load_study_config
@@ -151,11 +151,8 @@ class Study:
         # so comparison.csv does not depend on which stages were reused
         results = read_csv(self.out / "results.csv")
         comparison = compare_variants(self.out, results, self.cfg)
-        with atomic_path(self.out / "comparison.csv") as tmp:
-            comparison.to_csv(tmp, index=False, float_format="%.10g")
-        pts = alignment_vs_accuracy(results, self.cfg)
-        with atomic_path(self.out / "alignment_vs_accuracy.csv") as tmp:
-            pts.to_csv(tmp, index=False, float_format="%.10g")
+        write_csv(comparison, self.out / "comparison.csv")
+        write_csv(alignment_vs_accuracy(results, self.cfg), self.out / "alignment_vs_accuracy.csv")
         plots = plot_study(results, comparison, self.cfg, self.out)
         write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots,
                                                         training_diagnostics(ckpts)))
