@@ -81,7 +81,8 @@ def test_only_model_py_touches_encoder_internals():
     # attributes, attention kernels or the encoder's save_pretrained.
     root = Path(tm.__file__).parent
     banned = re.compile(r"encoder\.layer|named_modules|set_attn_implementation|(?:model|encoder)\.config\b"
-                        r"|(?:model|encoder)\.save_pretrained|hidden_dropout_prob|num_hidden_layers|attention_probs_dropout")
+                        r"|(?:model|encoder)\.save_pretrained|hidden_dropout_prob|num_hidden_layers"
+                        r"|attention_probs_dropout")
     hits = [f"{p.name}:{i}" for p in sorted(root.glob("*.py")) if p.name != "model.py"
             for i, line in enumerate(p.read_text().splitlines(), 1)
             if banned.search(line) and not line.lstrip().startswith(("#", "*", '"'))]

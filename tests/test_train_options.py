@@ -88,7 +88,8 @@ def test_train_help_lists_every_config_field_with_its_help(monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "400")  # one line per option: flags and help are not wrapped
     assert main(["train", "--help"]) == 0
     text = capsys.readouterr().out
-    shown = [f for cls in (TrainConfig, ObjectiveConfig) for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+    shown = [f for cls in (TrainConfig, ObjectiveConfig) for f in dataclasses.fields(cls)
+             if f.metadata.get("cli", True)]
     assert len(shown) == 47
     for f in shown:
         flag = (f.metadata.get("flag") or "--" + f.name.replace("_", "-")).split("/")[0]

@@ -37,21 +37,22 @@ from torch import nn
 from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.inputs.taskdata import get_task, grouped_holdout_split, read_pair_file, subsample
+from alignkit.errors import AlignkitError
+from alignkit.train.batches import pair_batch, step_micro_batches
 from alignkit.train.checkpoint import (BEST_PREFIX, METRICS_FILE, STATE_PREFIX, TMP_PREFIX, load_state, mark_run,
                                        numbered, promote_best, prune_numbered, run_status, save_best, save_state,
                                        trim_jsonl, write_manifest)
-from alignkit.train.batches import pair_batch, step_micro_batches
 from alignkit.train.codeswitch import CodeSwitcher
 from alignkit.train.config import TrainConfig, load_toml  # noqa: F401 - load_toml: the old import path
 from alignkit.train.diagnostics import TableTracker
 from alignkit.train.distributed import barrier, process_group
-from alignkit.train.evaluate import META_FILE, EncodedPairs, autocast_for, evaluate_task, pad_id_of, predict, tokenize_examples
+from alignkit.train.evaluate import (META_FILE, EncodedPairs, autocast_for, evaluate_task, pad_id_of, predict,
+                                     tokenize_examples)
 from alignkit.train.model import (PairBatch, PairClassifier, TableView, attention_dropout_of, check_trainable,
                                   set_attention_dropout, use_eager_attention)
 from alignkit.train.objectives import Anchors, TrainingObjective
 from alignkit.train.optim import (RowAdam, content_token_ids, frequent_token_ids, lr_factor, make_adamw, param_groups,
                                   table_learning_rate)
-from alignkit.errors import AlignkitError
 
 
 @dataclass
@@ -246,7 +247,8 @@ class Trainer:
         if mode == "auto":
             mode = "sparse" if dev.type == "cpu" and ws == 1 else "dense"
         if mode == "sparse" and ws > 1:
-            raise AlignkitError("sparse embedding updates run in one process only; use --embeddings dense with torchrun")
+            raise AlignkitError("sparse embedding updates run in one process only; "
+                                "use --embeddings dense with torchrun")
         table.requires_grad_(mode == "dense")
         for p in clf.parameters():
             if p is not table:
