@@ -86,15 +86,19 @@ class _FusedLayer:
     ln2: Any
 
 
-def _weight_state(model: Any) -> tuple:
-    """Identity, storage, dtype and in-place version of every parameter: changes when a weight
-    is replaced, converted (``model.to``) or modified in place (optimiser steps,
-    ``load_state_dict``, ``weight[i] = x``), so a stale copy of Q/K/V is never used."""
-    return tuple((id(p), p.data_ptr(), p.dtype, p._version) for p in model.parameters())
+def _versions(tensors: list) -> tuple:
+    """Storage and in-place version of each tensor: changes when a weight is converted or moved
+    (``model.to``: new storage) or modified in place (optimiser steps, ``load_state_dict``,
+    ``weight[i] = x``)."""
+    return tuple((t.data_ptr(), t._version) for t in tensors)
 
 
-def _bert_layers(model: Any) -> list[_FusedLayer] | None:
-    """The layer weights of a BERT post-LN encoder, or None where a linear is not fp32 with bias."""
+def _bert_layers(model: Any, copied: list) -> list[_FusedLayer] | None:
+    """The layer weights of a BERT post-LN encoder, or None where a linear is not fp32 with bias.
+
+    The Q/K/V projections are concatenated (a copy); their source parameters are appended to
+    ``copied``. Every other weight is used by reference, so it is always current.
+    """
     import torch
 
     out = []
@@ -109,6 +113,7 @@ def _bert_layers(model: Any) -> list[_FusedLayer] | None:
         with torch.inference_mode(False), torch.no_grad():
             qkv_w = torch.cat([self_att.query.weight, self_att.key.weight, self_att.value.weight])
             qkv_b = torch.cat([self_att.query.bias, self_att.key.bias, self_att.value.bias])
+        copied.extend(t for lin in lins[:3] for t in (lin.weight, lin.bias))
         out.append(_FusedLayer(
             qkv_w=qkv_w, qkv_b=qkv_b,
             out_w=att.output.dense.weight, out_b=att.output.dense.bias, ln1=att.output.LayerNorm,
@@ -136,14 +141,14 @@ def build_bert_post_ln(model: Any, device: Any) -> "BertLayerStates | None":
             or getattr(cfg, "position_embedding_type", "absolute") not in (None, "absolute")
             or getattr(cfg, "is_decoder", False) or getattr(cfg, "add_cross_attention", False)):
         return None
+    copied: list = []
     try:
-        layers = _bert_layers(model)
+        layers = _bert_layers(model, copied)
     except AttributeError:  # not the BERT module layout after all
         return None
     if layers is None:
         return None
-    return BertLayerStates(model.embeddings, layers, int(cfg.hidden_size), int(cfg.num_attention_heads),
-                           _weight_state(model))
+    return BertLayerStates(model.embeddings, layers, int(cfg.hidden_size), int(cfg.num_attention_heads), copied)
 
 
 for _mtype in ("bert", "roberta", "xlm-roberta", "camembert"):  # all reuse the BERT layer
@@ -185,12 +190,14 @@ def _self_attention(qkv, b: int, n: int, heads: int):
 class BertLayerStates:
     """The fused BERT post-LN forward over padding-free batches (see :func:`build_bert_post_ln`)."""
 
-    def __init__(self, embeddings: Any, layers: list[_FusedLayer], dim: int, heads: int, state: tuple):
+    def __init__(self, embeddings: Any, layers: list[_FusedLayer], dim: int, heads: int, copied: list):
         self.embeddings, self.layers, self.dim, self.heads = embeddings, layers, dim, heads
-        self._state = state
+        self._copied, self._state = copied, _versions(copied)
 
     def is_current(self, model: Any) -> bool:
-        return _weight_state(model) == self._state
+        """Whether the copied Q/K/V weights still equal the model's (checked per batch: cheap).
+        Replacing a module or Parameter object in the model is not seen; build a new model."""
+        return _versions(self._copied) == self._state
 
     def __call__(self, input_ids, last: int, keep=None) -> Iterator[tuple[int, Any]]:
         """Yield ``(layer, hidden [B, n_l, dim])`` for layers 0..last of one batch ``[B, n]``.
