@@ -232,6 +232,89 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return meta
 
 
+def _file_lines(path: Path) -> list[str]:
+    """The file's lines (UTF-8 checked, CRLF and a final newline tolerated)."""
+    if not path.is_file():
+        raise _err(path, None, "no such file; give a lexicon file or a shipped pair "
+                               f"({', '.join(shipped_pairs()) or 'none shipped'})")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise _err(path, None, f"cannot read ({e.strerror}); check the permissions") from None
+    lines = _decode(path, data).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def _detect_layout(path: Path, lines: list[str], fmt: str) -> tuple[str, list[str] | None, int]:
+    """(kind, header columns or None, index of the header or first data line)."""
+    i = 0
+    tagged = bool(lines) and lines[0].strip() == FORMAT_TAG
+    if fmt == "alignkit" and not tagged:
+        raise _err(path, 1, f"alignkit TSV must start with {FORMAT_TAG!r}; use fmt='auto' for other formats")
+    if tagged or fmt in ("auto", "alignkit"):  # leading comment block (alignkit provenance)
+        while i < len(lines) and lines[i].startswith("#"):
+            i += 1
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    if tagged or fmt == "alignkit":
+        if i >= len(lines):
+            raise _err(path, None, "no header line after the '#' comments; add 'src<TAB>tgt' language codes")
+        header = [c.strip() for c in lines[i].split("\t")]
+        if len(header) != 2 or not all(_is_lang_code(c) for c in header):
+            raise _err(path, i + 1, "header must be two language codes separated by a tab (e.g. 'en\\ttr')")
+        return "alignkit", header, i
+    if fmt == "tsv":
+        if i >= len(lines):
+            raise _err(path, None, "empty file; add a header line and word pairs")
+        return "tsv", [c.strip().lower() for c in lines[i].split("\t")], i
+    if fmt == "muse":
+        return "muse", None, i
+    first = [c.strip().lower() for c in lines[i].split("\t")] if i < len(lines) else []
+    looks_header = len(first) >= 2 and (
+        (first[0] in _HEADER_NAMES_SRC and first[1] in _HEADER_NAMES_TGT)
+        or (len(first) == 2 and all(_is_lang_code(c) for c in first) and first[0] != first[1]))
+    return ("tsv", first, i) if looks_header else ("muse", None, i)
+
+
+def _header_columns(path: Path, kind: str, header: list[str], line: int) -> tuple[int, int]:
+    """(source column, target column) named by a TSV header (default 0, 1)."""
+    if kind == "tsv":
+        src_names = [k for k, c in enumerate(header) if c in _HEADER_NAMES_SRC]
+        tgt_names = [k for k, c in enumerate(header) if c in _HEADER_NAMES_TGT]
+        if src_names and tgt_names:
+            return src_names[0], tgt_names[0]
+        if len(header) < 2:
+            raise _err(path, line, "header needs two columns (e.g. 'src<TAB>tgt')")
+    return 0, 1
+
+
+def _pairs(path: Path, lines: list[str], start: int, kind: str, n_cols: int, si: int, ti: int) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for k in range(start, len(lines)):
+        raw = lines[k]
+        if not raw.strip():
+            continue
+        if kind == "muse":
+            cols, want = (raw.split("\t") if "\t" in raw else raw.split()), 2
+        else:
+            cols, want = raw.split("\t"), n_cols
+        if len(cols) != want:
+            sep = "tab" if kind != "muse" else "space or tab"
+            raise _err(path, k + 1, f"expected {want} {sep}-separated columns, found {len(cols)}; "
+                                    "write one 'source<sep>target' pair per line")
+        s, t = cols[si].strip(), cols[ti].strip()
+        if not s:
+            raise _err(path, k + 1, "empty source word; remove the line or fill it in")
+        if not t:
+            raise _err(path, k + 1, "empty target word; remove the line or fill it in")
+        pairs.append((unicodedata.normalize("NFC", s), unicodedata.normalize("NFC", t)))
+    if not pairs:
+        raise _err(path, None, "no word pairs; a lexicon needs at least one 'source<TAB>target' line")
+    return pairs
+
+
 def read_lexicon(path: str | os.PathLike, *, fmt: str = "auto", src_lang: str | None = None,
                  tgt_lang: str | None = None, name: str | None = None) -> Lexicon:
     """Read a lexicon file strictly.
@@ -247,100 +330,23 @@ def read_lexicon(path: str | os.PathLike, *, fmt: str = "auto", src_lang: str | 
     path = Path(path)
     if fmt not in ("auto", "alignkit", "tsv", "muse"):
         raise AlignkitError(f"unknown lexicon format {fmt!r}; use auto, alignkit, tsv or muse")
-    if not path.is_file():
-        raise _err(path, None, "no such file; give a lexicon file or a shipped pair "
-                               f"({', '.join(shipped_pairs()) or 'none shipped'})")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise _err(path, None, f"cannot read ({e.strerror}); check the permissions") from None
-    lines = _decode(path, data).split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-
-    # Leading comment block (alignkit provenance); remember where data starts.
-    i = 0
-    tagged = bool(lines) and lines[0].strip() == FORMAT_TAG
-    if fmt == "alignkit" and not tagged:
-        raise _err(path, 1, f"alignkit TSV must start with {FORMAT_TAG!r}; use fmt='auto' for other formats")
-    if tagged or fmt in ("auto", "alignkit"):
-        while i < len(lines) and lines[i].startswith("#"):
-            i += 1
-    while i < len(lines) and not lines[i].strip():
-        i += 1
-
-    header: list[str] | None = None
-    if tagged or fmt == "alignkit":
-        kind = "alignkit"
-        if i >= len(lines):
-            raise _err(path, None, "no header line after the '#' comments; add 'src<TAB>tgt' language codes")
-        header = [c.strip() for c in lines[i].split("\t")]
-        if len(header) != 2 or not all(_is_lang_code(c) for c in header):
-            raise _err(path, i + 1, "header must be two language codes separated by a tab (e.g. 'en\\ttr')")
-    elif fmt == "tsv":
-        kind = "tsv"
-        if i >= len(lines):
-            raise _err(path, None, "empty file; add a header line and word pairs")
-        header = [c.strip().lower() for c in lines[i].split("\t")]
-    elif fmt == "muse":
-        kind = "muse"
-    else:
-        first = [c.strip().lower() for c in lines[i].split("\t")] if i < len(lines) else []
-        looks_header = len(first) >= 2 and (
-            (first[0] in _HEADER_NAMES_SRC and first[1] in _HEADER_NAMES_TGT)
-            or (len(first) == 2 and all(_is_lang_code(c) for c in first) and first[0] != first[1]))
-        kind = "tsv" if looks_header else "muse"
-        header = first if looks_header else None
-
-    si, ti = 0, 1
-    n_cols = 2
-    header_line = None
+    lines = _file_lines(path)
+    kind, header, i = _detect_layout(path, lines, fmt)
+    si, ti, n_cols = 0, 1, 2
     if header is not None:
-        header_line = i + 1
         n_cols = len(header)
-        if kind == "tsv":
-            src_names = [k for k, c in enumerate(header) if c in _HEADER_NAMES_SRC]
-            tgt_names = [k for k, c in enumerate(header) if c in _HEADER_NAMES_TGT]
-            if src_names and tgt_names:
-                si, ti = src_names[0], tgt_names[0]
-            elif n_cols < 2:
-                raise _err(path, header_line, "header needs two columns (e.g. 'src<TAB>tgt')")
+        si, ti = _header_columns(path, kind, header, i + 1)
         if all(_is_lang_code(c) for c in header[:2]) and header[0] != header[1]:
             src_lang = src_lang or header[0]
             tgt_lang = tgt_lang or header[1]
         i += 1
-
     if src_lang is None or tgt_lang is None:
         guess = _languages_from_filename(path)
         if guess is None:
             raise _err(path, None, "cannot tell the languages; name the file like en-de.txt, "
                                    "add a header 'en<TAB>de' or pass src_lang/tgt_lang")
         src_lang, tgt_lang = src_lang or guess[0], tgt_lang or guess[1]
-
-    pairs: list[tuple[str, str]] = []
-    for k in range(i, len(lines)):
-        raw = lines[k]
-        if not raw.strip():
-            continue
-        if kind == "muse":
-            cols = raw.split("\t") if "\t" in raw else raw.split()
-            want = 2
-        else:
-            cols = raw.split("\t")
-            want = n_cols
-        if len(cols) != want:
-            sep = "tab" if kind != "muse" else "space or tab"
-            raise _err(path, k + 1, f"expected {want} {sep}-separated columns, found {len(cols)}; "
-                                    "write one 'source<sep>target' pair per line")
-        s, t = cols[si].strip(), cols[ti].strip()
-        if not s:
-            raise _err(path, k + 1, "empty source word; remove the line or fill it in")
-        if not t:
-            raise _err(path, k + 1, "empty target word; remove the line or fill it in")
-        pairs.append((unicodedata.normalize("NFC", s), unicodedata.normalize("NFC", t)))
-    if not pairs:
-        raise _err(path, None, "no word pairs; a lexicon needs at least one 'source<TAB>target' line")
+    pairs = _pairs(path, lines, i, kind, n_cols, si, ti)
     return Lexicon.from_pairs(src_lang, tgt_lang, pairs, name=name or path.name)
 
 
