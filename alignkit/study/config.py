@@ -69,7 +69,7 @@ class StudyConfig:
 
 def load_study_config(path: str | os.PathLike) -> StudyConfig:
     """Read and validate a study TOML (unknown keys are errors, not silently ignored)."""
-    from alignkit.train.trainer import TrainConfig, load_toml
+    from alignkit.train.config import TrainConfig, load_toml
     from alignkit.train.objectives import VARIANTS
 
     p = Path(path)

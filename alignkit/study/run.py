@@ -31,7 +31,7 @@ class Study:
 
     # -- stages --------------------------------------------------------------------------
     def _train_configs(self) -> dict[str, Any]:
-        from alignkit.train.trainer import TrainConfig
+        from alignkit.train.config import TrainConfig
 
         cfgs = {}
         for variant in self.cfg.variants:
@@ -134,7 +134,8 @@ class Study:
         return df
 
     def run(self) -> dict[str, Path]:
-        from alignkit.train.trainer import TrainConfig, train_probe
+        from alignkit.train.config import TrainConfig
+        from alignkit.train.probe import train_probe
 
         ckpts = self.train_all()
         frames = [self._score_rows(BASE_LABEL, self.cfg.base_model)]

@@ -20,14 +20,12 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from alignkit import __version__
 from alignkit.atomic import write_text
 from alignkit.errors import AlignkitError
 from alignkit.train.evaluate import HEAD_FILE, META_FILE
@@ -226,9 +224,7 @@ def rsda_source(cfg) -> dict | None:
 
 def write_manifest(out: Path, cfg, base_fingerprint: str) -> None:
     """``manifest.json``: versions, base-model fingerprint, seeds, lexicon hashes, command line."""
-    import platform
-
-    import transformers
+    from alignkit.results.manifest import run_manifest, write_manifest
 
     lex = {}
     if cfg.objective.cl_view == "codeswitch":
@@ -238,11 +234,9 @@ def write_manifest(out: Path, cfg, base_fingerprint: str) -> None:
             lex = {p: load_lexicon(p, split="train").sha256 for p in cfg.objective.codeswitch_lexicons}
         except AlignkitError:
             lex = {}
-    man = {"alignkit_version": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-           "python": platform.python_version(), "command": sys.argv, "base_model": cfg.model,
-           "base_fingerprint": base_fingerprint, "seed": cfg.seed, "codeswitch_lexicons_sha256": lex,
-           "rsda_synonyms": rsda_source(cfg), "config": cfg.to_dict()}
-    write_text(out / "manifest.json", json.dumps(man, indent=1, default=str))
+    write_manifest(out / "manifest.json", run_manifest(
+        base_model=cfg.model, base_fingerprint=base_fingerprint, seed=cfg.seed, codeswitch_lexicons_sha256=lex,
+        rsda_synonyms=rsda_source(cfg), config=cfg.to_dict()))
 
 
 __all__ = ["RUN_FILE", "METRICS_FILE", "STATE_PREFIX", "BEST_PREFIX", "TMP_PREFIX", "atomic_dir", "numbered",

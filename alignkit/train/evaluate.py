@@ -215,17 +215,6 @@ def evaluate_task(ckpt: str | os.PathLike, task: str, data_dir: str | os.PathLik
     return rows
 
 
-def task_data_dir(task: str, data: str | os.PathLike | None = None) -> Path:
-    """The folder with ``{split}-{lang}.tsv`` of ``task``: ``data``, else ``$ALIGNKIT_DATA/<task>``."""
-    spec = get_task(task)
-    if data is not None:
-        return Path(data)
-    env = os.environ.get("ALIGNKIT_DATA")
-    if not env:
-        raise AlignkitError(f"no task data; pass --data DIR (the {spec.name} folder) or set ALIGNKIT_DATA")
-    return Path(env) / spec.name
-
-
 def eval_task_to_dir(ckpt: str | os.PathLike, task: str, data: str | os.PathLike | None, langs: Sequence[str],
                      out: str | os.PathLike, split: str | None = None, max_rows: int | None = None,
                      batch_size: int = 64, max_length: int | None = None, seed: int = 0,
@@ -236,28 +225,21 @@ def eval_task_to_dir(ckpt: str | os.PathLike, task: str, data: str | os.PathLike
     (versions, command line, checkpoint fingerprint, task, split, languages, subset). ``data``
     None: ``$ALIGNKIT_DATA/<task>``.
     """
-    import platform
-    import sys
-
-    import transformers
-
-    from alignkit import __version__
-    from alignkit.atomic import ensure_writable_dir, write_text
-    from alignkit.inputs.taskdata import zero_shot_split
+    from alignkit.atomic import ensure_writable_dir
+    from alignkit.inputs.taskdata import task_data_dir, zero_shot_split
+    from alignkit.results.manifest import run_manifest, write_manifest
     from alignkit.results.rows import to_frame, write_csv
 
     spec = get_task(task)
-    data_dir = task_data_dir(spec.name, data)
+    data_dir = task_data_dir(spec, data)
     lang_list = list(langs)
     out_dir = ensure_writable_dir(out)
     rows = evaluate_task(ckpt, spec.name, str(data_dir), lang_list, split=split, max_rows=max_rows,
                          batch_size=batch_size, max_length=max_length, seed=seed, device=device,
                          predictions_dir=out_dir)
     write_csv(to_frame(rows), out_dir / "results.csv")
-    write_text(out_dir / "manifest.json", json.dumps({
-        "alignkit_version": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-        "python": platform.python_version(), "command": sys.argv, "model": str(ckpt),
-        "model_fingerprint": rows[0]["model_fingerprint"] if rows else "", "task": spec.name,
-        "split": zero_shot_split((read_meta(ckpt).get("config") or {}).get("train_file") or "", split),
-        "langs": lang_list, "max_rows": max_rows, "seed": seed}, indent=1))
+    write_manifest(out_dir / "manifest.json", run_manifest(
+        model=str(ckpt), model_fingerprint=rows[0]["model_fingerprint"] if rows else "", task=spec.name,
+        split=zero_shot_split((read_meta(ckpt).get("config") or {}).get("train_file") or "", split),
+        langs=lang_list, max_rows=max_rows, seed=seed))
     return rows
