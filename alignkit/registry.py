@@ -1,7 +1,7 @@
 """One small registry class behind every kind of extension (after lm-evaluation-harness's
 ``@register_model``): measurements (:mod:`alignkit.results.measures`), tasks
 (:mod:`alignkit.tasks`), training objectives (:mod:`alignkit.train.objectives`) and fused
-encoder forwards (:mod:`alignkit.vectors.fused`). The core looks things up by name; it never
+encoder forwards (:mod:`alignkit.inputs.fused`). The core looks things up by name; it never
 names a concrete entry.
 
 >>> COLOURS = Registry("colour")

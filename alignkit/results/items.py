@@ -57,7 +57,7 @@ def load_items(run_dir: str | os.PathLike, fingerprint: str, pair: str, layer: i
     folder holds the items (:func:`alignkit.tasks.task_for_row`)."""
     from alignkit.tasks import task_for_row
 
-    task = task_for_row(metric, dataset)
+    task = task_for_row(metric, dataset, method)
     if task is None or int(layer) < 0:
         return None
     path = items_path(run_dir, fingerprint, task, pair)

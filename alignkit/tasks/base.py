@@ -27,6 +27,9 @@ class TaskMetadata:
     - ``default``: run when ``--tasks`` is not given; ``enabled_by``: or when this
       :class:`~alignkit.scoring.ScoreConfig` field is set (``tatoeba_dir`` for Tatoeba).
     - ``needs_lexicons``: :meth:`Task.prepare` receives the resolved ``--pairs`` lexicons.
+    - ``methods``: the ``method`` values its rows carry (None: any); with ``measures`` and
+      ``dataset`` it tells which task wrote a row (two tasks may write one metric with
+      different methods, e.g. ``p@1`` by ``nn`` and by ``margin``).
     """
 
     name: str
@@ -37,6 +40,7 @@ class TaskMetadata:
     default: bool = False
     enabled_by: str | None = None
     needs_lexicons: bool = False
+    methods: tuple[str, ...] | None = None
     reference: str = ""
 
 
@@ -92,12 +96,13 @@ def default_tasks(cfg: Any) -> list[str]:
             if cls.metadata.default or (cls.metadata.enabled_by and getattr(cfg, cls.metadata.enabled_by, None))]
 
 
-def task_for_row(metric: str, dataset: str) -> str | None:
-    """Name of the task that wrote a row with this ``metric`` and ``lexicon`` column
-    (``dataset``): the task declaring the metric for that dataset, else the lexicon-based task
-    declaring it; None when no registered task declares it."""
+def task_for_row(metric: str, dataset: str, method: str = "") -> str | None:
+    """Name of the task that wrote a row with this ``metric``, ``lexicon`` column (``dataset``)
+    and ``method``: the task declaring the metric (and method) for that dataset, else the
+    lexicon-based task declaring it; None when no registered task declares it."""
     _builtins()
-    owners = [cls.metadata for cls in TASKS.values() if metric in cls.metadata.measures]
+    owners = [cls.metadata for cls in TASKS.values() if metric in cls.metadata.measures
+              and (cls.metadata.methods is None or method in cls.metadata.methods)]
     exact = [m.name for m in owners if m.dataset == dataset]
     over_lexicons = [m.name for m in owners if m.dataset is None]
     return (exact or over_lexicons or [None])[0]

@@ -81,15 +81,14 @@ class LexiconPools:
         self.bwd_gold = [{si[s] for s in rev[t]} for t in self.tgt_test]
 
 
-@register_task
-class LexiconTask(Task):
-    metadata = TaskMetadata(
-        name="lexicon", type="word-retrieval",
-        description="BLS (+ baseline, z, AUC), retrieval P@1/5/10 (NN, CSLS, +center, both directions) and "
-                    "cluster gap / langid / silhouette on the --pairs lexicons",
-        measures=("bls", "bls_raw", "bls_baseline", "bls_z", "bls_auc", "p@1", "p@5", "p@10", "gap_ratio",
-                  "langid_acc", "silhouette", "contextual_fallback_words"),
-        default=True, needs_lexicons=True, reference="SPEC §2; Conneau et al. 2018 (CSLS)")
+class WordTask(Task):
+    """Base of the tasks over the ``--pairs`` lexicons: validates the candidate pools before any
+    model runs, extracts the two pools' vectors once per lexicon (cached), writes one item file
+    per lexicon and calls :meth:`measure_layer` for every layer under a progress bar.
+
+    Subclasses set ``metadata`` and implement ``measure_layer(ctx, pools, x, y, layer, items)``
+    with x ``[|src_pool|, dim]`` and y ``[|tgt_pool|, dim]`` of one layer (test words first).
+    """
 
     def prepare(self, cfg: Any, lexicons: Sequence[Any]) -> list[Any]:
         """Fail before any model runs if a candidate pool is smaller than the largest k."""
@@ -101,35 +100,65 @@ class LexiconTask(Task):
                                         f"than k={max(KS)}; use a larger lexicon or a larger --pool-size")
         return list(lexicons)
 
+    def evaluate(self, ctx: Any, lex: Any) -> None:
+        p = LexiconPools(lex, ctx.cfg.pool_size)
+        X = ctx.word_vectors(p.src_pool, lex.src_lang)        # [layers, |src_pool|, d], test sources first
+        Y = ctx.word_vectors(p.tgt_pool, lex.tgt_lang)        # [layers, |tgt_pool|, d], test targets first
+        self.before_layers(ctx, p, X, Y)
+        items = ctx.items(lex.pair)
+        self.bar = ctx.bar(len(ctx.layers))
+        for li, layer in enumerate(ctx.layers):
+            self.status(f"{lex.pair} layer {layer}: {self.metadata.name}")
+            self.measure_layer(ctx, p, X[li], Y[li], layer, items)
+            self.bar.update(1)
+        self.bar.close()
+        if items:
+            items.write()
+
+    def status(self, text: str) -> None:
+        """Show what is being measured in the progress bar's description."""
+        self.bar.set_description(text)
+
+    def before_layers(self, ctx: Any, p: LexiconPools, X: np.ndarray, Y: np.ndarray) -> None:
+        """Hook run once per lexicon with all layers' vectors (default: nothing)."""
+
+    def measure_layer(self, ctx: Any, p: LexiconPools, x: np.ndarray, y: np.ndarray, layer: int, items) -> None:
+        raise NotImplementedError
+
+
+@register_task
+class LexiconTask(WordTask):
+    metadata = TaskMetadata(
+        name="lexicon", type="word-retrieval",
+        description="BLS (+ baseline, z, AUC), retrieval P@1/5/10 (NN, CSLS, +center, both directions) and "
+                    "cluster gap / langid / silhouette on the --pairs lexicons",
+        measures=("bls", "bls_raw", "bls_baseline", "bls_z", "bls_auc", "p@1", "p@5", "p@10", "gap_ratio",
+                  "langid_acc", "silhouette", "contextual_fallback_words"),
+        methods=("", "nn", "csls", "nn+center", "csls+center"),
+        default=True, needs_lexicons=True, reference="SPEC §2; Conneau et al. 2018 (CSLS)")
+
     def check_encoder(self, enc: Any, cfg: Any) -> None:
         bad = [layer for layer in cfg.tsne_layers if not 0 <= layer <= enc.num_layers]
         if bad:
             raise AlignkitError(f"--tsne-layers {bad} out of range for {enc.name}; use 0..{enc.num_layers}")
 
-    def evaluate(self, ctx: Any, lex: Any) -> None:
-        p = LexiconPools(lex, ctx.cfg.pool_size)
-        X = ctx.word_vectors(p.src_pool, lex.src_lang)        # [layers, |src_pool|, d], test sources first
-        Y = ctx.word_vectors(p.tgt_pool, lex.tgt_lang)        # [layers, |tgt_pool|, d], test targets first
+    def before_layers(self, ctx: Any, p: LexiconPools, X: np.ndarray, Y: np.ndarray) -> None:
         for name, V in (("source", X), ("target", Y)):
             if getattr(V, "info", None) is not None and V.info.fallback_count:
-                ctx.add_row(layer=None, pair=lex.pair, metric="contextual_fallback_words", value=V.info.fallback_count,
-                            n=V.shape[1], lexicon=lex.name, direction=name)
-        items = ctx.items(lex.pair)
-        bar = ctx.bar(len(ctx.layers))
-        for li, layer in enumerate(ctx.layers):
-            bar.set_description(f"{lex.pair} layer {layer}: bls")
-            self._bls(ctx, p, X[li], Y[li], layer, items)
-            bar.set_description(f"{lex.pair} layer {layer}: retrieval")
-            self._retrieval(ctx, p, X[li], Y[li], layer, items)
-            if ctx.cfg.cluster:
-                bar.set_description(f"{lex.pair} layer {layer}: clusters")
-                self._clusters(ctx, p, X[li, :len(p.src_test)], Y[li, :len(p.tgt_test)], layer)
-            if layer in ctx.cfg.tsne_layers:
-                ctx.tsne.append((lex, layer, X[li][p.pair_idx[:, 0]], Y[li][p.pair_idx[:, 1]]))
-            bar.update(1)
-        bar.close()
-        if items:
-            items.write()
+                ctx.add_row(layer=None, pair=p.lex.pair, metric="contextual_fallback_words",
+                            value=V.info.fallback_count, n=V.shape[1], lexicon=p.lex.name, direction=name)
+
+    def measure_layer(self, ctx: Any, p: LexiconPools, x: np.ndarray, y: np.ndarray, layer: int, items) -> None:
+        pair = p.lex.pair
+        self.status(f"{pair} layer {layer}: bls")
+        self._bls(ctx, p, x, y, layer, items)
+        self.status(f"{pair} layer {layer}: retrieval")
+        self._retrieval(ctx, p, x, y, layer, items)
+        if ctx.cfg.cluster:
+            self.status(f"{pair} layer {layer}: clusters")
+            self._clusters(ctx, p, x[:len(p.src_test)], y[:len(p.tgt_test)], layer)
+        if layer in ctx.cfg.tsne_layers:
+            ctx.tsne.append((p.lex, layer, x[p.pair_idx[:, 0]], y[p.pair_idx[:, 1]]))
 
     @staticmethod
     def _bls(ctx, p: LexiconPools, x, y, layer: int, items) -> None:

@@ -12,25 +12,23 @@ register_measure(Measure("tatoeba_acc", "Tatoeba accuracy", unit="share", family
                          alignment="Tatoeba acc", alignment_method="nn", short="Tatoeba"))
 
 
-@register_task
-class TatoebaTask(Task):
-    metadata = TaskMetadata(
-        name="tatoeba", type="bitext",
-        description="Tatoeba sentence retrieval accuracy, both directions (needs --tatoeba DIR)",
-        measures=("tatoeba_acc",), dataset="tatoeba", enabled_by="tatoeba_dir",
-        reference="Artetxe & Schwenk 2019; XTREME-R")
+class SentenceTask(Task):
+    """Base of the tasks over Tatoeba's parallel sentences (``--tatoeba DIR``): units are
+    (language, pair), from ``--tatoeba-langs`` or the non-English side of each lexicon; every
+    file is read in :meth:`prepare`, so a missing language fails before any work. Subclasses
+    set ``metadata`` (``dataset="tatoeba"``) and implement
+    ``measure_layer(ctx, lang, pair, x, e, layer, items, ids)`` with x, e ``[n, dim]``
+    (row i of both is a translation pair)."""
 
     def needs_lexicons(self, cfg: Any) -> bool:
         return not cfg.tatoeba_langs  # default languages: the non-English side of each lexicon
 
     def prepare(self, cfg: Any, lexicons: Sequence[Any]) -> list[tuple[str, str]]:
-        """(language, pair) to score: ``tatoeba_langs`` (pair ``en-{lang}``), else the non-English
-        side of each lexicon; every file is read now, so a missing language fails before any work."""
         from alignkit.errors import AlignkitError
         from alignkit.inputs.tatoeba import read_tatoeba
 
         if not cfg.tatoeba_dir:
-            raise AlignkitError("the tatoeba task needs the Tatoeba folder; pass --tatoeba DIR")
+            raise AlignkitError(f"the {self.metadata.name} task needs the Tatoeba folder; pass --tatoeba DIR")
         wanted = [(lang, f"en-{lang}") for lang in cfg.tatoeba_langs] or \
             [(lx.tgt_lang if lx.src_lang == "en" else lx.src_lang, lx.pair) for lx in lexicons]
         out = []
@@ -42,7 +40,6 @@ class TatoebaTask(Task):
 
     def evaluate(self, ctx: Any, unit: tuple[str, str]) -> None:
         from alignkit.inputs.tatoeba import read_tatoeba
-        from alignkit.metrics.sentences import tatoeba_accuracy
 
         lang, pair = unit
         xs, es = read_tatoeba(ctx.cfg.tatoeba_dir, lang)
@@ -50,11 +47,28 @@ class TatoebaTask(Task):
         items = ctx.items(pair)
         ids = [str(i) for i in range(len(xs))]
         for li, layer in enumerate(ctx.layers):
-            r = tatoeba_accuracy(XV[li], EV[li], n_resamples=ctx.cfg.n_resamples, seed=ctx.cfg.seed)
-            for direction, est in ((f"{lang}->en", r.xx_to_en), (f"en->{lang}", r.en_to_xx)):
-                ctx.add_estimate(est, layer=layer, pair=pair, metric="tatoeba_acc", method="nn", direction=direction,
-                                 pool_size=len(xs), lexicon=self.metadata.dataset)
-                if items:
-                    items.add(layer, "tatoeba_acc", "nn", direction, ids, est.items)
+            self.measure_layer(ctx, lang, pair, XV[li], EV[li], layer, items, ids)
         if items:
             items.write()
+
+    def measure_layer(self, ctx: Any, lang: str, pair: str, x, e, layer: int, items, ids: list[str]) -> None:
+        raise NotImplementedError
+
+
+@register_task
+class TatoebaTask(SentenceTask):
+    metadata = TaskMetadata(
+        name="tatoeba", type="bitext",
+        description="Tatoeba sentence retrieval accuracy, both directions (needs --tatoeba DIR)",
+        measures=("tatoeba_acc",), dataset="tatoeba", enabled_by="tatoeba_dir", methods=("nn",),
+        reference="Artetxe & Schwenk 2019; XTREME-R")
+
+    def measure_layer(self, ctx: Any, lang: str, pair: str, x, e, layer: int, items, ids: list[str]) -> None:
+        from alignkit.metrics.sentences import tatoeba_accuracy
+
+        r = tatoeba_accuracy(x, e, n_resamples=ctx.cfg.n_resamples, seed=ctx.cfg.seed)
+        for direction, est in ((f"{lang}->en", r.xx_to_en), (f"en->{lang}", r.en_to_xx)):
+            ctx.add_estimate(est, layer=layer, pair=pair, metric="tatoeba_acc", method="nn", direction=direction,
+                             pool_size=len(ids), lexicon=self.metadata.dataset)
+            if items:
+                items.add(layer, "tatoeba_acc", "nn", direction, ids, est.items)
