@@ -4,8 +4,8 @@ import pytest
 
 from alignkit.errors import AlignkitError
 from alignkit.metrics import tatoeba_accuracy
-from alignkit.metrics.margin import (MarginRadii, margin_retrieve, margin_retrieve_both, margin_space, margin_tatoeba,
-                                     margin_topk)
+from alignkit.metrics.margin import (MarginRadii, margin_rankings_by_candidates, margin_retrieve, margin_retrieve_both,
+                                     margin_space, margin_tatoeba, margin_topk)
 
 
 def _unit(a):
@@ -143,3 +143,42 @@ def test_bad_gold_is_refused():
         margin_retrieve(x, y, [set()] * 5, ks=(1,), n_resamples=0)
     with pytest.raises(AlignkitError, match="gold has 4 entries"):
         margin_retrieve(x, y, [{1}] * 4, ks=(1,), n_resamples=0)
+
+
+# ---------------------------------------------------------------- the candidate route (many queries)
+
+def _two_product_reference(xn, yn, q_src, q_tgt, kmax):
+    fwd, bwd = margin_space(xn, yn)
+    return (margin_topk(xn[:q_src], yn, fwd.query[:q_src], fwd.pool, kmax)[1],
+            margin_topk(yn[:q_tgt], xn, bwd.query[:q_tgt], bwd.pool, kmax)[1])
+
+
+@pytest.mark.parametrize("n_candidates", [128, 12, 1])  # 1 and 12: most rows need the exact re-rank
+def test_candidate_rankings_equal_the_radii_then_rank_route(n_candidates):
+    x, y = _pairs(260, 16, noise=1.0, seed=8, n_extra=140)
+    xn, yn = _unit(x).astype(np.float32), _unit(y).astype(np.float32)
+    got = margin_rankings_by_candidates(xn, yn, 260, 200, 10, n_candidates=n_candidates, block_rows=45)
+    want = _two_product_reference(xn, yn, 260, 200, 10)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], brute_ranking(brute_margin(x[:260], y, query_space=x)[0], 10))
+
+
+def test_candidate_route_keeps_exact_ties_to_the_lower_index():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((60, 8)).astype(np.float32)
+    y = np.vstack([rng.standard_normal((20, 8)), x[:20], x[:20]]).astype(np.float32)  # rows 20+i, 40+i tie
+    xn, yn = _unit(x).astype(np.float32), _unit(y).astype(np.float32)
+    src, _ = margin_rankings_by_candidates(xn, yn, 60, 60, 3, n_candidates=4, block_rows=7)
+    np.testing.assert_array_equal(src[:20, :2], np.stack([20 + np.arange(20), 40 + np.arange(20)], 1))
+    np.testing.assert_array_equal(src, _two_product_reference(xn, yn, 60, 60, 3)[0])
+
+
+def test_many_queries_take_the_candidate_route_and_match_single_direction_calls():
+    x, y = _pairs(250, 16, noise=1.0, seed=10, n_extra=50)
+    sg, tg = [{i} for i in range(250)], [{i} for i in range(200)]
+    both = margin_retrieve_both(x, y, sg, tg, ks=(1, 5), n_resamples=0)
+    fwd = margin_retrieve(x[:250], y, sg, ks=(1, 5), query_space=x, n_resamples=0)
+    bwd = margin_retrieve(y[:200], x, tg, ks=(1, 5), query_space=y, n_resamples=0)
+    np.testing.assert_array_equal(both["src->tgt", "margin"].ranked, fwd.ranked)
+    np.testing.assert_array_equal(both["tgt->src", "margin"].ranked, bwd.ranked)

@@ -19,8 +19,10 @@ any real embedding space, and a space where they are not is refused (AlignkitErr
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Collection, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +36,7 @@ from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, mean_estimate
 
 MARGIN_K = 4
 _BLOCK_FLOATS = 6 * 2**20   # one [rows, pool] block of scores: 24 MB
+_CANDIDATES = 128           # cosine candidates kept per query by the single pass
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,36 @@ class MarginRadii:
 
     query: np.ndarray
     pool: np.ndarray
+
+
+def _each_block(blocks: list[tuple[int, int]], fn: Callable[[int, int], None], device: torch.device) -> None:
+    """``fn(start, stop)`` for every block. On a CPU: one worker per intra-op thread, each
+    single-threaded, because the many small top-k ops of a block stall when split over
+    OpenMP threads of a shared CPU (measured: a pass 3.2x slower with 2 threads than with 1
+    under load); on a GPU, in order. (Same scheme as alignkit.metrics.blocked.)"""
+    workers = 1 if device.type != "cpu" else max(1, min(torch.get_num_threads(), 8, len(blocks)))
+    if workers == 1:
+        for b in blocks:
+            fn(*b)
+        return
+    saved, lock, queue = torch.get_num_threads(), threading.Lock(), iter(blocks)
+
+    def loop() -> None:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            while True:
+                with lock:
+                    b = next(queue, None)
+                if b is None:
+                    return
+                fn(*b)
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(loop) for _ in range(workers)]:
+                f.result()
+    finally:
+        torch.set_num_threads(saved)
 
 
 def _check_denominators(r_q: np.ndarray, r_pool: np.ndarray) -> None:
@@ -74,13 +107,15 @@ def margin_topk(queries: np.ndarray, pool: np.ndarray, r_q: np.ndarray, r_pool: 
     rows = block_rows or max(1, _BLOCK_FLOATS // m)
     scores = np.empty((queries.shape[0], kmax), np.float32)
     ids = np.empty((queries.shape[0], kmax), np.int64)
+    def block(i: int, j: int) -> None:
+        s = torch.from_numpy(queries[i:j]).to(dev) @ y_t                           # [b, m] cosines
+        half_rq = torch.from_numpy(0.5 * r_q[i:j].astype(np.float32)).to(dev)[:, None]
+        v, top = row_topk(s.div_(half_rq + half_rp), kmax)
+        scores[i:j], ids[i:j] = v.cpu().numpy(), top.cpu().numpy()
+
+    n = queries.shape[0]
     with torch.inference_mode():
-        for i in range(0, queries.shape[0], rows):
-            j = min(i + rows, queries.shape[0])
-            s = torch.from_numpy(queries[i:j]).to(dev) @ y_t                       # [b, m] cosines
-            half_rq = torch.from_numpy(0.5 * r_q[i:j].astype(np.float32)).to(dev)[:, None]
-            v, top = row_topk(s.div_(half_rq + half_rp), kmax)
-            scores[i:j], ids[i:j] = v.cpu().numpy(), top.cpu().numpy()
+        _each_block([(i, min(i + rows, n)) for i in range(0, n, rows)], block, dev)
     return scores, ids
 
 
@@ -161,6 +196,89 @@ def margin_retrieve(queries, pool, gold: Sequence[Collection[int]], *, ks: Seque
                           n_resamples=n_resamples, seed=seed)
 
 
+def _order_by_margin(v: torch.Tensor, i: torch.Tensor, kmax: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First kmax of each row of (scores, indices) under (higher score, lower index)."""
+    o = torch.argsort(i, dim=1)
+    v, i = v.gather(1, o), i.gather(1, o)
+    o = torch.argsort(v, dim=1, descending=True, stable=True)[:, :kmax]
+    return v.gather(1, o), i.gather(1, o)
+
+
+def _pass_blocks(n_src: int, q_src: int, rows: int) -> list[tuple[int, int]]:
+    edges = sorted({*range(0, q_src, rows), *range(q_src, n_src, rows), n_src})
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _candidate_pass(a: torch.Tensor, b: torch.Tensor, q: int, k: int, n_cand: int, rows: int):
+    """One blocked pass over the rows of a bᵀ: (radii ``[n_a]`` float64, the mean of each
+    row's k largest cosines; the top ``n_cand`` cosines (values, indices) of the first q rows)."""
+    n_a, kc = a.shape[0], min(n_cand, b.shape[0])
+    radii = torch.empty(n_a, dtype=torch.float64, device=a.device)
+    cand_v = torch.empty((q, kc), device=a.device)
+    cand_i = torch.empty((q, kc), dtype=torch.long, device=a.device)
+    bt = b.t()
+
+    def block(start: int, stop: int) -> None:
+        v, i = row_topk(a[start:stop] @ bt, max(k, kc) if start < q else k)   # block [rows, n_b]
+        radii[start:stop] = v[:, :k].double().mean(1)
+        if start < q:
+            cand_v[start:stop], cand_i[start:stop] = v[:, :kc], i[:, :kc]
+
+    _each_block(_pass_blocks(n_a, q, rows), block, a.device)
+    return radii, (cand_v, cand_i)
+
+
+def _rank_candidates(cand, r_q: torch.Tensor, r_pool: torch.Tensor, kmax: int, pool_size: int):
+    """Margin top-kmax from cosine candidates ``[q, K]`` (sorted best first) and which rows
+    are provably exact: the kmax-th margin must beat the best margin any non-candidate
+    (cosine <= the K-th candidate's) could reach with the most favourable denominator."""
+    cv, ci = cand
+    half_q, half_p = (0.5 * r_q.float())[:, None], 0.5 * r_pool.float()
+    v, i = _order_by_margin(cv / (half_q + half_p[ci]), ci, kmax)
+    if cv.shape[1] >= pool_size:
+        return v, i, torch.ones(v.shape[0], dtype=torch.bool, device=v.device)
+    c_last = cv[:, -1:]
+    bound = torch.where(c_last >= 0, c_last / (half_q + half_p.min()), c_last / (half_q + half_p.max()))
+    return v, i, v[:, -1] > bound[:, 0]
+
+
+def margin_rankings_by_candidates(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, kmax: int, *,
+                             k: int = MARGIN_K, n_candidates: int = _CANDIDATES, device=None,
+                             block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Margin rankings of both directions from two blocked products, for many queries.
+
+    xn ``[n_src, d]``, yn ``[n_tgt, d]``: unit-normalised float32; the first ``q_src`` rows of
+    xn query yn and the first ``q_tgt`` rows of yn query xn; kmax <= min(n_src, n_tgt).
+    Returns (src ranking ``[q_src, kmax]``, tgt ranking ``[q_tgt, kmax]``) int64, equal to
+    :func:`margin_topk` on the same radii. A pass over the rows of X̂Ŷᵀ gives every source
+    row's radius and the source queries' ``n_candidates`` largest cosines, a pass over the
+    rows of ŶX̂ᵀ the same for the target side (two row passes cost less than one pass that
+    also tracks column top-k, and less than radii + two ranking products). A query whose kmax-th margin does not strictly beat the
+    bound on every other candidate is re-ranked exactly by :func:`margin_topk` (rare on real
+    spaces; more with few candidates). Blocks of ``block_rows`` rows (default ~24 MB).
+    """
+    if not 1 <= kmax <= min(xn.shape[0], yn.shape[0]):
+        raise AlignkitError(f"k={kmax} is larger than a candidate pool ({min(xn.shape[0], yn.shape[0])} vectors); "
+                            "use a smaller k")
+    dev = torch.device(device or "cpu")
+    n_cand = max(n_candidates, kmax, k)
+    with torch.inference_mode():
+        x, y = torch.from_numpy(xn).to(dev), torch.from_numpy(yn).to(dev)
+        src_r, row_cand = _candidate_pass(x, y, q_src, k, n_cand, block_rows or max(1, _BLOCK_FLOATS // y.shape[0]))
+        tgt_r, col_cand = _candidate_pass(y, x, q_tgt, k, n_cand, block_rows or max(1, _BLOCK_FLOATS // x.shape[0]))
+        _check_denominators(src_r.cpu().numpy(), tgt_r.cpu().numpy())
+        out = []
+        for own, other, cand, r_q, r_pool in ((xn, yn, row_cand, src_r[:q_src], tgt_r),
+                                              (yn, xn, col_cand, tgt_r[:q_tgt], src_r)):
+            _, ranked, exact = _rank_candidates(cand, r_q, r_pool, kmax, other.shape[0])
+            ranked, redo = ranked.cpu().numpy(), torch.nonzero(~exact).flatten().cpu().numpy()
+            if redo.size:
+                ranked[redo] = margin_topk(own[redo], other, r_q.cpu().numpy()[redo], r_pool.cpu().numpy(), kmax,
+                                           device=dev)[1]
+            out.append(ranked)
+    return out[0], out[1]
+
+
 def margin_space(xn: np.ndarray, yn: np.ndarray, k: int = MARGIN_K, *, device=None) -> tuple[MarginRadii, MarginRadii]:
     """Radii of both directions from one blocked product X̂Ŷᵀ: (src→tgt, tgt→src).
 
@@ -180,7 +298,8 @@ def margin_retrieve_both(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold
     src ``[n_src, dim]`` / tgt ``[n_tgt, dim]``: each language's full set, its test queries
     first (``len(src_gold)`` / ``len(tgt_gold)`` rows). src→tgt equals
     ``margin_retrieve(src[:len(src_gold)], tgt, src_gold, query_space=src)``, tgt→src the
-    swap. Cost: one product n_src × n_tgt for all radii, plus queries × pool per direction.
+    swap. Cost: one product n_src × n_tgt for all radii, plus queries × pool per direction
+    (when queries are most of the sets, two products in all: :func:`_both_rankings`).
     Returns ``{("src->tgt", "margin"): RetrievalResult, ("tgt->src", "margin"): ...}``.
     """
     x = _validate.vectors(src, "source vectors")
@@ -198,15 +317,23 @@ def margin_retrieve_both(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold
     if center:
         x, y = _centred(x), _centred(y)
     xn, yn = _validate.unit_rows(x), _validate.unit_rows(y)
-    radii = margin_space(xn, yn, k, device=device)
+    ranks = _both_rankings(xn, yn, len(src_gold), len(tgt_gold), max(ks), k, device)
     kw = dict(center=center, confidence=confidence, n_resamples=n_resamples, seed=seed)
-    out = {}
-    for direction, own, other, r, table in (("src->tgt", xn, yn, radii[0], tables[0]),
-                                            ("tgt->src", yn, xn, radii[1], tables[1])):
-        nq = len(table)
-        _, ranked = margin_topk(own[:nq], other, r.query[:nq], r.pool, max(ks), device=device)
-        out[direction, "margin"] = ranking_result(ranked, table, other.shape[0], ks, method="margin", **kw)
-    return out
+    return {(direction, "margin"): ranking_result(ranked, table, pool_size, ks, method="margin", **kw)
+            for direction, ranked, table, pool_size in (("src->tgt", ranks[0], tables[0], y.shape[0]),
+                                                         ("tgt->src", ranks[1], tables[1], x.shape[0]))}
+
+
+def _both_rankings(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, kmax: int, k: int,
+                   device) -> tuple[np.ndarray, np.ndarray]:
+    """Both directions' margin rankings by the cheaper exact route: with few queries, the
+    radii from one product and a queries × pool product per direction; when the queries are
+    a large share of the sets (Tatoeba, mining), :func:`margin_rankings_by_candidates`."""
+    if q_src / xn.shape[0] + q_tgt / yn.shape[0] > 0.5:
+        return margin_rankings_by_candidates(xn, yn, q_src, q_tgt, kmax, k=k, device=device)
+    fwd, bwd = margin_space(xn, yn, k, device=device)
+    return (margin_topk(xn[:q_src], yn, fwd.query[:q_src], fwd.pool, kmax, device=device)[1],
+            margin_topk(yn[:q_tgt], xn, bwd.query[:q_tgt], bwd.pool, kmax, device=device)[1])
 
 
 def margin_tatoeba(xx_vecs, en_vecs, *, k: int = MARGIN_K, center: bool = False, confidence: float = 0.95,
@@ -229,9 +356,7 @@ def margin_tatoeba(xx_vecs, en_vecs, *, k: int = MARGIN_K, center: bool = False,
     if center:
         x, e = _centred(x), _centred(e)
     xn, en = _validate.unit_rows(x), _validate.unit_rows(e)
-    r_x2e, r_e2x = margin_space(xn, en, k, device=device)
-    x2e = margin_topk(xn, en, r_x2e.query, r_x2e.pool, 1, device=device)[1][:, 0]
-    e2x = margin_topk(en, xn, r_e2x.query, r_e2x.pool, 1, device=device)[1][:, 0]
+    x2e, e2x = (r[:, 0] for r in _both_rankings(xn, en, n, n, 1, k, device))
     gold = np.arange(n)
     kw = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
     return SentenceRetrievalResult(xx_to_en=mean_estimate((x2e == gold).astype(np.float64), **kw),
