@@ -36,3 +36,17 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.maximum(norms, np.finfo(np.float32).tiny, out=norms)
     return np.ascontiguousarray(x / norms, dtype=np.float32)
+
+
+def parallel_sentences(xx_vecs, en_vecs, *, center: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``[n, dim]`` non-English and English sentence vectors (row i of both is a
+    translation pair, n >= 2), each language's mean subtracted when ``center``."""
+    x = vectors(xx_vecs, "non-English sentence vectors", min_rows=2)
+    e = vectors(en_vecs, "English sentence vectors", dim=x.shape[1], min_rows=2)
+    if x.shape[0] != e.shape[0]:
+        raise AlignkitError(f"{x.shape[0]} non-English but {e.shape[0]} English sentence vectors; "
+                            "row i of each must be a translation pair")
+    if center:
+        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        e = e - e.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return x, e

@@ -345,11 +345,7 @@ def margin_tatoeba(xx_vecs, en_vecs, *, k: int = MARGIN_K, center: bool = False,
 
     xx_vecs ``[n, dim]``, en_vecs ``[n, dim]``; r of each sentence over the other language.
     """
-    x = _validate.vectors(xx_vecs, "non-English sentence vectors", min_rows=2)
-    e = _validate.vectors(en_vecs, "English sentence vectors", dim=x.shape[1], min_rows=2)
-    if x.shape[0] != e.shape[0]:
-        raise AlignkitError(f"{x.shape[0]} non-English but {e.shape[0]} English sentence vectors; "
-                            "row i of each must be a translation pair")
+    x, e = _validate.parallel_sentences(xx_vecs, en_vecs)
     n = x.shape[0]
     if not 1 <= k <= n:
         raise AlignkitError(f"margin k={k} needs 1..{n} neighbours; use a smaller k")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate
 from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, mean_estimate
 
@@ -63,14 +62,7 @@ def mexa(xx_vecs, en_vecs, *, center: bool = False, confidence: float = 0.95,
     subtracts each language's mean, off by default as in the paper). ``block_rows``
     overrides the block height. Raises AlignkitError on empty, NaN/inf, mismatched inputs.
     """
-    x = _validate.vectors(xx_vecs, "non-English sentence vectors", min_rows=2)
-    e = _validate.vectors(en_vecs, "English sentence vectors", dim=x.shape[1], min_rows=2)
-    if x.shape[0] != e.shape[0]:
-        raise AlignkitError(f"{x.shape[0]} non-English but {e.shape[0]} English sentence vectors; "
-                            "row i of each must be a translation pair")
-    if center:
-        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        e = e - e.mean(axis=0, dtype=np.float64).astype(np.float32)
+    x, e = _validate.parallel_sentences(xx_vecs, en_vecs, center=center)
     diag, row_max, col_max = _offdiag_maxima(_validate.unit_rows(x), _validate.unit_rows(e), block_rows)
     row_ok, col_ok = diag > row_max, diag > col_max
     items = (row_ok & col_ok).astype(np.float64)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate
 from alignkit.metrics.retrieval import knn_search
 from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, mean_estimate
@@ -37,14 +36,7 @@ def tatoeba_accuracy(xx_vecs, en_vecs, *, center: bool = False, confidence: floa
     translations, same order), n >= 2. ``center`` subtracts each language's mean vector
     before normalising (off by default: XTREME-R uses plain cosine).
     """
-    x = _validate.vectors(xx_vecs, "non-English sentence vectors", min_rows=2)
-    e = _validate.vectors(en_vecs, "English sentence vectors", dim=x.shape[1], min_rows=2)
-    if x.shape[0] != e.shape[0]:
-        raise AlignkitError(f"{x.shape[0]} non-English but {e.shape[0]} English sentence vectors; "
-                            "row i of each must be a translation pair")
-    if center:
-        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        e = e - e.mean(axis=0, dtype=np.float64).astype(np.float32)
+    x, e = _validate.parallel_sentences(xx_vecs, en_vecs, center=center)
     xn, en = _validate.unit_rows(x), _validate.unit_rows(e)
     gold = np.arange(x.shape[0])
     x2e = knn_search(xn, en, 1)[1][:, 0]

@@ -89,11 +89,7 @@ def strong_tatoeba(xx_vecs, en_vecs, *, center: bool = False, confidence: float 
     x_i ranks all n English sentences and the n − 1 other non-English ones; a hit when e_i
     is the nearest. ``center`` subtracts each language's mean first.
     """
-    x = _validate.vectors(xx_vecs, "non-English sentence vectors", min_rows=2)
-    e = _validate.vectors(en_vecs, "English sentence vectors", dim=x.shape[1], min_rows=2)
-    if x.shape[0] != e.shape[0]:
-        raise AlignkitError(f"{x.shape[0]} non-English but {e.shape[0]} English sentence vectors; "
-                            "row i of each must be a translation pair")
+    x, e = _validate.parallel_sentences(xx_vecs, en_vecs)
     xn, en = _prepared(x, e, center)
     gold, kw = np.arange(x.shape[0]), dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
     out = []
