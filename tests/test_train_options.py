@@ -130,11 +130,14 @@ def test_run_training_dispatches_the_probe_variant(monkeypatch):
 
 
 def test_task_data_dir_defaults_to_alignkit_data_and_says_how_to_fix_its_absence(monkeypatch, tmp_path):
-    from alignkit.train.evaluate import task_data_dir
+    from alignkit.inputs.taskdata import get_task, task_data_dir
 
+    xnli = get_task("xnli")
     monkeypatch.delenv("ALIGNKIT_DATA", raising=False)
     with pytest.raises(AlignkitError, match="pass --data DIR"):
-        task_data_dir("xnli")
+        task_data_dir(xnli)
     monkeypatch.setenv("ALIGNKIT_DATA", str(tmp_path))
-    assert task_data_dir("xnli") == tmp_path / "xnli"
-    assert task_data_dir("xnli", "elsewhere") == tmp_path.__class__("elsewhere")
+    (tmp_path / "xnli").mkdir()
+    assert task_data_dir(xnli) == tmp_path / "xnli"
+    with pytest.raises(AlignkitError, match="elsewhere does not exist"):
+        task_data_dir(xnli, tmp_path / "elsewhere")
