@@ -248,7 +248,7 @@ def test_tatoeba_refuses_misaligned_inputs():
 # ---------------------------------------------------------------- one product for both directions
 
 from alignkit.metrics import retrieve_both  # noqa: E402
-from alignkit.metrics.blocked import product_search, row_topk  # noqa: E402
+from alignkit.metrics.blocked import product_search, row_top_values, row_topk  # noqa: E402
 
 
 def _two_languages(rng, n_src, n_tgt, dim, q_src, q_tgt):
@@ -320,6 +320,34 @@ def test_row_topk_equals_a_stable_sort_with_many_ties(seed):
     ref = np.argsort(-s, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(i.numpy(), ref)
     np.testing.assert_array_equal(v.numpy(), np.take_along_axis(s, ref, 1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_row_top_values_are_the_k_largest_values_of_each_row(seed):
+    import torch
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([30, 300, 2600, 5000]))
+    rows = int(rng.integers(1, 40))
+    s = rng.integers(-3, 4, size=(rows, n)).astype(np.float32) if seed % 2 else \
+        rng.standard_normal((rows, n)).astype(np.float32)          # huge tie groups / none
+    k = int(rng.integers(1, 12))
+    np.testing.assert_array_equal(row_top_values(torch.from_numpy(s), k).numpy(), -np.sort(-s, axis=1)[:, :k])
+
+
+@pytest.mark.parametrize("m", [100, 1037, 1500])   # fewer than k groups of 16 rows (fallback), a ragged tail, even
+@pytest.mark.parametrize("ties", [False, True])
+def test_column_seed_is_the_k_largest_values_of_every_column(m, ties):
+    import torch
+
+    from alignkit.metrics.blocked import _column_seed
+
+    rng = np.random.default_rng(m)
+    s = rng.integers(-3, 4, size=(m, 700)).astype(np.float32) if ties else \
+        rng.standard_normal((m, 700)).astype(np.float32)
+    s[:, 5] = 1.0                                   # a constant column: every value ties
+    seed = _column_seed(torch.from_numpy(s), 10, step=64, workers=1).numpy()
+    np.testing.assert_array_equal(-np.sort(-seed, axis=1), -np.sort(-s.T, axis=1)[:, :10])
 
 
 def test_one_product_refuses_bad_input_with_one_line_errors():

@@ -8,7 +8,7 @@ of 2S − r. :func:`product_search` computes all of them from blocks of rows of 
 holding S whole (a block is ``[rows, n_tgt]``, sized to stay in cache on a CPU).
 
 Exactness: radii are means of the exact k largest values (a chunk-maximum pruning that
-provably keeps them, see :func:`_row_top_values` and :class:`_ColumnTop`); rankings are
+provably keeps them, see :func:`_line_candidates` and :class:`_ColumnTop`); rankings are
 exact under the order (higher score, then lower index), as ``np.argsort(-s, kind="stable")``.
 
 On a CPU the blocks run in one worker thread per intra-op thread, each single-threaded
@@ -84,22 +84,25 @@ def merge_topk(a, b, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(t[:, :k] for t in _order(torch.cat([a[0], b[0]], 1), torch.cat([a[1], b[1]], 1)))
 
 
-def _padded(v: torch.Tensor, lines: torch.Tensor, idx: torch.Tensor, n_lines: int):
-    """Candidates sorted by line -> ``[n_lines, width]`` values (-inf padded) and indices,
-    each line's candidates left-aligned in their given order."""
+def _padded(v: torch.Tensor, lines: torch.Tensor, idx: torch.Tensor | None, n_lines: int):
+    """Candidates sorted by line -> ``[n_lines, width]`` values (-inf padded) and indices
+    (None when ``idx`` is None), each line's candidates left-aligned in their given order."""
     counts = torch.bincount(lines, minlength=n_lines)
     pos = torch.arange(v.numel(), device=v.device) - (torch.cumsum(counts, 0) - counts)[lines]
     width = max(int(counts.max()) if v.numel() else 0, 1)
     pad_v = v.new_full((n_lines, width), _NEG)
-    pad_i = torch.full((n_lines, width), -1, dtype=torch.long, device=v.device)
     pad_v[lines, pos] = v
+    if idx is None:
+        return pad_v, None
+    pad_i = torch.full((n_lines, width), -1, dtype=torch.long, device=v.device)
     pad_i[lines, pos] = idx
     return pad_v, pad_i
 
 
-def _line_candidates(s: torch.Tensor, k: int):
+def _line_candidates(s: torch.Tensor, k: int, with_index: bool = True):
     """Values of ``s`` ``[L, n]`` that can be among their row's k largest, as padded
-    ``[L, width]`` (values, column indices), each row's in column order. Never misses one:
+    ``[L, width]`` (values, column indices or None), each row's in column order. Never
+    misses one:
 
     rows are cut into chunks of _CHUNK columns and their maxima grouped by 4; the k-th
     largest group maximum t is a lower bound on the row's k-th largest value (k distinct
@@ -110,7 +113,7 @@ def _line_candidates(s: torch.Tensor, k: int):
     c, g = _CHUNK, 4
     groups = n // (c * g)
     if groups < k:
-        return s, torch.arange(n, device=s.device).expand(L, n)
+        return s, torch.arange(n, device=s.device).expand(L, n) if with_index else None
     body_n = groups * c * g
     body = s[:, :body_n].reshape(L, groups * g, c)
     chunk_max = body.amax(2)
@@ -118,12 +121,22 @@ def _line_candidates(s: torch.Tensor, k: int):
     li, cj = torch.nonzero(chunk_max >= t, as_tuple=True)       # row-major: by row, then chunk
     vals = body[li, cj]                                          # [chunks, c]
     ki, pos = torch.nonzero(vals >= t[li], as_tuple=True)
-    parts = [_padded(vals[ki, pos], li[ki], cj[ki] * c + pos, L)]
+    parts = [_padded(vals[ki, pos], li[ki], cj[ki] * c + pos if with_index else None, L)]
     if body_n < n:
         tail = s[:, body_n:]
         tl, tc = torch.nonzero(tail >= t, as_tuple=True)
-        parts.append(_padded(tail[tl, tc], tl, body_n + tc, L))
-    return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+        parts.append(_padded(tail[tl, tc], tl, body_n + tc if with_index else None, L))
+    pad_v = torch.cat([p[0] for p in parts], 1)
+    return pad_v, torch.cat([p[1] for p in parts], 1) if with_index else None
+
+
+def row_top_values(s: torch.Tensor, k: int) -> torch.Tensor:
+    """The k largest values of each row of ``s`` ``[L, n]`` (k <= n), descending, ``[L, k]``.
+
+    Exact and equal to ``row_topk(s, k)[0]``: the values of a top k do not depend on how
+    ties are broken, so no indices are tracked and one unstable topk ranks the candidates.
+    """
+    return torch.topk(_line_candidates(s, k, with_index=False)[0], k, dim=1).values
 
 
 def _select(pad_v: torch.Tensor, pad_i: torch.Tensor, k: int):
@@ -159,11 +172,14 @@ class _ColumnTop:
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.n_pending = 0
 
-    def add(self, s: torch.Tensor) -> None:
+    def add(self, s: torch.Tensor, group_max: torch.Tensor | None = None) -> None:
+        """Hold the values of ``s`` ``[b, n]`` at or above the bounds (``group_max``: the
+        maxima of its groups of _GROUP rows, ``[b // _GROUP, n]``, when already known)."""
         b, n = s.shape
         full = b - b % _GROUP
         body = s[:full].reshape(full // _GROUP, _GROUP, n)
-        gi, cj = torch.nonzero(body.amax(1) >= self.t, as_tuple=True)
+        group_max = body.amax(1) if group_max is None else group_max
+        gi, cj = torch.nonzero(group_max >= self.t, as_tuple=True)
         vals = body[gi, :, cj]                                       # [candidates, _GROUP]
         keep = vals >= self.t[cj, None]
         self._hold(vals[keep], cj[:, None].expand_as(vals)[keep])
@@ -276,22 +292,61 @@ class _Clock:
 
 
 def _rows_in_workers(fn, n_rows: int, step: int, workers: int, out: torch.Tensor) -> torch.Tensor:
-    """``out[i:j] = fn(i, j)`` for row blocks of ``step`` rows, on the block workers.
+    """``out[i:j] = fn(i, j, worker_id)`` for row blocks of ``step`` rows, on the block workers.
 
     Small ops split over OpenMP threads stall badly on a shared CPU (measured 30x slower
     with 2 threads than with 1 under load), so they run single-threaded, a block per core.
     """
     def one(i: int, j: int, wid: int) -> None:
-        out[i:j] = fn(i, j)
+        out[i:j] = fn(i, j, wid)
 
     _run_blocks([(i, min(i + step, n_rows)) for i in range(0, n_rows, step)], one, workers)
     return out
 
 
-def _ranked(scores_fn, n_rows: int, kmax: int, step: int, workers: int, device) -> torch.Tensor:
-    """Exact top-kmax column indices of the rows ``scores_fn(start, stop)``, in row blocks."""
+def _ranked(rows: torch.Tensor, radii: torch.Tensor | None, n_rows: int, kmax: int, step: int,
+            workers: int, device) -> torch.Tensor:
+    """Exact top-kmax column indices of ``rows[:n_rows]`` (NN) or of ``2 rows - radii``
+    (CSLS, ``radii`` ``[1, n_cols]``), in row blocks.
+
+    The CSLS scores go to one reused buffer per worker: a fresh ``[step, n_cols]`` tensor per
+    block costs page faults that were measured at 1.5-2x the arithmetic. ``-radii + 2 rows``
+    is bit-identical to ``2 rows - radii`` (doubling is exact, so one rounding either way).
+    """
     out = torch.empty((n_rows, kmax), dtype=torch.long, device=device)
-    return _rows_in_workers(lambda i, j: row_topk(scores_fn(i, j), kmax)[1], n_rows, step, workers, out)
+    if radii is None:
+        return _rows_in_workers(lambda i, j, wid: row_topk(rows[i:j], kmax)[1], n_rows, step, workers, out)
+    neg, bufs = -radii, [None] * workers
+
+    def scores(i: int, j: int, wid: int) -> torch.Tensor:
+        if bufs[wid] is None:
+            bufs[wid] = torch.empty((min(step, n_rows), rows.shape[1]), device=device)
+        return row_topk(torch.add(neg, rows[i:j], alpha=2, out=bufs[wid][:j - i]), kmax)[1]
+
+    return _rows_in_workers(scores, n_rows, step, workers, out)
+
+
+def _column_seed(head: torch.Tensor, k: int, step: int, workers: int) -> torch.Tensor:
+    """The k largest values of every column of ``head`` ``[m, n]`` (any order), ``[n, k]``.
+
+    Without transposing the head: the k-th largest maximum of the column's groups of _GROUP
+    rows is a lower bound on its k-th largest value (k distinct groups each hold a value at
+    or above it), so a :class:`_ColumnTop` started at that bound keeps every value that can
+    be among the k largest -- about k per column -- and its merge ranks only those.
+    Falls back to a transposed row top-k when the head has fewer than k groups.
+    """
+    m, n = head.shape
+    groups = m // _GROUP
+    if groups < k:
+        return _rows_in_workers(lambda i, j, wid: row_topk(head[:, i:j].t().contiguous(), k)[0], n, step,
+                                workers, torch.empty((n, k), device=head.device))
+    group_max = head[:groups * _GROUP].reshape(groups, _GROUP, n).amax(1)       # [groups, n]
+    bound = _rows_in_workers(lambda i, j, wid: torch.topk(group_max[:, i:j].t(), k, dim=1).values[:, -1],
+                             n, step, workers, torch.empty(n, device=head.device))
+    top = _ColumnTop(torch.full((n, k), _NEG, device=head.device), k, bound)
+    top.add(head, group_max)
+    top.consolidate()
+    return top.top
 
 
 def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
@@ -327,7 +382,7 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
                 bufs[wid] = torch.empty((stop - start, n_tgt), device=dev)
             s = torch.mm(x[start:stop], yt, out=bufs[wid][:stop - start])
             cols[wid].add(s)
-        src_radii[start:stop] = row_topk(s, csls_k)[0].double().mean(1)
+        src_radii[start:stop] = row_top_values(s, csls_k).double().mean(1)
         tqt[:, start:stop] = s[:, :q_tgt].t()
 
     clock = _Clock()
@@ -336,8 +391,7 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
         _run_blocks([b for b in blocks if b[0] < m], block, workers)
         clock("head blocks")
         step = max(1, _CPU_BLOCK_BYTES // (4 * max(n_src, n_tgt, m)))
-        seed = _rows_in_workers(lambda i, j: row_topk(head[:, i:j].t().contiguous(), csls_k)[0], n_tgt, step,
-                                workers, torch.empty((n_tgt, csls_k), device=dev))  # column top-k of the head
+        seed = _column_seed(head, csls_k, step, workers)          # column top-k values of the head
         floor = seed.amin(1)
         cols = [_ColumnTop(seed, csls_k)] + [_ColumnTop(torch.full_like(seed, _NEG), csls_k, floor)
                                              for _ in range(workers - 1)]
@@ -352,10 +406,10 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
         clock("column merge")
         r_t, r_s = tgt_radii.float()[None, :], src_radii.float()[None, :]
         rank = dict(kmax=kmax, step=step, workers=workers, device=dev)
-        src_nn = _ranked(lambda i, j: head[i:j], q_src, **rank)
-        src_csls = _ranked(lambda i, j: 2 * head[i:j] - r_t, q_src, **rank)
-        tgt_nn = _ranked(lambda i, j: tqt[i:j], q_tgt, **rank)
-        tgt_csls = _ranked(lambda i, j: 2 * tqt[i:j] - r_s, q_tgt, **rank)
+        src_nn = _ranked(head, None, q_src, **rank)
+        src_csls = _ranked(head, r_t, q_src, **rank)
+        tgt_nn = _ranked(tqt, None, q_tgt, **rank)
+        tgt_csls = _ranked(tqt, r_s, q_tgt, **rank)
         clock("query rankings")
     out = (src_radii, tgt_radii, src_nn, src_csls, tgt_nn, tgt_csls)
     return ProductSearch(*(t.cpu().numpy() for t in out))
