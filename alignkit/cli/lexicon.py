@@ -28,29 +28,11 @@ def build(
     test_size: int = typer.Option(1500, "--test-size", help="Unique source words in the test split."),
 ) -> None:
     """Build train/test lexicons for PAIR from a real dictionary and write them."""
-    from alignkit.inputs.lexicon_build import (
-        DICTD_DIR,
-        build_lexicon,
-        debian_package_version,
-        lexicon_stats,
-        source_inputs,
-        write_build,
-    )
-    from alignkit.inputs.lexicons import parse_pair
+    from alignkit.inputs.lexicon_build import build_and_write
 
-    pair = "-".join(parse_pair(pair))
-    result = build_lexicon(pair, source, dictd_dir=dictd_dir, keep_identical=keep_identical,
-                           test_size=test_size)
-    train_path, test_path = write_build(result, out)
-    for name, lex, path in (("train", result.train, train_path), ("test", result.test, test_path)):
-        st = lexicon_stats(lex, sample=0)
-        typer.echo(f"{path}: {st.pairs} pairs, {st.sources} source words ({name})")
-    versions = [f"{i.package} {debian_package_version(i.package) or '(version unknown)'}"
-                for i in source_inputs(pair, result.source) if i.name != "cedict"]
-    if versions and dictd_dir == DICTD_DIR:  # the Debian packages are what lives there
-        typer.echo("inputs: " + ", ".join(versions))
-    typer.echo(f"dropped: {result.dropped_identical} identical pairs, {result.dropped_english} English-looking "
-               f"targets, {result.dropped_rank_mismatch} rank-mismatch pairs")
+    for line in build_and_write(pair, source, out, dictd_dir=dictd_dir, keep_identical=keep_identical,
+                                test_size=test_size):
+        typer.echo(line)
 
 
 @lexicon_app.command("stats")
@@ -61,26 +43,7 @@ def stats(
     seed: int = typer.Option(0, "--seed", help="Seed of the random sample."),
 ) -> None:
     """Print counts, the share of multi-translation entries and a random sample."""
-    from alignkit.errors import AlignkitError
-    from alignkit.inputs.lexicon_build import lexicon_stats
-    from alignkit.inputs.lexicons import load_lexicon, shipped_pairs
+    from alignkit.inputs.lexicon_build import stats_report
 
-    if sample < 0:
-        raise AlignkitError(f"--sample must be >= 0, got {sample}")
-    lex = load_lexicon(lexicon, split=split)
-    st = lexicon_stats(lex, sample=sample, seed=seed)
-    typer.echo(f"lexicon: {lex.name} ({lex.src_lang}->{lex.tgt_lang})  sha256 {lex.sha256[:16]}")
-    typer.echo(f"pairs: {st.pairs}")
-    typer.echo(f"unique source words: {st.sources}")
-    typer.echo(f"unique target words: {st.targets}")
-    typer.echo(f"translations per source word: {st.mean_translations:.2f}")
-    typer.echo(f"multi-translation entries: {st.multi_translation_share:.1%}")
-    if lexicon in shipped_pairs():
-        other = load_lexicon(lexicon, split="train" if split == "test" else "test")
-        overlap = set(lex.sources()) & set(other.sources())
-        typer.echo(f"{other.name}: {len(other.pairs)} pairs, {len(other.sources())} source words; "
-                   f"source words shared with {lex.name}: {len(overlap)}")
-    if st.sample:
-        typer.echo(f"random sample ({len(st.sample)} pairs, seed {seed}):")
-        for s, t in st.sample:
-            typer.echo(f"  {s}\t{t}")
+    for line in stats_report(lexicon, split=split, sample=sample, seed=seed):
+        typer.echo(line)

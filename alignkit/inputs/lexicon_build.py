@@ -448,3 +448,49 @@ def lexicon_stats(lex: Lexicon, sample: int = 20, seed: int = 0) -> LexiconStats
         mean_translations=len(lex.pairs) / n_src if n_src else 0.0,
         sample=tuple(lex.pairs[i] for i in sorted(picked)),
     )
+
+
+def build_and_write(pair: str, source: str | None, out: str | os.PathLike, *, dictd_dir: str | os.PathLike = DICTD_DIR,
+                    keep_identical: bool = False, test_size: int = TEST_SIZE) -> list[str]:
+    """``alignkit lexicon build``: build ``pair``'s train/test lexicons, write them into ``out``
+    and return the report lines (files and counts, input package versions, what was dropped)."""
+    from alignkit.inputs.lexicons import parse_pair
+
+    pair = "-".join(parse_pair(pair))
+    result = build_lexicon(pair, source, dictd_dir=dictd_dir, keep_identical=keep_identical, test_size=test_size)
+    train_path, test_path = write_build(result, out)
+    lines = []
+    for name, lex, path in (("train", result.train, train_path), ("test", result.test, test_path)):
+        st = lexicon_stats(lex, sample=0)
+        lines.append(f"{path}: {st.pairs} pairs, {st.sources} source words ({name})")
+    versions = [f"{i.package} {debian_package_version(i.package) or '(version unknown)'}"
+                for i in source_inputs(pair, result.source) if i.name != "cedict"]
+    if versions and Path(dictd_dir) == Path(DICTD_DIR):  # the Debian packages are what lives there
+        lines.append("inputs: " + ", ".join(versions))
+    lines.append(f"dropped: {result.dropped_identical} identical pairs, {result.dropped_english} English-looking "
+                 f"targets, {result.dropped_rank_mismatch} rank-mismatch pairs")
+    return lines
+
+
+def stats_report(spec: str, split: str = "test", sample: int = 20, seed: int = 0) -> list[str]:
+    """``alignkit lexicon stats``: counts, multi-translation share, the other split's overlap
+    (shipped pairs) and a seeded random sample, as report lines."""
+    from alignkit.inputs.lexicons import load_lexicon, shipped_pairs
+
+    if sample < 0:
+        raise AlignkitError(f"--sample must be >= 0, got {sample}")
+    lex = load_lexicon(spec, split=split)
+    st = lexicon_stats(lex, sample=sample, seed=seed)
+    lines = [f"lexicon: {lex.name} ({lex.src_lang}->{lex.tgt_lang})  sha256 {lex.sha256[:16]}",
+             f"pairs: {st.pairs}", f"unique source words: {st.sources}", f"unique target words: {st.targets}",
+             f"translations per source word: {st.mean_translations:.2f}",
+             f"multi-translation entries: {st.multi_translation_share:.1%}"]
+    if spec in shipped_pairs():
+        other = load_lexicon(spec, split="train" if split == "test" else "test")
+        overlap = set(lex.sources()) & set(other.sources())
+        lines.append(f"{other.name}: {len(other.pairs)} pairs, {len(other.sources())} source words; "
+                     f"source words shared with {lex.name}: {len(overlap)}")
+    if st.sample:
+        lines.append(f"random sample ({len(st.sample)} pairs, seed {seed}):")
+        lines += [f"  {s}\t{t}" for s, t in st.sample]
+    return lines
