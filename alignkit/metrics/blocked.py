@@ -332,21 +332,27 @@ def _column_seed(head: torch.Tensor, k: int, step: int, workers: int) -> torch.T
     Without transposing the head: the k-th largest maximum of the column's groups of _GROUP
     rows is a lower bound on its k-th largest value (k distinct groups each hold a value at
     or above it), so a :class:`_ColumnTop` started at that bound keeps every value that can
-    be among the k largest -- about k per column -- and its merge ranks only those.
-    Falls back to a transposed row top-k when the head has fewer than k groups.
+    be among the k largest -- about k per column -- and its merge ranks only those. Runs on
+    slices of ``step`` columns on the block workers. Falls back to a transposed row top-k
+    when the head has fewer than k groups.
     """
     m, n = head.shape
     groups = m // _GROUP
+    out = torch.empty((n, k), device=head.device)
     if groups < k:
-        return _rows_in_workers(lambda i, j, wid: row_topk(head[:, i:j].t().contiguous(), k)[0], n, step,
-                                workers, torch.empty((n, k), device=head.device))
-    group_max = head[:groups * _GROUP].reshape(groups, _GROUP, n).amax(1)       # [groups, n]
-    bound = _rows_in_workers(lambda i, j, wid: torch.topk(group_max[:, i:j].t(), k, dim=1).values[:, -1],
-                             n, step, workers, torch.empty(n, device=head.device))
-    top = _ColumnTop(torch.full((n, k), _NEG, device=head.device), k, bound)
-    top.add(head, group_max)
-    top.consolidate()
-    return top.top
+        return _rows_in_workers(lambda i, j, wid: row_top_values(head[:, i:j].t().contiguous(), k), n, step,
+                                workers, out)
+
+    def columns(i: int, j: int, wid: int) -> torch.Tensor:
+        part = head[:, i:j]
+        group_max = part[:groups * _GROUP].reshape(groups, _GROUP, j - i).amax(1)      # [groups, j - i]
+        bound = torch.topk(group_max.t(), k, dim=1).values[:, -1]
+        top = _ColumnTop(torch.full((j - i, k), _NEG, device=head.device), k, bound)
+        top.add(part, group_max)
+        top.consolidate()
+        return top.top
+
+    return _rows_in_workers(columns, n, step, workers, out)
 
 
 def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
