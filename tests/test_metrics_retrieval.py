@@ -282,6 +282,21 @@ def test_one_product_equals_brute_force_in_both_directions(center):
             np.testing.assert_array_equal(res.ranked, single.ranked)
 
 
+def test_one_product_rankings_over_many_small_ranking_blocks(monkeypatch):
+    """Rankings in blocks of 7 rows (a ragged last one) reuse one CSLS score buffer per
+    worker; they must still equal brute force in both directions."""
+    import alignkit.metrics.blocked as blocked
+
+    rng = np.random.default_rng(26)
+    src, tgt, src_gold, tgt_gold = _two_languages(rng, 300, 700, 16, 45, 38)
+    monkeypatch.setattr(blocked, "_CPU_BLOCK_BYTES", 4 * 700 * 7)   # step = 7 rows, 16-row product blocks
+    out = retrieve_both(src, tgt, src_gold, tgt_gold, n_resamples=0)
+    for direction, q, pool, n in (("src->tgt", src, tgt, 45), ("tgt->src", tgt, src, 38)):
+        for method in ("nn", "csls"):
+            ref = brute_ranking(q[:n], pool, 10, method=method, query_space=q)
+            np.testing.assert_array_equal(out[direction, method].ranked, ref, err_msg=f"{direction} {method}")
+
+
 def test_one_product_radii_equal_brute_force_over_many_blocks_and_workers():
     rng = np.random.default_rng(22)
     x = _unit(rng.standard_normal((1500, 12)) + 0.5).astype(np.float32)
