@@ -17,14 +17,14 @@ run one after another in larger blocks. GEMMs are fp32 (TF32 disabled on CUDA).
 """
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from alignkit.workers import single_threaded_map
 
 _CHUNK = 64                  # columns per chunk for row top-k values
 _GROUP = 16                  # rows per chunk for column top-k values
@@ -248,33 +248,7 @@ def _blocks(n_src: int, n_tgt: int, q_src: int, device: torch.device,
 
 def _run_blocks(blocks, fn, workers: int) -> None:
     """``fn(start, stop, worker_id)`` for every block, on ``workers`` single-threaded threads."""
-    if workers == 1:
-        for start, stop in blocks:
-            fn(start, stop, 0)
-        return
-    saved, lock, queue = torch.get_num_threads(), threading.Lock(), iter(blocks)
-    failed = threading.Event()
-
-    def loop(wid: int) -> None:
-        torch.set_num_threads(1)
-        with torch.inference_mode():
-            while not failed.is_set():
-                with lock:
-                    block = next(queue, None)
-                if block is None:
-                    return
-                try:
-                    fn(*block, wid)
-                except BaseException:
-                    failed.set()
-                    raise
-
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            for f in [pool.submit(loop, w) for w in range(workers)]:
-                f.result()
-    finally:
-        torch.set_num_threads(saved)
+    single_threaded_map(lambda b, wid: fn(*b, wid), list(blocks), workers, worker_id=True)
 
 
 # Wall seconds per phase of product_search, summed over calls (read by tests/bench/score.py).

@@ -19,8 +19,6 @@ any real embedding space, and a space where they are not is refused (AlignkitErr
 """
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Collection, Sequence
 
@@ -33,6 +31,7 @@ from alignkit.metrics.blocked import product_search, row_topk
 from alignkit.metrics.retrieval import RetrievalResult, csls_radii
 from alignkit.metrics.sentences import SentenceRetrievalResult
 from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, mean_estimate
+from alignkit.workers import single_threaded_map
 
 MARGIN_K = 4
 _BLOCK_FLOATS = 6 * 2**20   # one [rows, pool] block of scores: 24 MB
@@ -55,28 +54,7 @@ def _each_block(blocks: list[tuple[int, int]], fn: Callable[[int, int], None], d
     OpenMP threads of a shared CPU (measured: a pass 3.2x slower with 2 threads than with 1
     under load); on a GPU, in order. (Same scheme as alignkit.metrics.blocked.)"""
     workers = 1 if device.type != "cpu" else max(1, min(torch.get_num_threads(), 8, len(blocks)))
-    if workers == 1:
-        for b in blocks:
-            fn(*b)
-        return
-    saved, lock, queue = torch.get_num_threads(), threading.Lock(), iter(blocks)
-
-    def loop() -> None:
-        torch.set_num_threads(1)
-        with torch.inference_mode():
-            while True:
-                with lock:
-                    b = next(queue, None)
-                if b is None:
-                    return
-                fn(*b)
-
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            for f in [pool.submit(loop) for _ in range(workers)]:
-                f.result()
-    finally:
-        torch.set_num_threads(saved)
+    single_threaded_map(lambda b: fn(*b), list(blocks), workers)
 
 
 def _check_denominators(r_q: np.ndarray, r_pool: np.ndarray) -> None:

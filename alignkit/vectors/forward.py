@@ -128,46 +128,12 @@ def cpu_workers(encoder: Any, n_batches: int) -> int:
 
 
 def run_in_workers(fn, batches: list[np.ndarray], workers: int, cost: list[int]) -> list:
-    """``[fn(b) for b in batches]``, computed by ``workers`` threads with one intra-op thread each.
+    """``[fn(b) for b in batches]`` by ``workers`` single-threaded threads, largest first
+    (:func:`alignkit.workers.single_threaded_map`): small models on few CPU cores run faster as
+    independent single-threaded forward passes than as one pass split across cores."""
+    from alignkit.workers import single_threaded_map
 
-    Small models on few CPU cores run faster as independent single-threaded forward passes
-    (one per core) than as one pass split across cores: no thread synchronisation inside each
-    small op, which also makes throughput robust on a machine shared with other jobs. Torch
-    releases the GIL inside ops. Batches start largest first so the workers finish together.
-    The caller's thread count is restored afterwards.
-    """
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    import torch
-
-    saved = torch.get_num_threads()
-    results: list = [None] * len(batches)
-    order = sorted(range(len(batches)), key=lambda i: -cost[i])
-    lock = threading.Lock()
-    queue = iter(order)
-    failed = threading.Event()
-
-    def worker() -> None:
-        torch.set_num_threads(1)
-        while not failed.is_set():
-            with lock:
-                i = next(queue, None)
-            if i is None:
-                return
-            try:
-                results[i] = fn(batches[i])
-            except BaseException:
-                failed.set()  # the other workers stop after their current batch
-                raise
-
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            for f in [pool.submit(worker) for _ in range(workers)]:
-                f.result()
-    finally:
-        torch.set_num_threads(saved)
-    return results
+    return single_threaded_map(fn, batches, workers, cost=cost, inference=False)
 
 
 def _pool_batch(encoder: Any, ids: list[list[int]], sp: _SortedPicks, batch: np.ndarray, n: int,
