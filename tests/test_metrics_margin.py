@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from alignkit.errors import AlignkitError
+from reference import prepared_spaces
 from alignkit.metrics import tatoeba_accuracy
 from alignkit.metrics.margin import (MarginRadii, margin_rankings_by_candidates, margin_retrieve, margin_retrieve_both,
                                      margin_space, margin_tatoeba, margin_topk)
@@ -16,12 +17,7 @@ def _unit(a):
 def brute_margin(queries, pool, query_space=None, k=4, center=False):
     """SPEC §2 in float64 on full matrices: cos / (mean top-k cos of x to the pool / 2 +
     mean top-k cos of y to the query space / 2). Returns (scores [n, m], r_x [n], r_y [m])."""
-    x, y = np.asarray(queries, np.float64), np.asarray(pool, np.float64)
-    qs = x if query_space is None else np.asarray(query_space, np.float64)
-    if center:
-        mu = qs.mean(axis=0)
-        x, qs, y = x - mu, qs - mu, y - y.mean(axis=0)
-    x, y, qs = _unit(x), _unit(y), _unit(qs)
+    x, y, qs = prepared_spaces(queries, pool, query_space, center)
     s = x @ y.T
     r_x = np.sort(s, axis=1)[:, -k:].mean(axis=1)
     r_y = np.sort(y @ qs.T, axis=1)[:, -k:].mean(axis=1)

@@ -4,6 +4,7 @@ import pytest
 from scipy.stats import ortho_group
 
 from alignkit.errors import AlignkitError
+from reference import prepared_spaces
 from alignkit.metrics import knn_search, retrieve, tatoeba_accuracy
 from alignkit.metrics.procrustes import fit_procrustes
 
@@ -17,12 +18,7 @@ def _unit(a):
 
 def brute_scores(queries, pool, method="nn", center=False, csls_k=10, query_space=None):
     """The SPEC §2 definitions written out in float64 numpy: the full [n, pool] score matrix."""
-    x, y = np.asarray(queries, np.float64), np.asarray(pool, np.float64)
-    qs = x if query_space is None else np.asarray(query_space, np.float64)
-    if center:
-        mu = qs.mean(axis=0)
-        x, qs, y = x - mu, qs - mu, y - y.mean(axis=0)
-    x, y, qs = _unit(x), _unit(y), _unit(qs)
+    x, y, qs = prepared_spaces(queries, pool, query_space, center)
     s = x @ y.T
     if method == "csls":
         r_t = np.sort(s, axis=1)[:, ::-1][:, :csls_k].mean(axis=1)

@@ -1,0 +1,19 @@
+"""Shared float64 reference computations for the metric tests (the SPEC definitions written out)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
+
+
+def prepared_spaces(queries, pool, query_space=None, center: bool = False):
+    """(queries, pool, query space) in float64, centred as the metrics centre them (the query
+    side by its space's mean, the pool by its own), then unit-normalised."""
+    x, y = np.asarray(queries, np.float64), np.asarray(pool, np.float64)
+    qs = x if query_space is None else np.asarray(query_space, np.float64)
+    if center:
+        mu = qs.mean(axis=0)
+        x, qs, y = x - mu, qs - mu, y - y.mean(axis=0)
+    return unit(x), unit(y), unit(qs)
