@@ -199,7 +199,9 @@ class ScoringContext:
         ``progress=False`` (``--quiet``) and when stderr is not a terminal."""
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, unit="layer", disable=not self.progress or not sys.stderr.isatty(), leave=False)
+        # mininterval=0: a handful of layer updates, each shown (tqdm would skip fast ones)
+        return tqdm(total=total, unit="layer", disable=not self.progress or not sys.stderr.isatty(), leave=False,
+                    mininterval=0)
 
 
 def model_info(enc) -> dict:
