@@ -117,7 +117,7 @@ def plot_all_layers(df: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
     """Write the standard metric-by-layer plots into ``out_dir``; returns the files written."""
     out = []
     for metric, method, title in measures.layer_plots():
-        name = f"{metric.replace('@', '')}{'_' + method if method else ''}_by_layer.png"
+        name = f"{metric.replace('@', '')}{'_' + method.replace('+', '_') if method else ''}_by_layer.png"
         path = Path(out_dir) / name
         if plot_metric_by_layer(df, metric, method, title, path):
             out.append(path)
