@@ -24,7 +24,8 @@ from alignkit.inputs.lexicon_build import (
     strip_brackets,
     write_build,
 )
-from alignkit.inputs.lexicons import frequency_ranks, read_lexicon, read_metadata, shipped_dir, shipped_pairs, wordfreq_key
+from alignkit.inputs.frequencies import frequency_ranks, wordfreq_key
+from alignkit.inputs.lexicons import read_lexicon, read_metadata, shipped_dir, shipped_pairs
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 

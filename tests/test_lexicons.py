@@ -9,13 +9,13 @@ import pytest
 
 from alignkit.cli import main
 from alignkit.errors import AlignkitError
+from alignkit.inputs.frequencies import frequent_words
 from alignkit.inputs.lexicons import (
     FORMAT_TAG,
     TATOEBA_CODES,
     Lexicon,
     content_sha256,
     format_lexicon,
-    frequent_words,
     is_word_in_script,
     load_lexicon,
     read_lexicon,

@@ -64,15 +64,8 @@ from alignkit.inputs.dictionaries import (
     read_dictd,
 )
 from alignkit.inputs.lexicon_clean import clean_word, is_kana, lowercase, split_candidates, strip_brackets
-from alignkit.inputs.lexicons import (
-    Lexicon,
-    frequency_ranks,
-    has_frequency_list,
-    parse_pair,
-    script_prefixes,
-    wordfreq_key,
-    write_lexicon,
-)
+from alignkit.inputs.frequencies import frequency_ranks, has_frequency_list, wordfreq_key
+from alignkit.inputs.lexicons import Lexicon, parse_pair, script_prefixes, write_lexicon
 
 __all__ = ["DICTD_DIR", "EN_TOP", "TGT_TOP", "TEST_SIZE", "TEST_BAND", "FREEDICT_CODES",
            "FREEDICT_DIRECTIONS", "DEFAULT_SOURCE", "SOURCES", "ENGLISH_LEAK_RATIO",

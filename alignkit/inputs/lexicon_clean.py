@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from alignkit.inputs.lexicons import has_case, is_word_in_script, wordfreq_key
+from alignkit.inputs.frequencies import wordfreq_key
+from alignkit.inputs.lexicons import has_case, is_word_in_script
 
 _ANY_BRACKET = re.compile(r"[()\[\]{}<>]")
 _INNERMOST_BRACKETS = re.compile(r"\([^()\[\]{}<>]*\)|\[[^()\[\]{}<>]*\]|\{[^()\[\]{}<>]*\}|<[^()\[\]{}<>]*>")

@@ -51,7 +51,7 @@ def _method_name(method: str, center: bool) -> str:
 
 def candidate_pool(test_words: list[str], lang: str, n: int) -> tuple[list[str], int]:
     """Candidate pool: the test words first, then the ``n`` most frequent words of ``lang``."""
-    from alignkit.inputs.lexicons import frequent_words
+    from alignkit.inputs.frequencies import frequent_words
 
     extra = frequent_words(lang, n) if n > 0 else []
     pool = list(dict.fromkeys(list(test_words) + extra))
