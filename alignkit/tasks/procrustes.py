@@ -61,21 +61,21 @@ class ProcrustesTask(WordTask):
 
     def evaluate(self, ctx: Any, unit) -> None:
         lex, train = unit
-        self._train = (train, ctx.word_vectors(train.sources(), lex.src_lang),
-                       ctx.word_vectors(train.targets(), lex.tgt_lang))
+        si = {w: i for i, w in enumerate(train.sources())}
+        ti = {w: i for i, w in enumerate(train.targets())}
+        # [layers, n_train, dim]: row i of each is train pair i
+        tx = ctx.word_vectors(train.sources(), lex.src_lang)[:, [si[s] for s, _ in train.pairs]]
+        ty = ctx.word_vectors(train.targets(), lex.tgt_lang)[:, [ti[t] for _, t in train.pairs]]
+        self._train = (train, tx, ty)
         super().evaluate(ctx, lex)
 
     def measure_layer(self, ctx: Any, p: LexiconPools, x: np.ndarray, y: np.ndarray, layer: int, items) -> None:
         from alignkit.metrics.procrustes import procrustes_retrieve_both
 
-        train, TX, TY = self._train
+        train, tx, ty = self._train
         li = ctx.layers.index(layer)
-        si = {w: i for i, w in enumerate(train.sources())}
-        ti = {w: i for i, w in enumerate(train.targets())}
-        tx = TX[li][[si[s] for s, _ in train.pairs]]
-        ty = TY[li][[ti[t] for _, t in train.pairs]]
         cfg = ctx.cfg
-        res = procrustes_retrieve_both(tx, ty, x, y, p.fwd_gold, p.bwd_gold, train_pairs=train.pairs,
+        res = procrustes_retrieve_both(tx[li], ty[li], x, y, p.fwd_gold, p.bwd_gold, train_pairs=train.pairs,
                                        test_pairs=p.lex.pairs, ks=KS, csls_k=cfg.csls_k,
                                        n_resamples=cfg.n_resamples, seed=cfg.seed, device=ctx.retrieval_device)
         for side, direction, queries in (("src->tgt", p.fwd, p.src_test), ("tgt->src", p.bwd, p.tgt_test)):
