@@ -44,8 +44,10 @@ def single_threaded_map(fn: Callable[..., Any], items: Sequence[Any], workers: i
                     failed.set()
                     raise
 
+    from threadpoolctl import threadpool_limits
+
     try:
-        with ThreadPoolExecutor(workers) as pool:
+        with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
             for f in [pool.submit(loop, w) for w in range(workers)]:
                 f.result()
     finally:

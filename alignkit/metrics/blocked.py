@@ -1,4 +1,4 @@
-"""One blocked product X̂Ŷᵀ, row and column top-k in the same pass (torch, any device).
+"""One blocked product X̂Ŷᵀ, row and column top-k in the same pass (CPU: BLAS + numba; GPU: torch).
 
 CSLS retrieval in both directions needs, per retrieval space, only S = X̂Ŷᵀ
 (``[n_src, n_tgt]`` cosines): its row top-k gives r over Y for every source row, its column
@@ -7,13 +7,16 @@ first rows of X and the first columns of Y are the queries) are row / column top
 of 2S − r. :func:`product_search` computes all of them from blocks of rows of S, never
 holding S whole (a block is ``[rows, n_tgt]``, sized to stay in cache on a CPU).
 
-Exactness: radii are means of the exact k largest values (a chunk-maximum pruning that
-provably keeps them, see :func:`_line_candidates` and :class:`_ColumnTop`); rankings are
-exact under the order (higher score, then lower index), as ``np.argsort(-s, kind="stable")``.
+Exactness: radii are means of the exact k largest values (on a CPU a kernel that reads each
+block once, :mod:`alignkit.metrics.cpu_tops`; in torch a chunk-maximum pruning that provably
+keeps them, see :func:`_line_candidates` and :class:`_ColumnTop`); rankings are exact under
+the order (higher score, then lower index), as ``np.argsort(-s, kind="stable")``. A block's
+GEMM gives the same bits as the same rows of the whole product (numpy's BLAS on a CPU;
+:func:`_gemm_rows` keeps a lone row off the GEMV path).
 
-On a CPU the blocks run in one worker thread per intra-op thread, each single-threaded
-(no synchronisation inside the many small ops, robust on a shared machine); on a GPU they
-run one after another in larger blocks. GEMMs are fp32 (TF32 disabled on CUDA).
+On a CPU the blocks run in one worker thread per core, each with one BLAS and one torch
+thread (no synchronisation inside the many small ops, robust on a shared machine); on a GPU
+they run one after another in larger blocks. GEMMs are fp32 (TF32 disabled on CUDA).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from alignkit.workers import single_threaded_map
 
 _CHUNK = 64                  # columns per chunk for row top-k values
 _GROUP = 16                  # rows per chunk for column top-k values
-_CPU_BLOCK_BYTES = 24 * 2**20  # one block of S per CPU worker: fits the cache hierarchy
+_CPU_BLOCK_BYTES = 64 * 2**20  # one block of S per CPU worker (larger blocks: faster BLAS GEMMs)
 _GPU_BLOCK_BYTES = 2 * 2**30
 _NEG = float("-inf")
 
@@ -337,7 +340,79 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
     xn ``[n_src, d]``, yn ``[n_tgt, d]``: unit-normalised float32 rows (already centred for
     the centred space). The first ``q_src`` rows of xn query yn; the first ``q_tgt`` rows of
     yn query xn. Needs kmax <= min(n_src, n_tgt) and csls_k <= min(n_src, n_tgt) (callers
-    validate). Kept beyond their block: the first max(q_src, 1024) rows of S (the source
+    validate). S itself is never held whole: kept beyond their block are the q_src query
+    rows of S and its q_tgt query columns. ``block_rows`` overrides the block height
+    (default: a block of S is ~24 MB on a CPU, ~2 GB on a GPU).
+
+    On a CPU the blocks are BLAS GEMMs (numpy's, one thread per worker) read once by a
+    fused row/column top-k kernel (:mod:`alignkit.metrics.cpu_tops`); on a GPU everything
+    stays in torch on the device (:func:`torch_product_search`). Both give identical
+    outputs for the same product (tests run the torch path on the CPU too).
+    """
+    dev = torch.device(device or "cpu")
+    if dev.type == "cpu":
+        return _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows)
+    return torch_product_search(xn, yn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=dev,
+                                block_rows=block_rows)
+
+
+def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+    """``out = xn[start:stop] @ yt`` by the BLAS GEMM, bit-identical to the same rows of the
+    whole product ``xn @ yt`` (a lone row would go to GEMV, whose rounding differs, so it is
+    computed with a neighbour)."""
+    if stop - start > 1 or len(xn) == 1:
+        np.matmul(xn[start:stop], yt, out=out)
+    else:
+        lo = max(0, min(start - 1, len(xn) - 2))
+        out[:] = np.matmul(xn[lo:lo + 2], yt)[start - lo]
+
+
+def _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows) -> ProductSearch:
+    from alignkit.metrics.cpu_tops import column_tops, mean_of_top, merged_column_tops, ranked_rows
+
+    dev = torch.device("cpu")
+    n_src, n_tgt = xn.shape[0], yn.shape[0]
+    workers = max(1, min(torch.get_num_threads(), 8))
+    head = np.empty((q_src, n_tgt), dtype=np.float32)        # S[:q_src]: the source queries
+    tqt = np.empty((q_tgt, n_src), dtype=np.float32)         # S[:, :q_tgt]ᵀ: the target queries
+    row_top = np.empty((n_src, csls_k), dtype=np.float32)
+    cols = column_tops(n_tgt, csls_k, workers)
+    bufs: list = [None] * workers
+    yt = yn.T
+
+    def block(start: int, stop: int, wid: int) -> None:
+        if stop <= q_src:
+            s = head[start:stop]
+        else:  # a reused buffer: a fresh block would cost page faults every time
+            if bufs[wid] is None:
+                bufs[wid] = np.empty((stop - start, n_tgt), dtype=np.float32)
+            s = bufs[wid][:stop - start]
+        _gemm_rows(xn, yt, start, stop, s)
+        cols[wid].scan(s, row_top[start:stop], tqt, start)
+
+    clock = _Clock()
+    _run_blocks(_blocks(n_src, n_tgt, q_src, dev, block_rows), block, workers)
+    clock("blocks")
+    src_radii, tgt_radii = mean_of_top(row_top), mean_of_top(merged_column_tops(cols))
+    clock("column merge")
+    r_t, r_s = tgt_radii.astype(np.float32), src_radii.astype(np.float32)
+    jobs = [(rows, radii, out) for rows, radii in ((head, None), (head, r_t), (tqt, None), (tqt, r_s))
+            for out in [np.empty((len(rows), kmax), dtype=np.int64)]]
+    step = 128
+    parts = [(rows, radii, out, i, min(i + step, len(rows))) for rows, radii, out in jobs
+             for i in range(0, len(rows), step)]
+    _run_blocks(parts, lambda rows, radii, out, i, j, wid: ranked_rows(rows[i:j], radii, kmax, out[i:j]), workers)
+    clock("query rankings")
+    return ProductSearch(src_radii, tgt_radii, *(out for _, _, out in jobs))
+
+
+def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
+                         csls_k: int = 10, device: str | torch.device | None = None,
+                         block_rows: int | None = None) -> ProductSearch:
+    """:func:`product_search` in torch on any device (the GPU path; on a CPU its GEMMs are
+    numpy's, so its outputs equal the CPU path's bit for bit).
+
+    Kept beyond their block: the first max(q_src, 1024) rows of S (the source
     queries' scores; their column top-k seed the column bounds) and the q_tgt query columns
     of S (stored transposed, ``[q_tgt, n_src]``); S itself is never held whole. ``block_rows`` overrides the
     block height (default: a block of S is ~24 MB on a CPU, ~2 GB on a GPU).
@@ -353,14 +428,20 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
     bufs: list = [None] * workers
     cols: list = []
     yt = y.t()
+    on_cpu = dev.type == "cpu"
 
     def block(start: int, stop: int, wid: int) -> None:
         if start < m:
-            s = torch.mm(x[start:stop], yt, out=head[start:stop])
+            s = head[start:stop]
         else:  # a reused buffer: a fresh block would cost page faults every time
             if bufs[wid] is None:
                 bufs[wid] = torch.empty((stop - start, n_tgt), device=dev)
-            s = torch.mm(x[start:stop], yt, out=bufs[wid][:stop - start])
+            s = bufs[wid][:stop - start]
+        if on_cpu:
+            _gemm_rows(xn, yn.T, start, stop, s.numpy())
+        else:
+            torch.mm(x[start:stop], yt, out=s)
+        if start >= m:
             cols[wid].add(s)
         src_radii[start:stop] = row_top_values(s, csls_k).double().mean(1)
         tqt[:, start:stop] = s[:, :q_tgt].t()

@@ -20,7 +20,6 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate
 from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, bootstrap_interval, mean_estimate
 

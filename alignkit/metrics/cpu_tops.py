@@ -1,0 +1,224 @@
+"""CPU kernels (numba) for the blocked product of :mod:`alignkit.metrics.blocked`.
+
+CSLS needs, for one product S = X̂Ŷᵀ, the mean of the k largest values of every row (r over Y
+for each source) and of every column (r over X for each target), and the P@k rankings of
+the query rows and columns. On a CPU the product is computed in row blocks by the BLAS;
+
+- :meth:`ColumnTops.scan` reads each block once and keeps, for every row of the block, its
+  k largest values, and for every column a running k largest over the blocks one worker has
+  seen; it also copies the block's query columns out (transposed) in the same pass;
+- :func:`ranked_rows` ranks the kept query rows (NN: by S; CSLS: by 2S − r) under the order
+  (higher score, then lower index), as ``np.argsort(-s, kind="stable")``.
+
+Exact. A value enters a top-k list only if it beats the list's current k-th value, so each
+list always holds the k largest values seen so far (replacing a value by an equal one
+leaves the multiset as it is; radii use values only, so tie order never matters). In the
+rankings columns are scanned in increasing index, a score enters only if it beats the worst
+kept one (an equal score later has a higher index and ranks below it), and the one evicted
+is the worst: lowest score, highest index among equal scores. The tests check all of it
+against sorting the full product, ties included, and against the torch path.
+
+Cheap. Per group of ``_GROUP`` rows one vectorised pass keeps the two largest values of each
+column; when only the largest beats the column's k-th value it is inserted directly, and
+the column is visited row by row only when both do (rare after a few thousand rows). Per
+row, the maxima of chunks of ``_CHUNK`` columns come first, and only chunks whose maximum
+beats the row's current k-th value are scanned. Workers share, per column, the largest k-th
+value any of them holds (``floor``): nothing at or below it can be among the column's k
+largest, so no worker keeps it.
+
+Inputs are cosines: finite, far above the sentinel ``_NEG`` (-3e38), which lets the kernels
+compile with fastmath. This module (and numba) is imported only when a CPU search runs; the
+first call in a fresh install compiles the kernels (a few seconds), later processes load
+them from numba's cache.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_GROUP = 16   # rows per column pass (a group's rows stay in L2)
+_CHUNK = 64   # columns per row-chunk maximum
+_NEG = np.float32(-3.0e38)
+
+_jit = njit(nogil=True, cache=True, boundscheck=False, fastmath=True)
+
+
+@_jit
+def _insert(top, k, v):
+    """Replace the smallest of top[:k] by v (v is larger); return the new smallest."""
+    a = 0
+    for i in range(1, k):
+        if top[i] < top[a]:
+            a = i
+    top[a] = v
+    m = top[0]
+    for i in range(1, k):
+        if top[i] < m:
+            m = top[i]
+    return m
+
+
+@_jit
+def _chunk_maxima(row, cmax, nc):
+    for c in range(nc):
+        m = _NEG
+        for j in range(c * _CHUNK, c * _CHUNK + _CHUNK):
+            m = max(m, row[j])
+        cmax[c] = m
+
+
+@_jit
+def _block_tops(s, k, row_top, col_top, col_min, floor, g1, g2, cmax, tqt, off):
+    rows, n = s.shape
+    q = tqt.shape[0]
+    nc = n // _CHUNK
+    for r0 in range(0, rows, _GROUP):
+        r1 = min(r0 + _GROUP, rows)
+        for r in range(r0, r1):
+            row = s[r]
+            for j in range(q):                  # the target queries' column, transposed
+                tqt[j, off + r] = row[j]
+            if r == r0:
+                for j in range(n):
+                    g1[j] = row[j]
+                    g2[j] = _NEG
+            else:
+                for j in range(n):              # the two largest of the group, per column
+                    v = row[j]
+                    a = g1[j]
+                    g2[j] = max(g2[j], min(a, v))
+                    g1[j] = max(a, v)
+            _chunk_maxima(row, cmax, nc)
+            top = row_top[r]
+            for i in range(k):
+                top[i] = _NEG
+            tmin = _NEG
+            for c in range(nc + 1):              # chunk nc is the ragged tail (always scanned)
+                if c < nc and cmax[c] <= tmin:
+                    continue
+                for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
+                    v = row[j]
+                    if v > tmin:
+                        tmin = _insert(top, k, v)
+        for j in range(n):
+            t = max(col_min[j], floor[j])
+            if g1[j] <= t:
+                continue
+            top = col_top[j]
+            if g2[j] <= t:                       # only the group maximum gets in
+                m = _insert(top, k, g1[j])
+            else:
+                m = col_min[j]
+                for r in range(r0, r1):
+                    v = s[r, j]
+                    if v > max(m, t):
+                        m = _insert(top, k, v)
+            col_min[j] = m
+            if m > floor[j]:
+                floor[j] = m
+
+
+@_jit
+def _ranked_rows(s, radii, use_radii, kmax, out, score, cmax):
+    rows, n = s.shape
+    nc = n // _CHUNK
+    vals = np.empty(kmax, dtype=np.float32)
+    idx = np.empty(kmax, dtype=np.int64)
+    two = np.float32(2.0)
+    for r in range(rows):
+        row = s[r]
+        if use_radii:
+            for j in range(n):
+                score[j] = two * row[j] - radii[j]
+        else:
+            for j in range(n):
+                score[j] = row[j]
+        _chunk_maxima(score, cmax, nc)
+        filled = 0
+        worst = 0
+        tmin = _NEG
+        for c in range(nc + 1):
+            if c < nc and filled == kmax and cmax[c] <= tmin:
+                continue
+            for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
+                v = score[j]
+                if filled < kmax:
+                    vals[filled] = v
+                    idx[filled] = j
+                    filled += 1
+                    if filled < kmax:
+                        continue
+                elif v > tmin:
+                    vals[worst] = v
+                    idx[worst] = j
+                else:
+                    continue
+                worst = 0                        # the worst kept: lowest score, then highest index
+                for i in range(1, kmax):
+                    if vals[i] < vals[worst] or (vals[i] == vals[worst] and idx[i] > idx[worst]):
+                        worst = i
+                tmin = vals[worst]
+        for a in range(kmax):                    # best first: higher score, then lower index
+            b = a
+            for i in range(a + 1, kmax):
+                if vals[i] > vals[b] or (vals[i] == vals[b] and idx[i] < idx[b]):
+                    b = i
+            vals[a], vals[b] = vals[b], vals[a]
+            idx[a], idx[b] = idx[b], idx[a]
+            out[r, a] = idx[a]
+
+
+class ColumnTops:
+    """One worker's running k largest values of every column, and its scratch space.
+
+    ``floor`` (shared by all workers, ``[n_cols]``): per column, the largest k-th value any
+    worker's list has reached. Workers update it without locks; a stale read is still a
+    valid bound, so the merged lists stay exact.
+    """
+
+    def __init__(self, n_cols: int, k: int, floor: np.ndarray):
+        self.k, self.floor = k, floor
+        self.top = np.full((n_cols, k), _NEG, dtype=np.float32)
+        self.min = np.full(n_cols, _NEG, dtype=np.float32)
+        self._g1 = np.empty(n_cols, dtype=np.float32)
+        self._g2 = np.empty(n_cols, dtype=np.float32)
+        self._cmax = np.empty(n_cols // _CHUNK + 1, dtype=np.float32)
+
+    def scan(self, s: np.ndarray, row_top: np.ndarray, query_cols: np.ndarray, start: int) -> None:
+        """Fold block ``s`` (C-contiguous float32 ``[rows, n_cols]``, rows ``start:start + rows``
+        of S) into the column tops, write each of its rows' k largest values (any order) to
+        ``row_top`` ``[rows, k]`` and its first ``q`` columns, transposed, to
+        ``query_cols[:, start:start + rows]`` (``query_cols`` ``[q, n_rows of S]``)."""
+        _block_tops(s, self.k, row_top, self.top, self.min, self.floor, self._g1, self._g2,
+                    self._cmax, query_cols, start)
+
+
+def column_tops(n_cols: int, k: int, workers: int) -> list[ColumnTops]:
+    """One :class:`ColumnTops` per worker, sharing one floor."""
+    floor = np.full(n_cols, _NEG, dtype=np.float32)
+    return [ColumnTops(n_cols, k, floor) for _ in range(workers)]
+
+
+def merged_column_tops(parts: list[ColumnTops]) -> np.ndarray:
+    """The k largest values of every column over all workers' parts, ``[n_cols, k]``."""
+    k = parts[0].k
+    if len(parts) == 1:
+        return parts[0].top
+    both = np.concatenate([p.top for p in parts], axis=1)
+    return np.partition(both, both.shape[1] - k, axis=1)[:, -k:]
+
+
+def mean_of_top(top: np.ndarray) -> np.ndarray:
+    """float64 mean of each row's values, summed largest first (as the torch path does)."""
+    return np.sort(top, axis=1)[:, ::-1].astype(np.float64).mean(axis=1)
+
+
+def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndarray) -> None:
+    """``out[i]`` = the column indices of the kmax best scores of row ``s[i]`` (``s`` float32
+    ``[rows, n]``, C-contiguous; kmax <= n): scores ``s`` (NN) or ``2 s − radii`` in float32
+    (CSLS, ``radii`` ``[n]`` float32), best first, ties to the lower index."""
+    n = s.shape[1]
+    use = radii is not None
+    r = radii if use else np.zeros(0, dtype=np.float32)
+    _ranked_rows(s, r, use, kmax, out, np.empty(n, dtype=np.float32),
+                 np.empty(n // _CHUNK + 1, dtype=np.float32))

@@ -1,0 +1,92 @@
+"""The CPU search (BLAS blocks + numba kernels) against sorting the whole product, ties included,
+and against the torch path (the GPU's code, run here on the CPU with the same GEMMs)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from alignkit.metrics import blocked
+from alignkit.metrics.cpu_tops import column_tops, merged_column_tops, ranked_rows
+
+FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _brute(x, y, q_src, q_tgt, kmax, k):
+    """Everything product_search returns, from the whole product S = x yᵀ (same BLAS)."""
+    s = x @ y.T
+    src_r = np.sort(s, 1)[:, ::-1][:, :k].astype(np.float64).mean(1)
+    tgt_r = np.sort(s, 0)[::-1][:k].T.astype(np.float64).mean(1)
+
+    def rank(m):
+        return np.argsort(-m, axis=1, kind="stable")[:, :kmax]
+
+    st = s[:, :q_tgt].T
+    return (src_r, tgt_r, rank(s[:q_src]), rank(2 * s[:q_src] - tgt_r.astype(np.float32)),
+            rank(st), rank(2 * st - src_r.astype(np.float32)))
+
+
+def _case(rng, ties: bool):
+    n_src, n_tgt, dim = (int(v) for v in (rng.integers(2, 500), rng.integers(2, 500), rng.integers(2, 24)))
+    x, y = rng.standard_normal((n_src, dim)), rng.standard_normal((n_tgt, dim))
+    if ties:  # few distinct directions, repeated rows: exact ties in values and in rankings
+        x, y = np.round(x) + 0.5, np.round(y) + 0.5
+        x[n_src // 2:] = x[:n_src - n_src // 2]
+    return _unit(x), _unit(y)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cpu_search_equals_sorting_the_whole_product_and_the_torch_path(seed):
+    rng = np.random.default_rng(seed)
+    x, y = _case(rng, ties=seed % 2 == 0)
+    n = min(len(x), len(y))
+    k, kmax = int(rng.integers(1, min(n, 12) + 1)), int(rng.integers(1, min(n, 12) + 1))
+    q_src, q_tgt = int(rng.integers(0, len(x) + 1)), int(rng.integers(0, len(y) + 1))
+    rows = [None, 2, 3, 16, 17][seed % 5]           # small blocks: lone-row blocks, many merges
+    cpu = blocked.product_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
+    torch_path = blocked.torch_product_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
+    for field, ref in zip(FIELDS, _brute(x, y, q_src, q_tgt, kmax, k)):
+        np.testing.assert_array_equal(getattr(cpu, field), ref, err_msg=f"cpu {field}")
+        np.testing.assert_array_equal(getattr(torch_path, field), ref, err_msg=f"torch {field}")
+
+
+def test_a_lone_row_block_has_the_bits_of_the_whole_product():
+    rng = np.random.default_rng(3)
+    x, y = _unit(rng.standard_normal((9, 384))), _unit(rng.standard_normal((700, 384)))
+    whole = x @ y.T
+    for i in range(9):
+        out = np.empty((1, 700), np.float32)
+        blocked._gemm_rows(x, y.T, i, i + 1, out)
+        np.testing.assert_array_equal(out[0], whole[i])
+
+
+@pytest.mark.parametrize("radii", [False, True])
+def test_ranked_rows_break_huge_tie_groups_by_lower_index(radii):
+    rng = np.random.default_rng(4)
+    s = rng.integers(-3, 4, size=(50, 2600)).astype(np.float32) / 4      # 7 values: huge tie groups
+    r = (rng.integers(0, 3, size=2600) / 8).astype(np.float32) if radii else None
+    for kmax in (1, 5, 10):
+        out = np.empty((50, kmax), np.int64)
+        ranked_rows(s, r, kmax, out)
+        scores = 2 * s - r if radii else s
+        np.testing.assert_array_equal(out, np.argsort(-scores, axis=1, kind="stable")[:, :kmax])
+
+
+def test_workers_sharing_a_floor_still_hold_every_columns_k_largest():
+    """Two workers interleave their blocks; each skips what the other's k-th value already
+    rules out, and the merged lists are still exactly the k largest of every column."""
+    rng = np.random.default_rng(5)
+    s = rng.standard_normal((3000, 900)).astype(np.float32)
+    s[::7] = s[1::7][:len(s[::7])]                         # repeated rows: tied values
+    cols = column_tops(900, 10, 2)
+    row_top = np.empty((3000, 10), np.float32)
+    query = np.empty((0, 3000), np.float32)
+    for b, start in enumerate(range(0, 3000, 64)):
+        stop = min(start + 64, 3000)
+        cols[b % 2].scan(np.ascontiguousarray(s[start:stop]), row_top[start:stop], query, start)
+    np.testing.assert_array_equal(np.sort(merged_column_tops(cols), 1), np.sort(s, 0)[-10:].T)
+    np.testing.assert_array_equal(np.sort(row_top, 1), np.sort(s, 1)[:, -10:])
+    assert (cols[0].floor <= np.sort(s, 0)[-10]).all()     # the floor is a valid bound
