@@ -182,3 +182,20 @@ def test_entry_of_an_unexpected_shape_or_missing_array_is_treated_as_corrupt(tmp
         assert cache.load(key, shape=(13, 5, 8)) is None
     with pytest.warns(CacheWarning, match="occurrences"):
         assert cache.load(key, wanted=("occurrences",)) is None
+
+
+def test_a_large_entry_is_read_straight_into_its_array_and_a_flipped_bit_still_counts_as_a_miss(tmp_path):
+    """Members over 1 MB skip zipfile (one readinto, no zip CRC); the SHA-256 catches damage."""
+    cache = VectorCache(tmp_path)
+    key = cache.key(kind="words", items=["big"])
+    big = vectors(3, shape=(3, 2000, 64))                        # 1.5 MB: the direct path
+    path = cache.save(key, big, arrays={"occurrences": np.arange(2000)})
+    hit = cache.load(key)
+    np.testing.assert_array_equal(hit.vectors, big)
+    np.testing.assert_array_equal(hit.arrays["occurrences"], np.arange(2000))
+    assert hit.vectors.flags["C_CONTIGUOUS"] and hit.vectors.flags["WRITEABLE"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01                                 # inside the vectors' bytes
+    path.write_bytes(bytes(data))
+    with pytest.warns(CacheWarning, match="checksum"):
+        assert cache.load(key) is None

@@ -279,7 +279,7 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
             rows = pos_in_sorted[take]
             vecs, occ_sorted = hit.vectors, hit.arrays["occurrences"]
             occ = occ_sorted[rows]
-            return _word_result(vecs[layer_idx][:, rows], layer_idx, mode, pooling, words, occ, True)
+            return _word_result(_take(vecs, layer_idx, rows), layer_idx, mode, pooling, words, occ, True)
         compute_layers = list(range(encoder.num_layers + 1))
         uniq = sorted(uniq)  # cache entries are stored in sorted word order
         index = {w: i for i, w in enumerate(uniq)}
@@ -299,6 +299,15 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
     identity = len(take) == len(uniq) and np.array_equal(take, np.arange(len(uniq)))
     return _word_result(vecs if identity else vecs[:, take], layer_idx, mode, pooling, words,
                         occ_u[take], False)
+
+
+def _take(vecs: np.ndarray, layers: list[int], rows: np.ndarray) -> np.ndarray:
+    """``vecs[layers][:, rows]``, C-contiguous, in one gather (a run of layers is a view first;
+    ``np.take`` writes C order, where ``sub[:, rows]`` would need a second copy)."""
+    lo = layers[0] if layers else 0
+    run = list(layers) == list(range(lo, lo + len(layers)))
+    sub = vecs[lo:lo + len(layers)] if run else vecs[np.asarray(layers)]
+    return sub if np.array_equal(rows, np.arange(sub.shape[1])) else np.take(sub, rows, axis=1)
 
 
 def _word_result(vecs: np.ndarray, layers: list[int], mode: str, pooling: str, words: list[str],
