@@ -104,9 +104,9 @@ class WordTask(Task):
         p = LexiconPools(lex, ctx.cfg.pool_size)
         X = ctx.word_vectors(p.src_pool, lex.src_lang)        # [layers, |src_pool|, d], test sources first
         Y = ctx.word_vectors(p.tgt_pool, lex.tgt_lang)        # [layers, |tgt_pool|, d], test targets first
+        self.bar = ctx.bar(len(ctx.layers))
         self.before_layers(ctx, p, X, Y)
         items = ctx.items(lex.pair)
-        self.bar = ctx.bar(len(ctx.layers))
         for li, layer in enumerate(ctx.layers):
             self.status(f"{lex.pair} layer {layer}: {self.metadata.name}")
             self.measure_layer(ctx, p, X[li], Y[li], layer, items)
@@ -147,6 +147,7 @@ class LexiconTask(WordTask):
             if getattr(V, "info", None) is not None and V.info.fallback_count:
                 ctx.add_row(layer=None, pair=p.lex.pair, metric="contextual_fallback_words",
                             value=V.info.fallback_count, n=V.shape[1], lexicon=p.lex.name, direction=name)
+        self._cluster_rows = self._all_clusters(ctx, p, X, Y) if ctx.cfg.cluster else {}
 
     def measure_layer(self, ctx: Any, p: LexiconPools, x: np.ndarray, y: np.ndarray, layer: int, items) -> None:
         pair = p.lex.pair
@@ -154,9 +155,8 @@ class LexiconTask(WordTask):
         self._bls(ctx, p, x, y, layer, items)
         self.status(f"{pair} layer {layer}: retrieval")
         self._retrieval(ctx, p, x, y, layer, items)
-        if ctx.cfg.cluster:
-            self.status(f"{pair} layer {layer}: clusters")
-            self._clusters(ctx, p, x[:len(p.src_test)], y[:len(p.tgt_test)], layer)
+        for metric, est in self._cluster_rows.pop(layer, ()):
+            ctx.add_estimate(est, layer=layer, metric=metric, direction=p.fwd, pair=pair, lexicon=p.lex.name)
         if layer in ctx.cfg.tsne_layers:
             ctx.tsne.append((p.lex, layer, x[p.pair_idx[:, 0]], y[p.pair_idx[:, 1]]))
 
@@ -195,13 +195,24 @@ class LexiconTask(WordTask):
                     if items:
                         items.add(layer, f"p@{k}", m, direction, queries, est.items)
 
-    @staticmethod
-    def _clusters(ctx, p: LexiconPools, xs, ys, layer: int) -> None:
+    def _all_clusters(self, ctx, p: LexiconPools, X, Y) -> dict[int, list]:
+        """Cluster metrics of every layer (test words only), layers spread over the worker
+        threads: each metric is a small single-threaded solve, so one layer per core keeps
+        the cores busy (the rows are still added layer by layer, in the same order)."""
+        import torch
+
         from alignkit.metrics.clusters import gap_ratio, langid_acc, silhouette
+        from alignkit.workers import single_threaded_map
 
         cfg = ctx.cfg
-        for metric, fn, extra in (("gap_ratio", gap_ratio, dict(n_resamples=min(cfg.n_resamples, 199))),
-                                  ("langid_acc", langid_acc, dict(n_resamples=cfg.n_resamples)),
-                                  ("silhouette", silhouette, dict(n_resamples=cfg.n_resamples))):
-            est = fn(xs, ys, seed=cfg.seed, **extra)
-            ctx.add_estimate(est, layer=layer, metric=metric, direction=p.fwd, pair=p.lex.pair, lexicon=p.lex.name)
+        metrics = (("gap_ratio", gap_ratio, dict(n_resamples=min(cfg.n_resamples, 199))),
+                   ("langid_acc", langid_acc, dict(n_resamples=cfg.n_resamples)),
+                   ("silhouette", silhouette, dict(n_resamples=cfg.n_resamples)))
+        ns, nt = len(p.src_test), len(p.tgt_test)
+        self.status(f"{p.lex.pair}: clusters, all layers")
+
+        def one(li: int) -> list:
+            return [(m, fn(X[li][:ns], Y[li][:nt], seed=cfg.seed, **kw)) for m, fn, kw in metrics]
+
+        results = single_threaded_map(one, list(range(len(ctx.layers))), torch.get_num_threads())
+        return dict(zip(ctx.layers, results))
