@@ -74,10 +74,50 @@ def _chunk_maxima(row, cmax, nc):
 
 
 @_jit
+def _row_top(row, cmax, nc, k, top, sel):
+    """top[:k] = the k largest values of ``row`` (any order), given its chunk maxima.
+
+    The k-th largest chunk maximum t bounds the row's k-th largest value from below (k
+    distinct chunks each hold a value >= t), so only values >= t, in chunks whose maximum
+    reaches t, are looked at (about k of them on real data); the ragged tail is always read.
+    """
+    n = row.shape[0]
+    t = _NEG
+    if nc >= k:
+        for i in range(k):
+            sel[i] = cmax[i]
+        t = sel[0]
+        for i in range(1, k):
+            t = min(t, sel[i])
+        for c in range(k, nc):
+            if cmax[c] > t:
+                t = _insert(sel, k, cmax[c])
+    filled = 0
+    tmin = _NEG
+    for c in range(nc + 1):                      # chunk nc is the ragged tail
+        if c < nc and (cmax[c] < t or (filled == k and cmax[c] <= tmin)):
+            continue
+        for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
+            v = row[j]
+            if v < t:
+                continue
+            if filled < k:
+                top[filled] = v
+                filled += 1
+                if filled == k:
+                    tmin = top[0]
+                    for i in range(1, k):
+                        tmin = min(tmin, top[i])
+            elif v > tmin:
+                tmin = _insert(top, k, v)
+
+
+@_jit
 def _block_tops(s, k, row_top, col_top, col_min, floor, g1, g2, cmax, tqt, off):
     rows, n = s.shape
     q = tqt.shape[0]
     nc = n // _CHUNK
+    sel = np.empty(k, dtype=np.float32)
     for r0 in range(0, rows, _GROUP):
         r1 = min(r0 + _GROUP, rows)
         for r in range(r0, r1):
@@ -95,17 +135,7 @@ def _block_tops(s, k, row_top, col_top, col_min, floor, g1, g2, cmax, tqt, off):
                     g2[j] = max(g2[j], min(a, v))
                     g1[j] = max(a, v)
             _chunk_maxima(row, cmax, nc)
-            top = row_top[r]
-            for i in range(k):
-                top[i] = _NEG
-            tmin = _NEG
-            for c in range(nc + 1):              # chunk nc is the ragged tail (always scanned)
-                if c < nc and cmax[c] <= tmin:
-                    continue
-                for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
-                    v = row[j]
-                    if v > tmin:
-                        tmin = _insert(top, k, v)
+            _row_top(row, cmax, nc, k, row_top[r], sel)
         for j in range(n):
             t = max(col_min[j], floor[j])
             if g1[j] <= t:

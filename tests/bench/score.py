@@ -11,7 +11,8 @@ Prints, in one run:
   core; ``tests/bench/extract.py``'s ``gemm_job``) divided into the FLOPs of extracting every
   pool word (real token counts), plus one pool x pool GEMM per layer per retrieval space
   (plain, centred) at the best blocked fp32 GEMM rate on the pools' shapes (torch.mm into a
-  reused buffer with intra-op threads, numpy, or single-threaded 288-row blocks per core);
+  reused buffer with intra-op threads or single-threaded 288-row blocks per core; numpy with
+  its own threads or one BLAS thread per core, as the search runs it);
   medians of ``--reps`` timings;
 - cold (fresh temporary vector cache) and warm end-to-end wall time of the main job
   (``alignkit score --pairs en-tr,en-de``: all layers, default pools, CIs, cluster
@@ -211,9 +212,25 @@ def pool_gemm_rates(n_src: int, n_tgt: int, dim: int, reps: int, device: str) ->
             finally:
                 torch.set_num_threads(saved)
 
+        def numpy_streams():
+            from threadpoolctl import threadpool_limits
+
+            cores = torch.get_num_threads()
+            parts = [(i * n_src // cores, (i + 1) * n_src // cores) for i in range(cores)]
+
+            def one(se):
+                buf = np.empty((800, n_tgt), np.float32)
+                for s in range(se[0], se[1], 800):
+                    e = min(se[1], s + 800)
+                    np.matmul(xn[s:e], yn.T, out=buf[:e - s])
+
+            with threadpool_limits(1), ThreadPoolExecutor(cores) as pool:
+                list(pool.map(one, parts))
+
         configs = {"torch.mm 2048-row blocks, intra-op threads": lambda: blocked(x, y, 2048),
                    "numpy matmul 2048-row blocks": numpy_run,
-                   "torch.mm 288-row blocks, one thread per core": streams}
+                   "torch.mm 288-row blocks, one thread per core": streams,
+                   "numpy matmul 800-row blocks, one BLAS thread per core (the search's)": numpy_streams}
     rates = {}
     for name, fn in configs.items():
         fn()
