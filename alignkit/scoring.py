@@ -254,7 +254,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     cache = VectorCache(cfg.cache_dir) if cfg.cache_dir else VectorCache()
     rows, models, tsne = [], [], []
     for ckpt in checkpoints:
-        enc = load_encoder(ckpt, device=cfg.device)
+        enc = load_encoder(ckpt, device=cfg.device, lazy=True)  # weights read on the first cache miss
         for t in tasks:
             t.check_encoder(enc, cfg)
         models.append(model_info(enc))  # keep metadata only: one model in memory at a time

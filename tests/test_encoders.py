@@ -119,3 +119,35 @@ def test_extract_writes_the_word_vectors_into_an_npz(tmp_path, tiny_dir, capsys)
         expected = word_vectors(enc, ["cat", "hello world", "cat"], layers=[2, 0], progress=False)
         np.testing.assert_allclose(z["vectors"], expected, atol=1e-6)
         assert z["vectors"].shape == (2, 3, 32) and z["vectors"].dtype == np.float32
+
+
+def test_a_lazy_encoder_reads_no_weights_until_first_use_and_matches_the_eager_one(tiny_dir):
+    import numpy as np
+
+    from alignkit.inputs.encoders import LazyEncoder
+    from alignkit.vectors.cache import VectorCache
+    from alignkit.vectors.extract import word_vectors
+
+    eager = load_encoder(str(tiny_dir), device="cpu")
+    lazy = load_encoder(str(tiny_dir), device="cpu", lazy=True)
+    assert isinstance(lazy, LazyEncoder) and not lazy.loaded
+    for attr in ("name", "fingerprint", "num_layers", "hidden_size", "device", "dtype", "query_prefix"):
+        assert getattr(lazy, attr) == getattr(eager, attr), attr
+    cache = VectorCache(tiny_dir.parent / "lazy-cache")
+    ref = word_vectors(eager, ["cat", "dog"], cache=cache, progress=False)    # fills the cache
+    again = word_vectors(lazy, ["cat", "dog"], cache=cache, progress=False)   # a hit: no weights needed
+    assert not lazy.loaded
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(ref))
+    fresh = word_vectors(lazy, ["cat", "house"], progress=False)               # a miss loads it, once
+    assert lazy.loaded and lazy.max_length == eager.max_length
+    np.testing.assert_array_equal(np.asarray(fresh)[:, 0], np.asarray(ref)[:, 0])
+
+
+def test_a_lazy_encoder_reports_corrupt_weights_when_it_first_needs_them(tmp_path):
+    d = tiny_bert(tmp_path / "bert")
+    (d / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    lazy = load_encoder(str(d), lazy=True)                  # config and hashes only: fine
+    with pytest.raises(AlignkitError, match="cannot load weights"):
+        lazy.tokenize(["cat"])
+    with pytest.raises(AlignkitError, match="not an encoder"):   # non-encoders fail at once, lazy or not
+        load_encoder(str(tiny_gpt2(tmp_path / "gpt2")), lazy=True)

@@ -23,6 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from alignkit.inputs.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, cache_root, ensure_bundled_model
@@ -269,16 +270,91 @@ def _load_normalizer(path: Path) -> Callable[[str], str] | None:
     return lambda text: space_runs.sub(" ", text.translate(table))
 
 
+class LazyEncoder:
+    """An :class:`Encoder` of a local checkpoint whose weights and tokenizer load on first use.
+
+    Name, fingerprint, shape, device, dtype, prefix and normaliser come from the directory
+    (config.json, the memoised weight hashes), so a run whose vectors are all cached never
+    imports transformers or reads the weights (measured ~3-5 s per checkpoint here). The first
+    use of ``model``, ``tokenizer``, ``tokenize``, ``hidden_states`` or ``max_length`` loads
+    them with :func:`load_encoder` (same errors) and checks they match what was read.
+    """
+
+    def __init__(self, name: str, path: Path, device: str | None, dtype: str | None, config: dict):
+        self.name, self.path = name, path
+        self.fingerprint = model_fingerprint(path)
+        self.num_layers = int(config["num_hidden_layers"] if "num_hidden_layers" in config else config["n_layers"])
+        self.hidden_size = int(config["hidden_size"] if "hidden_size" in config else config["dim"])
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        self.query_prefix = query_prefix_for(name, SimpleNamespace(**config))
+        self.normalize = _load_normalizer(path)
+        self._args = (device, dtype)
+        self._enc: Encoder | None = None
+
+    def load(self) -> Encoder:
+        """The loaded :class:`Encoder` (loading it now if needed)."""
+        if self._enc is None:
+            enc = load_encoder(self.path, *self._args)
+            if (enc.fingerprint, enc.num_layers, enc.hidden_size) != (self.fingerprint, self.num_layers,
+                                                                      self.hidden_size):
+                raise AlignkitError(f"checkpoint {self.name} changed while it was being scored; run again")
+            enc.name = self.name
+            self._enc = enc
+        return self._enc
+
+    @property
+    def loaded(self) -> bool:
+        return self._enc is not None
+
+    @property
+    def model(self):
+        return self.load().model
+
+    @property
+    def tokenizer(self):
+        return self.load().tokenizer
+
+    @property
+    def max_length(self) -> int:
+        return self.load().max_length
+
+    def tokenize(self, texts: list[str], **kwargs):
+        return self.load().tokenize(texts, **kwargs)
+
+    def hidden_states(self, *args, **kwargs):
+        return self.load().hidden_states(*args, **kwargs)
+
+
+def _lazy_config(where: Path) -> dict | None:
+    """config.json of a local checkpoint when a :class:`LazyEncoder` can stand in for it (an
+    encoder with its layer count and width spelled out), else None (load it eagerly, which
+    also gives the precise error)."""
+    try:
+        config = json.loads((where / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(config, dict) and config.get("model_type") in ENCODER_TYPES and not config.get("is_decoder")
+          and ("num_hidden_layers" in config or "n_layers" in config) and ("hidden_size" in config or "dim" in config))
+    return config if ok else None
+
+
 def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = None,
-                 dtype: str | None = None) -> Encoder:
+                 dtype: str | None = None, *, lazy: bool = False) -> Encoder | LazyEncoder:
     """Load an encoder checkpoint: ``bundled:multilingual-e5-small`` (default), a local HF dir, or a hub id.
 
     Raises AlignkitError (one line, naming the fix) for a missing path, a directory without
-    config.json, a non-encoder architecture, or unreadable/corrupt weights.
+    config.json, a non-encoder architecture, or unreadable/corrupt weights. ``lazy``: for a
+    local directory return a :class:`LazyEncoder` (weights read on first use, so a weight
+    error surfaces then).
     """
+    name, where = resolve_checkpoint(ckpt)
+    if lazy and isinstance(where, Path):
+        config = _lazy_config(where)
+        if config is not None:
+            return LazyEncoder(name, where, device, dtype, config)
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    name, where = resolve_checkpoint(ckpt)
     try:
         config = AutoConfig.from_pretrained(str(where))
     except (OSError, ValueError, json.JSONDecodeError) as e:

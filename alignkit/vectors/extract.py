@@ -193,9 +193,10 @@ def _isolated_plan(encoder: Any, words: list[str], pooling: str, ids: list[list[
 
 
 def _check_encoder(encoder: Any) -> None:
-    from alignkit.inputs.encoders import EncoderProtocol
+    from alignkit.inputs.encoders import Encoder, EncoderProtocol, LazyEncoder
 
-    if not isinstance(encoder, EncoderProtocol):
+    # the protocol check reads every member (max_length too): it would load a LazyEncoder
+    if not isinstance(encoder, (Encoder, LazyEncoder)) and not isinstance(encoder, EncoderProtocol):
         missing = [m for m in ("name", "fingerprint", "num_layers", "hidden_size", "device", "dtype",
                                "query_prefix", "normalize", "max_length", "tokenize", "hidden_states")
                    if not hasattr(encoder, m)]
