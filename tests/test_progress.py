@@ -66,3 +66,4 @@ def test_quiet_shows_no_measurement_bar_even_on_a_terminal(monkeypatch, tmp_path
 def test_no_measurement_bar_when_stderr_is_not_a_terminal(monkeypatch, tmp_path, inputs):
     text = _score_stderr(monkeypatch, tmp_path, inputs, tty=False, quiet=False)
     assert "en-tr layer" not in text and f"/{LAYERS} " not in text
+    assert "words" not in text and "\r" not in text          # nor an extraction bar

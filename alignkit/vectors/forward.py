@@ -15,6 +15,7 @@ single-threaded.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -199,7 +200,7 @@ def pooled_forward(encoder: Any, ids: list[list[int]], picks: Picks, n_rows: int
     batches = plan_batches(lengths, batch_tokens)
     workers = cpu_workers(encoder, len(batches))
     bar = None
-    if progress:
+    if progress and sys.stderr.isatty():   # no bar in logs and pipes (as the measurement bar)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(ids), desc=desc, unit="seq", leave=False, dynamic_ncols=True)
