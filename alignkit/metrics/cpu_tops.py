@@ -21,8 +21,8 @@ against sorting the full product, ties included, and against the torch path.
 Cheap. Per group of ``_GROUP`` rows one vectorised pass keeps the two largest values of each
 column; when only the largest beats the column's k-th value it is inserted directly, and
 the column is visited row by row only when both do (rare after a few thousand rows). Per
-row, the maxima of chunks of ``_CHUNK`` columns come first, and only chunks whose maximum
-beats the row's current k-th value are scanned. Workers share, per column, the largest k-th
+row, the maxima of chunks of ``_CHUNK`` columns come first; their k-th largest bounds the
+row's k-th value from below, so only chunks that reach it are scanned. Workers share, per column, the largest k-th
 value any of them holds (``floor``): nothing at or below it can be among the column's k
 largest, so no worker keeps it.
 
