@@ -56,6 +56,52 @@ class ProductSearch:
     tgt_csls: np.ndarray
 
 
+@dataclass(frozen=True)
+class PlainFromCentred:
+    """Coefficients that turn the centred product into the plain one (an exact identity).
+
+    With x_c = x − μ_x, y_c = y − μ_y and G = x̂_c ŷ_cᵀ (the centred space's cosines),
+    x·y = |x_c||y_c| G + x·μ_y + μ_x·y − μ_x·μ_y, so the plain cosine is
+
+        cos(x, y) = a_i b_j G_ij + f_i g_j (p_i + w_j)
+
+    row ``[3, n_src]`` float64 = (a, f, p): a = |x_c| / |x|, f = 1 / |x|, p = x·μ_y;
+    col ``[3, n_tgt]`` = (b, g, w): b = |y_c| / |y|, g = 1 / |y|, w = μ_x·y − μ_x·μ_y
+    (a zero vector gets a = f = 0: cosine 0, as :func:`_validate.unit_rows` gives it).
+    Evaluated in float64 and rounded once, the derived cosines carry G's rounding error
+    scaled by |x_c||y_c| / (|x||y|) <= ~1: on the bundled model's layers they were 1.3-4x
+    closer to float64 cosines than a float32 GEMM of the plain unit vectors
+    (docs/scoring.md).
+    """
+
+    row: np.ndarray
+    col: np.ndarray
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return self.row[:, start:stop]
+
+
+def centred_operands(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, PlainFromCentred]:
+    """The centred space's unit rows of ``x`` ``[n_src, d]`` and ``y`` ``[n_tgt, d]`` (each
+    language's float32 mean subtracted, then unit-normalised, as ``retrieve(center=True)``
+    does) and the coefficients that derive the plain cosines from their product."""
+    from alignkit.metrics import _validate
+
+    mx = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    my = y.mean(axis=0, dtype=np.float64).astype(np.float32)
+    xc, yc = x - mx, y - my
+    mx64, my64 = mx.astype(np.float64), my.astype(np.float64)
+
+    def coefs(v, vc, other_mean, w_shift):
+        v64, vc64 = v.astype(np.float64), vc.astype(np.float64)
+        n, nc = np.sqrt(np.einsum("ij,ij->i", v64, v64)), np.sqrt(np.einsum("ij,ij->i", vc64, vc64))
+        inv = np.divide(1.0, n, out=np.zeros_like(n), where=n > 0)
+        return np.stack([nc * inv, inv, v64 @ other_mean - w_shift])
+
+    return (_validate.unit_rows(xc), _validate.unit_rows(yc),
+            PlainFromCentred(coefs(x, xc, my64, 0.0), coefs(y, yc, mx64, float(mx64 @ my64))))
+
+
 def _order(v: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sort each row of (values, indices) ``[r, m]`` by higher value, then lower index."""
     o = torch.argsort(i, dim=1)
@@ -351,9 +397,36 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
     """
     dev = torch.device(device or "cpu")
     if dev.type == "cpu":
-        return _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows)
+        return _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows)[0]
     return torch_product_search(xn, yn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=dev,
                                 block_rows=block_rows)
+
+
+def space_search(x: np.ndarray, y: np.ndarray, q_src: int, q_tgt: int, *,
+                 centers: tuple[bool, ...] = (False, True), kmax: int = 10, csls_k: int = 10,
+                 device: str | torch.device | None = None, block_rows: int | None = None) -> dict[bool, ProductSearch]:
+    """:func:`product_search` of the plain (False) and / or centred (True) space of raw
+    float32 vectors ``x`` ``[n_src, d]``, ``y`` ``[n_tgt, d]``, from ONE product per block:
+    the centred unit rows' product S_c is the centred space; the plain space's cosines are
+    derived from S_c by :class:`PlainFromCentred` (float64, one rounding). On a CPU each
+    block's GEMM then serves both spaces (half the GEMMs of two searches); on a GPU each
+    space runs its own torch search of the same product (GEMMs are cheap there).
+
+    The centred outputs equal ``product_search`` of the centred unit rows bit for bit; the
+    plain ones equal ranking the derived cosines, which differ from a float32 GEMM of the
+    plain unit rows by rounding only (and are closer to the exact cosines, see
+    :class:`PlainFromCentred`): rankings can differ from that GEMM's only at near-ties.
+    """
+    xcn, ycn, derive = centred_operands(x, y)
+    order = sorted(set(centers), reverse=True)           # the centred product first: plain is made from it
+    outputs = tuple(None if c else derive for c in order)
+    dev = torch.device(device or "cpu")
+    if dev.type == "cpu":
+        found = _cpu_product_search(xcn, ycn, q_src, q_tgt, kmax, csls_k, block_rows, outputs)
+    else:
+        found = [torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=dev,
+                                      block_rows=block_rows, derive=d) for d in outputs]
+    return dict(zip(order, found))
 
 
 def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
@@ -367,58 +440,93 @@ def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.nd
         out[:] = np.matmul(xn[lo:lo + 2], yt)[start - lo]
 
 
-def _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows) -> ProductSearch:
-    from alignkit.metrics.cpu_tops import column_tops, mean_of_top, merged_column_tops, ranked_rows
+def _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
+                        outputs: tuple[PlainFromCentred | None, ...] = (None,)) -> list[ProductSearch]:
+    """One ProductSearch per entry of ``outputs``: None = the product xn ynᵀ itself, a
+    :class:`PlainFromCentred` = the plain product derived from it (xn, yn then being the
+    centred unit rows). Each block's GEMM runs once; the derived block is made after the
+    product's own scan (in place, except in the kept query rows)."""
+    from alignkit.metrics.cpu_tops import (column_tops, mean_of_top, merged_column_tops, plain_from_centred,
+                                           ranked_rows)
 
     dev = torch.device("cpu")
     n_src, n_tgt = xn.shape[0], yn.shape[0]
     workers = max(1, min(torch.get_num_threads(), 8))
-    head = np.empty((q_src, n_tgt), dtype=np.float32)        # S[:q_src]: the source queries
-    tqt = np.empty((q_tgt, n_src), dtype=np.float32)         # S[:, :q_tgt]ᵀ: the target queries
-    row_top = np.empty((n_src, csls_k), dtype=np.float32)
-    cols = column_tops(n_tgt, csls_k, workers)
+
+    class Space:  # what one output keeps beyond a block
+        def __init__(self, derive):
+            self.derive = derive
+            self.head = np.empty((q_src, n_tgt), dtype=np.float32)   # S[:q_src]: the source queries
+            self.tqt = np.empty((q_tgt, n_src), dtype=np.float32)    # S[:, :q_tgt]ᵀ: the target queries
+            self.row_top = np.empty((n_src, csls_k), dtype=np.float32)
+            self.cols = column_tops(n_tgt, csls_k, workers)
+
+    spaces = [Space(d) for d in outputs]
     bufs: list = [None] * workers
     yt = yn.T
 
     def block(start: int, stop: int, wid: int) -> None:
         if stop <= q_src:
-            s = head[start:stop]
+            s = spaces[0].head[start:stop]
         else:  # a reused buffer: a fresh block would cost page faults every time
             if bufs[wid] is None:
                 bufs[wid] = np.empty((stop - start, n_tgt), dtype=np.float32)
             s = bufs[wid][:stop - start]
         _gemm_rows(xn, yt, start, stop, s)
-        cols[wid].scan(s, row_top[start:stop], tqt, start)
+        for sp in spaces:
+            if sp.derive is not None:
+                out = sp.head[start:stop] if stop <= q_src else s
+                plain_from_centred(s, out, sp.derive.rows(start, stop), sp.derive.col)
+                s = out
+            sp.cols[wid].scan(s, sp.row_top[start:stop], sp.tqt, start)
 
     clock = _Clock()
     _run_blocks(_blocks(n_src, n_tgt, q_src, dev, block_rows), block, workers)
     clock("blocks")
-    src_radii, tgt_radii = mean_of_top(row_top), mean_of_top(merged_column_tops(cols))
+    radii = [(mean_of_top(sp.row_top), mean_of_top(merged_column_tops(sp.cols))) for sp in spaces]
     clock("column merge")
-    r_t, r_s = tgt_radii.astype(np.float32), src_radii.astype(np.float32)
-    jobs = [(rows, radii, out) for rows, radii in ((head, None), (head, r_t), (tqt, None), (tqt, r_s))
-            for out in [np.empty((len(rows), kmax), dtype=np.int64)]]
+    jobs = []
+    for sp, (src_radii, tgt_radii) in zip(spaces, radii):
+        r_t, r_s = tgt_radii.astype(np.float32), src_radii.astype(np.float32)
+        jobs += [(rows, r, np.empty((len(rows), kmax), dtype=np.int64))
+                 for rows, r in ((sp.head, None), (sp.head, r_t), (sp.tqt, None), (sp.tqt, r_s))]
     step = 128
-    parts = [(rows, radii, out, i, min(i + step, len(rows))) for rows, radii, out in jobs
+    parts = [(rows, r, out, i, min(i + step, len(rows))) for rows, r, out in jobs
              for i in range(0, len(rows), step)]
-    _run_blocks(parts, lambda rows, radii, out, i, j, wid: ranked_rows(rows[i:j], radii, kmax, out[i:j]), workers)
+    _run_blocks(parts, lambda rows, r, out, i, j, wid: ranked_rows(rows[i:j], r, kmax, out[i:j]), workers)
     clock("query rankings")
-    return ProductSearch(src_radii, tgt_radii, *(out for _, _, out in jobs))
+    return [ProductSearch(src_radii, tgt_radii, *(out for _, _, out in jobs[4 * n:4 * n + 4]))
+            for n, (src_radii, tgt_radii) in enumerate(radii)]
+
+
+def _torch_plain_from_centred(s: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> None:
+    """:func:`alignkit.metrics.cpu_tops.plain_from_centred` in torch, in place: the same
+    float64 steps in the same order (equal bits), in slices of rows to bound the float64
+    temporaries."""
+    step = max(1, 2**24 // max(1, s.shape[1]))
+    for i in range(0, s.shape[0], step):
+        r = row[:, i:i + step]
+        t = (r[0, :, None] * col[0]) * s[i:i + step].double()
+        t += (r[1, :, None] * col[1]) * (r[2, :, None] + col[2])
+        s[i:i + step] = t
 
 
 def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
                          csls_k: int = 10, device: str | torch.device | None = None,
-                         block_rows: int | None = None) -> ProductSearch:
+                         block_rows: int | None = None, derive: PlainFromCentred | None = None) -> ProductSearch:
     """:func:`product_search` in torch on any device (the GPU path; on a CPU its GEMMs are
     numpy's, so its outputs equal the CPU path's bit for bit).
 
     Kept beyond their block: the first max(q_src, 1024) rows of S (the source
     queries' scores; their column top-k seed the column bounds) and the q_tgt query columns
     of S (stored transposed, ``[q_tgt, n_src]``); S itself is never held whole. ``block_rows`` overrides the
-    block height (default: a block of S is ~64 MB on a CPU, ~2 GB on a GPU).
+    block height (default: a block of S is ~64 MB on a CPU, ~2 GB on a GPU). ``derive``: search
+    the plain product derived from xn ynᵀ (xn, yn then the centred unit rows) instead.
     """
     dev = torch.device(device or "cpu")
     x, y = torch.from_numpy(xn).to(dev), torch.from_numpy(yn).to(dev)
+    if derive is not None:
+        d_row, d_col = torch.from_numpy(derive.row).to(dev), torch.from_numpy(derive.col).to(dev)
     n_src, n_tgt = x.shape[0], y.shape[0]
     workers = 1 if dev.type != "cpu" else max(1, min(torch.get_num_threads(), 8))
     m = max(q_src, min(n_src, 1024))
@@ -441,6 +549,8 @@ def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int,
             _gemm_rows(xn, yn.T, start, stop, s.numpy())
         else:
             torch.mm(x[start:stop], yt, out=s)
+        if derive is not None:
+            _torch_plain_from_centred(s, d_row[:, start:stop], d_col)
         if start >= m:
             cols[wid].add(s)
         src_radii[start:stop] = row_top_values(s, csls_k).double().mean(1)

@@ -7,6 +7,8 @@ the query rows and columns. On a CPU the product is computed in row blocks by th
 - :meth:`ColumnTops.scan` reads each block once and keeps, for every row of the block, its
   k largest values, and for every column a running k largest over the blocks one worker has
   seen; it also copies the block's query columns out (transposed) in the same pass;
+- :func:`plain_from_centred` turns a block of the centred product into the plain one
+  (the rank-two identity of :class:`alignkit.metrics.blocked.PlainFromCentred`, float64);
 - :func:`ranked_rows` ranks the kept query rows (NN: by S; CSLS: by 2S − r) under the order
   (higher score, then lower index), as ``np.argsort(-s, kind="stable")``.
 
@@ -202,6 +204,21 @@ def _ranked_rows(s, radii, use_radii, kmax, out, score, cmax):
             vals[a], vals[b] = vals[b], vals[a]
             idx[a], idx[b] = idx[b], idx[a]
             out[r, a] = idx[a]
+
+
+@njit(nogil=True, cache=True, boundscheck=False)  # no fastmath: torch repeats these float64 steps bit for bit
+def _plain_from_centred(g, out, a, f, p, b, gc, w):
+    for i in range(g.shape[0]):
+        ai, fi, pi = a[i], f[i], p[i]
+        for j in range(g.shape[1]):
+            out[i, j] = np.float32(ai * b[j] * np.float64(g[i, j]) + fi * gc[j] * (pi + w[j]))
+
+
+def plain_from_centred(g: np.ndarray, out: np.ndarray, row: np.ndarray, col: np.ndarray) -> None:
+    """``out = a bᵀ ∘ g + (f gᵀ) ∘ (p 1ᵀ + 1 wᵀ)`` elementwise in float64, rounded once to
+    float32 (``out`` may be ``g``). ``g`` ``[r, n]`` float32 block of the centred product,
+    ``row`` ``[3, r]`` = (a, f, p) of its rows, ``col`` ``[3, n]`` = (b, g, w) (float64)."""
+    _plain_from_centred(g, out, row[0], row[1], row[2], col[0], col[1], col[2])
 
 
 class ColumnTops:

@@ -226,26 +226,8 @@ def _hits(ranked: np.ndarray, keys: np.ndarray, has_gold: np.ndarray, pool_size:
                            first_hit=first_hit, pool_size=int(pool_size), coverage=float(has_gold.mean()), n=n)
 
 
-def retrieve_both(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Sequence[Collection[int]], *,
-                  ks: Sequence[int] = (1, 5, 10), center: bool = False, csls_k: int = 10,
-                  confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                  device=None) -> dict[tuple[str, str], RetrievalResult]:
-    """NN and CSLS P@k in both directions from one blocked product per call (SPEC §2).
-
-    src ``[n_src, dim]``: the source language's full set (test source words first, then
-    frequent words); tgt ``[n_tgt, dim]`` likewise. ``src_gold[i]`` holds the tgt indices of
-    the translations of source query i (the queries are the first len(src_gold) rows of
-    src); ``tgt_gold[j]`` the src indices for target query j. The src→tgt direction equals
-    ``retrieve(src[:len(src_gold)], tgt, src_gold, query_space=src)`` and tgt→src
-    ``retrieve(tgt[:len(tgt_gold)], src, tgt_gold, query_space=tgt)``, for both methods, but
-    S = X̂Ŷᵀ is computed once: its row top-k gives r over tgt, its column top-k r over src
-    (:func:`alignkit.metrics.blocked.product_search`; ``device`` "cuda" runs it there).
-
-    Returns ``{(direction, method): RetrievalResult}``, direction "src->tgt" / "tgt->src",
-    method "nn" / "csls". Raises AlignkitError like :func:`retrieve`.
-    """
-    from alignkit.metrics.blocked import product_search
-
+def _both_inputs(src, tgt, src_gold, tgt_gold, ks, csls_k):
+    """Checked vectors, ks and per-side gold keys for :func:`retrieve_both` / :func:`retrieve_spaces`."""
     x = _validate.vectors(src, "source vectors")
     y = _validate.vectors(tgt, "target vectors", dim=x.shape[1])
     ks = tuple(int(k) for k in ks)
@@ -267,16 +249,70 @@ def retrieve_both(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Seque
             raise AlignkitError(f"none of the {len(gold)} {name} query words has a gold translation in the "
                                 "pool; check that the pool contains the test lexicon's translations")
         sides.append((keys, has_gold))
+    return x, y, ks, kmax, sides
+
+
+def _both_results(ps, sides, n_src: int, n_tgt: int, ks, **kw) -> dict[tuple[str, str], RetrievalResult]:
+    out = {}
+    for direction, (keys, has_gold), pool_size, ranks in (
+            ("src->tgt", sides[0], n_tgt, (ps.src_nn, ps.src_csls)),
+            ("tgt->src", sides[1], n_src, (ps.tgt_nn, ps.tgt_csls))):
+        for method, ranked in zip(METHODS, ranks):
+            out[direction, method] = _hits(ranked, keys, has_gold, pool_size, ks, method=method, **kw)
+    return out
+
+
+def retrieve_both(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Sequence[Collection[int]], *,
+                  ks: Sequence[int] = (1, 5, 10), center: bool = False, csls_k: int = 10,
+                  confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                  device=None) -> dict[tuple[str, str], RetrievalResult]:
+    """NN and CSLS P@k in both directions from one blocked product per call (SPEC §2).
+
+    src ``[n_src, dim]``: the source language's full set (test source words first, then
+    frequent words); tgt ``[n_tgt, dim]`` likewise. ``src_gold[i]`` holds the tgt indices of
+    the translations of source query i (the queries are the first len(src_gold) rows of
+    src); ``tgt_gold[j]`` the src indices for target query j. The src→tgt direction equals
+    ``retrieve(src[:len(src_gold)], tgt, src_gold, query_space=src)`` and tgt→src
+    ``retrieve(tgt[:len(tgt_gold)], src, tgt_gold, query_space=tgt)``, for both methods, but
+    S = X̂Ŷᵀ is computed once: its row top-k gives r over tgt, its column top-k r over src
+    (:func:`alignkit.metrics.blocked.product_search`; ``device`` "cuda" runs it there).
+    For both spaces at once, :func:`retrieve_spaces` needs one product instead of two.
+
+    Returns ``{(direction, method): RetrievalResult}``, direction "src->tgt" / "tgt->src",
+    method "nn" / "csls". Raises AlignkitError like :func:`retrieve`.
+    """
+    from alignkit.metrics.blocked import product_search
+
+    x, y, ks, kmax, sides = _both_inputs(src, tgt, src_gold, tgt_gold, ks, csls_k)
     if center:
         x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
         y = y - y.mean(axis=0, dtype=np.float64).astype(np.float32)
     ps = product_search(_validate.unit_rows(x), _validate.unit_rows(y), len(src_gold), len(tgt_gold),
                         kmax=kmax, csls_k=csls_k, device=device)
-    kw = dict(center=center, confidence=confidence, n_resamples=n_resamples, seed=seed)
-    out = {}
-    for direction, (keys, has_gold), pool_size, ranks in (
-            ("src->tgt", sides[0], y.shape[0], (ps.src_nn, ps.src_csls)),
-            ("tgt->src", sides[1], x.shape[0], (ps.tgt_nn, ps.tgt_csls))):
-        for method, ranked in zip(METHODS, ranks):
-            out[direction, method] = _hits(ranked, keys, has_gold, pool_size, ks, method=method, **kw)
-    return out
+    return _both_results(ps, sides, x.shape[0], y.shape[0], ks, center=center, confidence=confidence,
+                         n_resamples=n_resamples, seed=seed)
+
+
+def retrieve_spaces(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Sequence[Collection[int]], *,
+                    ks: Sequence[int] = (1, 5, 10), centers: Sequence[bool] = (False, True), csls_k: int = 10,
+                    confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                    device=None) -> dict[bool, dict[tuple[str, str], RetrievalResult]]:
+    """:func:`retrieve_both` for the plain (False) and centred (True) spaces together, from
+    one product of the centred unit rows per block; the plain cosines are derived from it by
+    an exact identity in float64 (:func:`alignkit.metrics.blocked.space_search`).
+
+    Returns ``{center: {(direction, method): RetrievalResult}}``. The centred results equal
+    ``retrieve_both(center=True)`` exactly; the plain ones equal ``retrieve_both(center=False)``
+    except where two candidates' cosines differ by float32 rounding (~1e-7): the derived
+    cosines are the more accurate (docs/scoring.md gives the measurement).
+    """
+    from alignkit.metrics.blocked import space_search
+
+    x, y, ks, kmax, sides = _both_inputs(src, tgt, src_gold, tgt_gold, ks, csls_k)
+    centers = tuple(dict.fromkeys(bool(c) for c in centers))
+    if not centers:
+        raise AlignkitError("centers is empty; give False (plain), True (centred) or both")
+    found = space_search(x, y, len(src_gold), len(tgt_gold), centers=centers, kmax=kmax, csls_k=csls_k,
+                         device=device)
+    return {c: _both_results(found[c], sides, x.shape[0], y.shape[0], ks, center=c, confidence=confidence,
+                             n_resamples=n_resamples, seed=seed) for c in centers}

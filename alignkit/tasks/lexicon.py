@@ -177,13 +177,12 @@ class LexiconTask(WordTask):
 
     @staticmethod
     def _retrieval(ctx, p: LexiconPools, x, y, layer: int, items) -> None:
-        from alignkit.metrics.retrieval import retrieve_both
+        from alignkit.metrics.retrieval import retrieve_spaces
 
         cfg = ctx.cfg
-        # one product per space gives both directions, NN and CSLS (retrieve_both)
-        both = {center: retrieve_both(x, y, p.fwd_gold, p.bwd_gold, ks=KS, center=center, csls_k=cfg.csls_k,
-                                      device=ctx.retrieval_device, n_resamples=cfg.n_resamples, seed=cfg.seed)
-                for center in (False, True)}
+        # one product gives both spaces and directions, NN and CSLS (retrieve_spaces)
+        both = retrieve_spaces(x, y, p.fwd_gold, p.bwd_gold, ks=KS, centers=(False, True), csls_k=cfg.csls_k,
+                               device=ctx.retrieval_device, n_resamples=cfg.n_resamples, seed=cfg.seed)
         for side, direction, queries in (("src->tgt", p.fwd, p.src_test), ("tgt->src", p.bwd, p.tgt_test)):
             for method, center in RETRIEVAL_METHODS:
                 r = both[center][side, method]
