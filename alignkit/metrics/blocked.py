@@ -14,6 +14,10 @@ the order (higher score, then lower index), as ``np.argsort(-s, kind="stable")``
 GEMM gives the same bits as the same rows of the whole product (numpy's BLAS on a CPU;
 :func:`_gemm_rows` keeps a lone row off the GEMV path).
 
+Both spaces from one product: :func:`space_search` searches the centred unit rows'
+product and derives the plain cosines from each of its blocks by an exact identity in
+float64 (:class:`PlainFromCentred`), so a CPU runs one GEMM per layer for both spaces.
+
 On a CPU the blocks run in one worker thread per core, each with one BLAS and one torch
 thread (no synchronisation inside the many small ops, robust on a shared machine); on a GPU
 they run one after another in larger blocks. GEMMs are fp32 (TF32 disabled on CUDA).

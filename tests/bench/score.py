@@ -95,7 +95,8 @@ def instrument() -> tuple[PhaseClock, dict]:
     extract._pooled_forward = counting_forward
     for owner, attr, phase in (
             (encoders, "load_encoder", "model load"), (extract, "word_vectors", "extraction"),
-            (blocked, "product_search", "GEMM/search"), (retrieval, "retrieve_both", "retrieval (rest)"),
+            (blocked, "product_search", "GEMM/search"), (blocked, "space_search", "GEMM/search"),
+            (retrieval, "retrieve_both", "retrieval (rest)"), (retrieval, "retrieve_spaces", "retrieval (rest)"),
             (similarity, "bls", "BLS"), (stats, "bootstrap_ci", "CIs"), (clusters, "bootstrap_interval", "CIs"),
             (clusters, "gap_ratio", "cluster metrics"), (clusters, "langid_acc", "cluster metrics"),
             (clusters, "silhouette", "cluster metrics"), (tsne, "tsne_pairs", "t-SNE"),
