@@ -28,14 +28,17 @@ def _reference(s, q_src, q_tgt, kmax, k):
 
 def _languages(rng, ties: bool, offset: float = 2.0):
     """Two anisotropic clouds (a shared offset, like real encoder layers); with ``ties``,
-    repeated rows (identical vectors tie exactly in both spaces)."""
-    n_src, n_tgt, dim = (int(v) for v in (rng.integers(20, 400), rng.integers(20, 400), rng.integers(4, 40)))
+    repeated rows (identical vectors tie exactly in both spaces). dim < 24 as in
+    test_metrics_cpu_tops: at tiny shapes with larger dim the BLAS may pick another kernel
+    for a 2-row block than for the whole product (other bits, not another ranking rule)."""
+    n_src, n_tgt, dim = (int(v) for v in (rng.integers(20, 400), rng.integers(20, 400), rng.integers(4, 24)))
     common = offset * rng.standard_normal(dim)
     x = rng.standard_normal((n_src, dim)) + common
     y = rng.standard_normal((n_tgt, dim)) + common + 0.3 * rng.standard_normal(dim)
     if ties:
         x[n_src // 2:] = x[:n_src - n_src // 2]
-        y[::3] = y[1::3][:len(y[::3])]
+        m = len(y) // 3
+        y[:3 * m:3] = y[1:3 * m:3]
     return x.astype(np.float32), y.astype(np.float32)
 
 
@@ -140,7 +143,7 @@ def _two_languages(rng, n_src, n_tgt, dim, q_src, q_tgt):
 
 def test_retrieve_spaces_equals_retrieve_both_in_each_space():
     """Centred: identical (the same product). Plain: identical rankings and P@k where no two
-    candidates are within float32 rounding of each other (checked: gaps > 1e-5)."""
+    candidates are within float32 rounding (~1e-7) of each other (checked: gaps > 1e-6)."""
     rng = np.random.default_rng(11)
     src, tgt, src_gold, tgt_gold = _two_languages(rng, 500, 2500, 16, 70, 60)
     both = retrieve_spaces(src, tgt, src_gold, tgt_gold, n_resamples=200)
@@ -157,7 +160,7 @@ def test_retrieve_spaces_equals_retrieve_both_in_each_space():
     # the plain check above is meaningful only without near-ties in the top lists
     s = _validate.unit_rows(src[:70]) @ _validate.unit_rows(tgt).T
     top = -np.sort(-s, axis=1)[:, :11]
-    assert np.diff(top, axis=1).max() < -1e-5
+    assert np.diff(top, axis=1).max() < -1e-6
 
 
 def test_retrieve_spaces_refuses_bad_input_like_retrieve_both():
