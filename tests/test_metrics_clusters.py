@@ -55,6 +55,27 @@ def test_silhouette_matches_sklearn_and_orders_mixed_below_separated():
     assert silhouette(*_clouds(30.0), n_resamples=0).value > 0.8
 
 
+@pytest.mark.parametrize("blocks", [False, True])
+def test_silhouette_items_equal_sklearns_with_duplicates_whole_or_in_blocks(blocks, monkeypatch):
+    """The two-cluster fast path gives scikit-learn's per-vector values: duplicate vectors
+    within and across the languages (distance 0; d² rounding below 0 is clipped), Gram
+    matrix whole or in row blocks of 7 rows; other metrics go to sklearn itself."""
+    import alignkit.metrics.clusters as clusters
+    from sklearn.metrics import silhouette_samples
+
+    if blocks:
+        monkeypatch.setattr(clusters, "_GRAM_ROWS", 10)
+        monkeypatch.setattr(clusters, "_BLOCK_BYTES", 8 * 7 * 260)
+    x, y = _clouds(1.5)
+    x[5] = x[6] = x[7]                                       # duplicates inside a language
+    x[:2] = y[:2] = 0.0                                      # and across the languages
+    labels = np.r_[np.zeros(len(x)), np.ones(len(y))]
+    v = np.vstack([x, y]).astype(np.float32).astype(np.float64)    # the vectors are checked as float32
+    for metric in ("euclidean", "cosine"):
+        got = silhouette(x, y, metric=metric, n_resamples=0)
+        np.testing.assert_allclose(got.items, silhouette_samples(v, labels, metric=metric), rtol=0, atol=1e-12)
+
+
 def test_cluster_metrics_refuse_bad_input():
     x, y = _clouds(0.0)
     with pytest.raises(AlignkitError, match="dimension 8"):
