@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alignkit.errors import AlignkitError
-from alignkit.metrics import _validate, blocked, retrieve_both, retrieve_spaces
+from alignkit.metrics import _validate, blocked, retrieve_both, retrieve_spaces, spaces
 from alignkit.metrics.cpu_tops import plain_from_centred
 
 FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")
@@ -43,7 +43,7 @@ def _languages(rng, ties: bool, offset: float = 2.0):
 
 
 def _derived_whole(x, y):
-    xcn, ycn, d = blocked.centred_operands(x, y)
+    xcn, ycn, d = spaces.centred_operands(x, y)
     g = xcn @ ycn.T
     p = np.empty_like(g)
     plain_from_centred(g, p, d.row, d.col)
@@ -61,8 +61,8 @@ def test_both_spaces_equal_sorting_the_whole_products_on_both_paths(seed):
     q_src, q_tgt = int(rng.integers(0, len(x) + 1)), int(rng.integers(0, len(y) + 1))
     rows = [None, 2, 3, 16][seed % 4]
     g, p = _derived_whole(x, y)
-    found = blocked.space_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
-    xcn, ycn, d = blocked.centred_operands(x, y)
+    found = spaces.space_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
+    xcn, ycn, d = spaces.centred_operands(x, y)
     torch_path = {c: blocked.torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows,
                                                   derive=None if c else d) for c in (True, False)}
     for center, whole in ((True, g), (False, p)):
@@ -74,9 +74,9 @@ def test_both_spaces_equal_sorting_the_whole_products_on_both_paths(seed):
 def test_one_space_alone_equals_that_space_of_the_pair():
     rng = np.random.default_rng(7)
     x, y = _languages(rng, ties=False)
-    both = blocked.space_search(x, y, 15, 12, block_rows=16)
+    both = spaces.space_search(x, y, 15, 12, block_rows=16)
     for c in (False, True):
-        alone = blocked.space_search(x, y, 15, 12, centers=(c,), block_rows=16)
+        alone = spaces.space_search(x, y, 15, 12, centers=(c,), block_rows=16)
         assert list(alone) == [c]
         for field in FIELDS:
             np.testing.assert_array_equal(getattr(alone[c], field), getattr(both[c], field))
@@ -88,7 +88,7 @@ def test_centred_space_equals_product_search_of_the_centred_rows_bit_for_bit():
     xc = _validate.unit_rows(x - x.mean(0, dtype=np.float64).astype(np.float32))
     yc = _validate.unit_rows(y - y.mean(0, dtype=np.float64).astype(np.float32))
     direct = blocked.product_search(xc, yc, 30, 20)
-    found = blocked.space_search(x, y, 30, 20)[True]
+    found = spaces.space_search(x, y, 30, 20)[True]
     for field in FIELDS:
         np.testing.assert_array_equal(getattr(found, field), getattr(direct, field))
 
@@ -122,7 +122,7 @@ def test_zero_vectors_and_vectors_at_the_mean_get_their_plain_cosines():
     x = np.vstack([m, m + d, m - d]).astype(np.float32)        # mean exactly m, so x[0] - mean = 0
     y = (rng.standard_normal((50, 8)) + 1).astype(np.float32)
     y[7] = 0.0
-    xcn, _, _ = blocked.centred_operands(x, y)
+    xcn, _, _ = spaces.centred_operands(x, y)
     assert not xcn[0].any()
     _, derived = _derived_whole(x, y)
     x64, y64 = x.astype(np.float64), y.astype(np.float64)

@@ -14,9 +14,9 @@ the order (higher score, then lower index), as ``np.argsort(-s, kind="stable")``
 GEMM gives the same bits as the same rows of the whole product (numpy's BLAS on a CPU;
 :func:`_gemm_rows` keeps a lone row off the GEMV path).
 
-Both spaces from one product: :func:`space_search` searches the centred unit rows'
-product and derives the plain cosines from each of its blocks by an exact identity in
-float64 (:class:`PlainFromCentred`), so a CPU runs one GEMM per layer for both spaces.
+Both spaces from one product (:mod:`alignkit.metrics.spaces`): the centred unit rows'
+product is searched and the plain cosines are derived from each of its blocks
+(``outputs`` / ``derive`` here), so a CPU runs one GEMM per layer for both spaces.
 
 On a CPU the blocks run in one worker thread per core, each with one BLAS and one torch
 thread (no synchronisation inside the many small ops, robust on a shared machine); on a GPU
@@ -27,11 +27,15 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from alignkit.workers import single_threaded_map
+
+if TYPE_CHECKING:
+    from alignkit.metrics.spaces import PlainFromCentred
 
 _CHUNK = 64                  # columns per chunk for row top-k values
 _GROUP = 16                  # rows per chunk for column top-k values
@@ -58,52 +62,6 @@ class ProductSearch:
     src_csls: np.ndarray
     tgt_nn: np.ndarray
     tgt_csls: np.ndarray
-
-
-@dataclass(frozen=True)
-class PlainFromCentred:
-    """Coefficients that turn the centred product into the plain one (an exact identity).
-
-    With x_c = x − μ_x, y_c = y − μ_y and G = x̂_c ŷ_cᵀ (the centred space's cosines),
-    x·y = |x_c||y_c| G + x·μ_y + μ_x·y − μ_x·μ_y, so the plain cosine is
-
-        cos(x, y) = a_i b_j G_ij + f_i g_j (p_i + w_j)
-
-    row ``[3, n_src]`` float64 = (a, f, p): a = |x_c| / |x|, f = 1 / |x|, p = x·μ_y;
-    col ``[3, n_tgt]`` = (b, g, w): b = |y_c| / |y|, g = 1 / |y|, w = μ_x·y − μ_x·μ_y
-    (a zero vector gets a = f = 0: cosine 0, as :func:`_validate.unit_rows` gives it).
-    Evaluated in float64 and rounded once, the derived cosines carry G's rounding error
-    scaled by |x_c||y_c| / (|x||y|) <= ~1: on the bundled model's layers 0 / 6 / 12 their
-    worst error against float64 cosines was 1.2x / 2.0x / 4.2x smaller than a float32 GEMM
-    of the plain unit vectors' (docs/benchmarks.md).
-    """
-
-    row: np.ndarray
-    col: np.ndarray
-
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        return self.row[:, start:stop]
-
-
-def centred_operands(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, PlainFromCentred]:
-    """The centred space's unit rows of ``x`` ``[n_src, d]`` and ``y`` ``[n_tgt, d]`` (each
-    language's float32 mean subtracted, then unit-normalised, as ``retrieve(center=True)``
-    does) and the coefficients that derive the plain cosines from their product."""
-    from alignkit.metrics import _validate
-
-    mx = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    my = y.mean(axis=0, dtype=np.float64).astype(np.float32)
-    xc, yc = x - mx, y - my
-    mx64, my64 = mx.astype(np.float64), my.astype(np.float64)
-
-    def coefs(v, vc, other_mean, w_shift):
-        v64, vc64 = v.astype(np.float64), vc.astype(np.float64)
-        n, nc = np.sqrt(np.einsum("ij,ij->i", v64, v64)), np.sqrt(np.einsum("ij,ij->i", vc64, vc64))
-        inv = np.divide(1.0, n, out=np.zeros_like(n), where=n > 0)
-        return np.stack([nc * inv, inv, v64 @ other_mean - w_shift])
-
-    return (_validate.unit_rows(xc), _validate.unit_rows(yc),
-            PlainFromCentred(coefs(x, xc, my64, 0.0), coefs(y, yc, mx64, float(mx64 @ my64))))
 
 
 def _order(v: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -406,33 +364,6 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
                                 block_rows=block_rows)
 
 
-def space_search(x: np.ndarray, y: np.ndarray, q_src: int, q_tgt: int, *,
-                 centers: tuple[bool, ...] = (False, True), kmax: int = 10, csls_k: int = 10,
-                 device: str | torch.device | None = None, block_rows: int | None = None) -> dict[bool, ProductSearch]:
-    """:func:`product_search` of the plain (False) and / or centred (True) space of raw
-    float32 vectors ``x`` ``[n_src, d]``, ``y`` ``[n_tgt, d]``, from ONE product per block:
-    the centred unit rows' product S_c is the centred space; the plain space's cosines are
-    derived from S_c by :class:`PlainFromCentred` (float64, one rounding). On a CPU each
-    block's GEMM then serves both spaces (half the GEMMs of two searches); on a GPU each
-    space runs its own torch search of the same product (GEMMs are cheap there).
-
-    The centred outputs equal ``product_search`` of the centred unit rows bit for bit; the
-    plain ones equal ranking the derived cosines, which differ from a float32 GEMM of the
-    plain unit rows by rounding only (and are closer to the exact cosines, see
-    :class:`PlainFromCentred`): rankings can differ from that GEMM's only at near-ties.
-    """
-    xcn, ycn, derive = centred_operands(x, y)
-    order = sorted(set(centers), reverse=True)           # the centred product first: plain is made from it
-    outputs = tuple(None if c else derive for c in order)
-    dev = torch.device(device or "cpu")
-    if dev.type == "cpu":
-        found = _cpu_product_search(xcn, ycn, q_src, q_tgt, kmax, csls_k, block_rows, outputs)
-    else:
-        found = [torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=dev,
-                                      block_rows=block_rows, derive=d) for d in outputs]
-    return dict(zip(order, found))
-
-
 def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
     """``out = xn[start:stop] @ yt`` by the BLAS GEMM, bit-identical to the same rows of the
     whole product ``xn @ yt`` (a lone row would go to GEMV, whose rounding differs, so it is
@@ -447,7 +378,7 @@ def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.nd
 def _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
                         outputs: tuple[PlainFromCentred | None, ...] = (None,)) -> list[ProductSearch]:
     """One ProductSearch per entry of ``outputs``: None = the product xn ynᵀ itself, a
-    :class:`PlainFromCentred` = the plain product derived from it (xn, yn then being the
+    :class:`~alignkit.metrics.spaces.PlainFromCentred` = the plain product derived from it (xn, yn then being the
     centred unit rows). Each block's GEMM runs once; the derived block is made after the
     product's own scan (in place, except in the kept query rows)."""
     from alignkit.metrics.cpu_tops import (column_tops, mean_of_top, merged_column_tops, plain_from_centred,
@@ -503,18 +434,6 @@ def _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
             for n, (src_radii, tgt_radii) in enumerate(radii)]
 
 
-def _torch_plain_from_centred(s: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> None:
-    """:func:`alignkit.metrics.cpu_tops.plain_from_centred` in torch, in place: the same
-    float64 steps in the same order (equal bits), in slices of rows to bound the float64
-    temporaries."""
-    step = max(1, 2**24 // max(1, s.shape[1]))
-    for i in range(0, s.shape[0], step):
-        r = row[:, i:i + step]
-        t = (r[0, :, None] * col[0]) * s[i:i + step].double()
-        t += (r[1, :, None] * col[1]) * (r[2, :, None] + col[2])
-        s[i:i + step] = t
-
-
 def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
                          csls_k: int = 10, device: str | torch.device | None = None,
                          block_rows: int | None = None, derive: PlainFromCentred | None = None) -> ProductSearch:
@@ -530,6 +449,7 @@ def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int,
     dev = torch.device(device or "cpu")
     x, y = torch.from_numpy(xn).to(dev), torch.from_numpy(yn).to(dev)
     if derive is not None:
+        from alignkit.metrics.spaces import torch_plain_from_centred
         d_row, d_col = torch.from_numpy(derive.row).to(dev), torch.from_numpy(derive.col).to(dev)
     n_src, n_tgt = x.shape[0], y.shape[0]
     workers = 1 if dev.type != "cpu" else max(1, min(torch.get_num_threads(), 8))
@@ -554,7 +474,7 @@ def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int,
         else:
             torch.mm(x[start:stop], yt, out=s)
         if derive is not None:
-            _torch_plain_from_centred(s, d_row[:, start:stop], d_col)
+            torch_plain_from_centred(s, d_row[:, start:stop], d_col)
         if start >= m:
             cols[wid].add(s)
         src_radii[start:stop] = row_top_values(s, csls_k).double().mean(1)

@@ -6,7 +6,7 @@ the query rows and columns. On a CPU the product is computed in row blocks by th
 
 - :meth:`ColumnTops.scan` reads each block once and keeps, for every row of the block, its
   k largest values, and for every column a running k largest over the blocks one worker has
-  seen; it also copies the block's query columns out (transposed) in the same pass;
+  seen; then it copies the block's query columns out, transposed, in 64-column tiles;
 - :func:`plain_from_centred` turns a block of the centred product into the plain one
   (the rank-two identity of :class:`alignkit.metrics.blocked.PlainFromCentred`, float64);
 - :func:`ranked_rows` ranks the kept query rows (NN: by S; CSLS: by 2S − r) under the order
@@ -115,9 +115,8 @@ def _row_top(row, cmax, nc, k, top, sel):
 
 
 @_jit
-def _block_tops(s, k, row_top, col_top, col_min, floor, g1, g2, cmax, tqt, off):
+def _block_tops(s, k, row_top, col_top, col_min, floor, g1, g2, cmax):
     rows, n = s.shape
-    q = tqt.shape[0]
     nc = n // _CHUNK
     sel = np.empty(k, dtype=np.float32)
     for r0 in range(0, rows, _GROUP):
@@ -281,8 +280,7 @@ class ColumnTops:
         of S) into the column tops, write each of its rows' k largest values (any order) to
         ``row_top`` ``[rows, k]`` and its first ``q`` columns, transposed, to
         ``query_cols[:, start:start + rows]`` (``query_cols`` ``[q, n_rows of S]``)."""
-        _block_tops(s, self.k, row_top, self.top, self.min, self.floor, self._g1, self._g2,
-                    self._cmax, query_cols, start)
+        _block_tops(s, self.k, row_top, self.top, self.min, self.floor, self._g1, self._g2, self._cmax)
         if query_cols.shape[0]:
             _query_columns(s, query_cols, start)
 

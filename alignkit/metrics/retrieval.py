@@ -299,14 +299,14 @@ def retrieve_spaces(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Seq
                     device=None) -> dict[bool, dict[tuple[str, str], RetrievalResult]]:
     """:func:`retrieve_both` for the plain (False) and centred (True) spaces together, from
     one product of the centred unit rows per block; the plain cosines are derived from it by
-    an exact identity in float64 (:func:`alignkit.metrics.blocked.space_search`).
+    an exact identity in float64 (:func:`alignkit.metrics.spaces.space_search`).
 
     Returns ``{center: {(direction, method): RetrievalResult}}``. The centred results equal
     ``retrieve_both(center=True)`` exactly; the plain ones equal ``retrieve_both(center=False)``
     except where two candidates' cosines differ by float32 rounding (~1e-7): the derived
     cosines are the more accurate (docs/scoring.md gives the measurement).
     """
-    from alignkit.metrics.blocked import space_search
+    from alignkit.metrics.spaces import space_search
 
     x, y, ks, kmax, sides = _both_inputs(src, tgt, src_gold, tgt_gold, ks, csls_k)
     centers = tuple(dict.fromkeys(bool(c) for c in centers))

@@ -81,6 +81,7 @@ def instrument() -> tuple[PhaseClock, dict]:
     import alignkit.metrics.clusters as clusters
     import alignkit.metrics.retrieval as retrieval
     import alignkit.metrics.similarity as similarity
+    import alignkit.metrics.spaces as spaces
     import alignkit.metrics.tsne as tsne
     import alignkit.scoring as scoring
     import alignkit.stats as stats
@@ -95,7 +96,7 @@ def instrument() -> tuple[PhaseClock, dict]:
     extract._pooled_forward = counting_forward
     for owner, attr, phase in (
             (encoders, "load_encoder", "model load"), (extract, "word_vectors", "extraction"),
-            (blocked, "product_search", "GEMM/search"), (blocked, "space_search", "GEMM/search"),
+            (blocked, "product_search", "GEMM/search"), (spaces, "space_search", "GEMM/search"),
             (retrieval, "retrieve_both", "retrieval (rest)"), (retrieval, "retrieve_spaces", "retrieval (rest)"),
             (similarity, "bls", "BLS"), (stats, "bootstrap_ci", "CIs"), (clusters, "bootstrap_interval", "CIs"),
             (clusters, "gap_ratio", "cluster metrics"), (clusters, "langid_acc", "cluster metrics"),
