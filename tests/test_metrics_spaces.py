@@ -9,21 +9,9 @@ import pytest
 from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate, blocked, retrieve_both, retrieve_spaces, spaces
 from alignkit.metrics.cpu_tops import plain_from_centred
+from reference import product_search_by_sorting
 
 FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")
-
-
-def _reference(s, q_src, q_tgt, kmax, k):
-    """Everything a ProductSearch holds, by sorting the whole product ``s``."""
-    src_r = np.sort(s, 1)[:, ::-1][:, :k].astype(np.float64).mean(1)
-    tgt_r = np.sort(s, 0)[::-1][:k].T.astype(np.float64).mean(1)
-
-    def rank(m):
-        return np.argsort(-m, axis=1, kind="stable")[:, :kmax]
-
-    st = s[:, :q_tgt].T
-    return (src_r, tgt_r, rank(s[:q_src]), rank(2 * s[:q_src] - tgt_r.astype(np.float32)),
-            rank(st), rank(2 * st - src_r.astype(np.float32)))
 
 
 def _languages(rng, ties: bool, offset: float = 2.0):
@@ -66,7 +54,7 @@ def test_both_spaces_equal_sorting_the_whole_products_on_both_paths(seed):
     torch_path = {c: blocked.torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows,
                                                   derive=None if c else d) for c in (True, False)}
     for center, whole in ((True, g), (False, p)):
-        for field, ref in zip(FIELDS, _reference(whole, q_src, q_tgt, kmax, k)):
+        for field, ref in zip(FIELDS, product_search_by_sorting(whole, q_src, q_tgt, kmax, k)):
             np.testing.assert_array_equal(getattr(found[center], field), ref, err_msg=f"cpu {center} {field}")
             np.testing.assert_array_equal(getattr(torch_path[center], field), ref, err_msg=f"torch {center} {field}")
 
