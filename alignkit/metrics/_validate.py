@@ -28,6 +28,13 @@ def vectors(arr, name: str, *, dim: int | None = None, min_rows: int = 1) -> np.
     return x
 
 
+def centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``x`` minus its float32 column mean, that mean): the ``+center`` space before
+    normalising (the mean is summed in float64)."""
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return x - mean, mean
+
+
 def unit_rows(x: np.ndarray) -> np.ndarray:
     """``x`` ``[n, d]`` with every row scaled to unit L2 norm (float32, new array).
 
@@ -47,6 +54,5 @@ def parallel_sentences(xx_vecs, en_vecs, *, center: bool = False) -> tuple[np.nd
         raise AlignkitError(f"{x.shape[0]} non-English but {e.shape[0]} English sentence vectors; "
                             "row i of each must be a translation pair")
     if center:
-        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        e = e - e.mean(axis=0, dtype=np.float64).astype(np.float32)
+        (x, _), (e, _) = centred(x), centred(e)
     return x, e

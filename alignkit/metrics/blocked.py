@@ -16,7 +16,10 @@ GEMM gives the same bits as the same rows of the whole product (numpy's BLAS on 
 
 Both spaces from one product (:mod:`alignkit.metrics.spaces`): the centred unit rows'
 product is searched and the plain cosines are derived from each of its blocks
-(``outputs`` / ``derive`` here), so a CPU runs one GEMM per layer for both spaces.
+(``outputs`` of :func:`alignkit.metrics.cpu_tops.cpu_product_search`, ``derive`` here), so
+a CPU runs one GEMM per layer for both spaces. The CPU driver lives beside its kernels in
+:mod:`alignkit.metrics.cpu_tops`; this module keeps the API, the shared block plan and the
+torch path.
 
 On a CPU the blocks run in one worker thread per core, each with one BLAS and one torch
 thread (no synchronisation inside the many small ops, robust on a shared machine); on a GPU
@@ -359,7 +362,9 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
     """
     dev = torch.device(device or "cpu")
     if dev.type == "cpu":
-        return _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows)[0]
+        from alignkit.metrics.cpu_tops import cpu_product_search
+
+        return cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows)[0]
     return torch_product_search(xn, yn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=dev,
                                 block_rows=block_rows)
 
@@ -373,65 +378,6 @@ def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.nd
     else:
         lo = max(0, min(start - 1, len(xn) - 2))
         out[:] = np.matmul(xn[lo:lo + 2], yt)[start - lo]
-
-
-def _cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
-                        outputs: tuple[PlainFromCentred | None, ...] = (None,)) -> list[ProductSearch]:
-    """One ProductSearch per entry of ``outputs``: None = the product xn ynᵀ itself, a
-    :class:`~alignkit.metrics.spaces.PlainFromCentred` = the plain product derived from it (xn, yn then being the
-    centred unit rows). Each block's GEMM runs once; the derived block is made after the
-    product's own scan (in place, except in the kept query rows)."""
-    from alignkit.metrics.cpu_tops import (column_tops, mean_of_top, merged_column_tops, plain_from_centred,
-                                           ranked_rows)
-
-    dev = torch.device("cpu")
-    n_src, n_tgt = xn.shape[0], yn.shape[0]
-    workers = max(1, min(torch.get_num_threads(), 8))
-
-    class Space:  # what one output keeps beyond a block
-        def __init__(self, derive):
-            self.derive = derive
-            self.head = np.empty((q_src, n_tgt), dtype=np.float32)   # S[:q_src]: the source queries
-            self.tqt = np.empty((q_tgt, n_src), dtype=np.float32)    # S[:, :q_tgt]ᵀ: the target queries
-            self.row_top = np.empty((n_src, csls_k), dtype=np.float32)
-            self.cols = column_tops(n_tgt, csls_k, workers)
-
-    spaces = [Space(d) for d in outputs]
-    bufs: list = [None] * workers
-    yt = yn.T
-
-    def block(start: int, stop: int, wid: int) -> None:
-        if stop <= q_src:
-            s = spaces[0].head[start:stop]
-        else:  # a reused buffer: a fresh block would cost page faults every time
-            if bufs[wid] is None:
-                bufs[wid] = np.empty((stop - start, n_tgt), dtype=np.float32)
-            s = bufs[wid][:stop - start]
-        _gemm_rows(xn, yt, start, stop, s)
-        for sp in spaces:
-            if sp.derive is not None:
-                out = sp.head[start:stop] if stop <= q_src else s
-                plain_from_centred(s, out, sp.derive.rows(start, stop), sp.derive.col)
-                s = out
-            sp.cols[wid].scan(s, sp.row_top[start:stop], sp.tqt, start)
-
-    clock = _Clock()
-    _run_blocks(_blocks(n_src, n_tgt, q_src, dev, block_rows), block, workers)
-    clock("blocks")
-    radii = [(mean_of_top(sp.row_top), mean_of_top(merged_column_tops(sp.cols))) for sp in spaces]
-    clock("column merge")
-    jobs = []
-    for sp, (src_radii, tgt_radii) in zip(spaces, radii):
-        r_t, r_s = tgt_radii.astype(np.float32), src_radii.astype(np.float32)
-        jobs += [(rows, r, np.empty((len(rows), kmax), dtype=np.int64))
-                 for rows, r in ((sp.head, None), (sp.head, r_t), (sp.tqt, None), (sp.tqt, r_s))]
-    step = 128
-    parts = [(rows, r, out, i, min(i + step, len(rows))) for rows, r, out in jobs
-             for i in range(0, len(rows), step)]
-    _run_blocks(parts, lambda rows, r, out, i, j, wid: ranked_rows(rows[i:j], r, kmax, out[i:j]), workers)
-    clock("query rankings")
-    return [ProductSearch(src_radii, tgt_radii, *(out for _, _, out in jobs[4 * n:4 * n + 4]))
-            for n, (src_radii, tgt_radii) in enumerate(radii)]
 
 
 def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,

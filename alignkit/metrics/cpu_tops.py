@@ -1,16 +1,21 @@
-"""CPU kernels (numba) for the blocked product of :mod:`alignkit.metrics.blocked`.
+"""The CPU path of the blocked product (:mod:`alignkit.metrics.blocked`): its driver
+:func:`cpu_product_search` and its numba kernels.
 
 CSLS needs, for one product S = X̂Ŷᵀ, the mean of the k largest values of every row (r over Y
 for each source) and of every column (r over X for each target), and the P@k rankings of
-the query rows and columns. On a CPU the product is computed in row blocks by the BLAS;
+the query rows and columns. On a CPU the product is computed in row blocks by the BLAS
+(one worker per core);
 
 - :meth:`ColumnTops.scan` reads each block once and keeps, for every row of the block, its
   k largest values, and for every column a running k largest over the blocks one worker has
   seen; then it copies the block's query columns out, transposed, in 64-column tiles;
 - :func:`plain_from_centred` turns a block of the centred product into the plain one
-  (the rank-two identity of :class:`alignkit.metrics.blocked.PlainFromCentred`, float64);
+  (the rank-two identity of :class:`alignkit.metrics.spaces.PlainFromCentred`, float64);
 - :func:`ranked_rows` ranks the kept query rows (NN: by S; CSLS: by 2S − r) under the order
-  (higher score, then lower index), as ``np.argsort(-s, kind="stable")``.
+  (higher score, then lower index), as ``np.argsort(-s, kind="stable")``;
+- :func:`distance_sums` is the silhouette's one pass over a Gram matrix
+  (:mod:`alignkit.metrics.clusters`), kept here with the other numba code so that importing
+  the metrics does not load numba.
 
 Exact. A value enters a top-k list only if it beats the list's current k-th value, so each
 list always holds the k largest values seen so far (replacing a value by an equal one
@@ -35,8 +40,16 @@ them from numba's cache.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+import torch
 from numba import njit
+
+from alignkit.metrics.blocked import ProductSearch, _blocks, _Clock, _gemm_rows, _run_blocks
+
+if TYPE_CHECKING:
+    from alignkit.metrics.spaces import PlainFromCentred
 
 _GROUP = 16   # rows per column pass (a group's rows stay in L2)
 _CHUNK = 64   # columns per row-chunk maximum (_chunk_maxima assumes 64)
@@ -314,3 +327,60 @@ def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndar
     r = radii if use else np.zeros(0, dtype=np.float32)
     _ranked_rows(s, r, use, kmax, out, np.empty(n, dtype=np.float32),
                  np.empty(n // _CHUNK + 1, dtype=np.float32))
+
+
+def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
+                        outputs: tuple[PlainFromCentred | None, ...] = (None,)) -> list[ProductSearch]:
+    """One ProductSearch per entry of ``outputs``: None = the product xn ynᵀ itself, a
+    :class:`~alignkit.metrics.spaces.PlainFromCentred` = the plain product derived
+    from it (xn, yn then being the centred unit rows). The CPU path of
+    :func:`alignkit.metrics.blocked.product_search` (same arguments). Each block's GEMM runs once; the derived block is made after the
+    product's own scan (in place, except in the kept query rows)."""
+    dev = torch.device("cpu")
+    n_src, n_tgt = xn.shape[0], yn.shape[0]
+    workers = max(1, min(torch.get_num_threads(), 8))
+
+    class Space:  # what one output keeps beyond a block
+        def __init__(self, derive):
+            self.derive = derive
+            self.head = np.empty((q_src, n_tgt), dtype=np.float32)   # S[:q_src]: the source queries
+            self.tqt = np.empty((q_tgt, n_src), dtype=np.float32)    # S[:, :q_tgt]ᵀ: the target queries
+            self.row_top = np.empty((n_src, csls_k), dtype=np.float32)
+            self.cols = column_tops(n_tgt, csls_k, workers)
+
+    spaces = [Space(d) for d in outputs]
+    bufs: list = [None] * workers
+    yt = yn.T
+
+    def block(start: int, stop: int, wid: int) -> None:
+        if stop <= q_src:
+            s = spaces[0].head[start:stop]
+        else:  # a reused buffer: a fresh block would cost page faults every time
+            if bufs[wid] is None:
+                bufs[wid] = np.empty((stop - start, n_tgt), dtype=np.float32)
+            s = bufs[wid][:stop - start]
+        _gemm_rows(xn, yt, start, stop, s)
+        for sp in spaces:
+            if sp.derive is not None:
+                out = sp.head[start:stop] if stop <= q_src else s
+                plain_from_centred(s, out, sp.derive.rows(start, stop), sp.derive.col)
+                s = out
+            sp.cols[wid].scan(s, sp.row_top[start:stop], sp.tqt, start)
+
+    clock = _Clock()
+    _run_blocks(_blocks(n_src, n_tgt, q_src, dev, block_rows), block, workers)
+    clock("blocks")
+    radii = [(mean_of_top(sp.row_top), mean_of_top(merged_column_tops(sp.cols))) for sp in spaces]
+    clock("column merge")
+    jobs = []
+    for sp, (src_radii, tgt_radii) in zip(spaces, radii):
+        r_t, r_s = tgt_radii.astype(np.float32), src_radii.astype(np.float32)
+        jobs += [(rows, r, np.empty((len(rows), kmax), dtype=np.int64))
+                 for rows, r in ((sp.head, None), (sp.head, r_t), (sp.tqt, None), (sp.tqt, r_s))]
+    step = 128
+    parts = [(rows, r, out, i, min(i + step, len(rows))) for rows, r, out in jobs
+             for i in range(0, len(rows), step)]
+    _run_blocks(parts, lambda rows, r, out, i, j, wid: ranked_rows(rows[i:j], r, kmax, out[i:j]), workers)
+    clock("query rankings")
+    return [ProductSearch(src_radii, tgt_radii, *(out for _, _, out in jobs[4 * n:4 * n + 4]))
+            for n, (src_radii, tgt_radii) in enumerate(radii)]

@@ -285,8 +285,7 @@ def retrieve_both(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Seque
 
     x, y, ks, kmax, sides = _both_inputs(src, tgt, src_gold, tgt_gold, ks, csls_k)
     if center:
-        x = x - x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        y = y - y.mean(axis=0, dtype=np.float64).astype(np.float32)
+        (x, _), (y, _) = _validate.centred(x), _validate.centred(y)
     ps = product_search(_validate.unit_rows(x), _validate.unit_rows(y), len(src_gold), len(tgt_gold),
                         kmax=kmax, csls_k=csls_k, device=device)
     return _both_results(ps, sides, x.shape[0], y.shape[0], ks, center=center, confidence=confidence,
@@ -304,7 +303,7 @@ def retrieve_spaces(src, tgt, src_gold: Sequence[Collection[int]], tgt_gold: Seq
     Returns ``{center: {(direction, method): RetrievalResult}}``. The centred results equal
     ``retrieve_both(center=True)`` exactly; the plain ones equal ``retrieve_both(center=False)``
     except where two candidates' cosines differ by float32 rounding (~1e-7): the derived
-    cosines are the more accurate (docs/scoring.md gives the measurement).
+    cosines are the more accurate (docs/benchmarks.md gives the measurement).
     """
     from alignkit.metrics.spaces import space_search
 

@@ -3,7 +3,7 @@
 The centred space's cosines are the product G = x̂_c ŷ_cᵀ of the mean-centred unit rows; the
 plain cosines follow from G by an exact identity (:class:`PlainFromCentred`), evaluated in
 float64 and rounded once. :func:`space_search` searches G and derives each block's plain
-cosines after G's own scan (CPU: :func:`alignkit.metrics.blocked._cpu_product_search` with
+cosines after G's own scan (CPU: :func:`alignkit.metrics.cpu_tops.cpu_product_search` with
 two outputs; GPU: one torch search per space), so a CPU runs one GEMM per layer for both
 spaces, and the derived plain cosines are closer to exact ones than a float32 GEMM of the
 plain unit rows would be (docs/benchmarks.md). :func:`alignkit.metrics.retrieve_spaces`
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from alignkit.metrics import _validate
-from alignkit.metrics.blocked import ProductSearch, _cpu_product_search, torch_product_search
+from alignkit.metrics.blocked import ProductSearch, torch_product_search
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,7 @@ def centred_operands(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """The centred space's unit rows of ``x`` ``[n_src, d]`` and ``y`` ``[n_tgt, d]`` (each
     language's float32 mean subtracted, then unit-normalised, as ``retrieve(center=True)``
     does) and the coefficients that derive the plain cosines from their product."""
-    mx = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    my = y.mean(axis=0, dtype=np.float64).astype(np.float32)
-    xc, yc = x - mx, y - my
+    (xc, mx), (yc, my) = _validate.centred(x), _validate.centred(y)
     mx64, my64 = mx.astype(np.float64), my.astype(np.float64)
 
     def coefs(v, vc, other_mean, w_shift):
@@ -84,7 +82,9 @@ def space_search(x: np.ndarray, y: np.ndarray, q_src: int, q_tgt: int, *,
     outputs = tuple(None if c else derive for c in order)
     dev = torch.device(device or "cpu")
     if dev.type == "cpu":
-        found = _cpu_product_search(xcn, ycn, q_src, q_tgt, kmax, csls_k, block_rows, outputs)
+        from alignkit.metrics.cpu_tops import cpu_product_search  # numba: loaded only for a CPU search
+
+        found = cpu_product_search(xcn, ycn, q_src, q_tgt, kmax, csls_k, block_rows, outputs)
     else:
         found = [torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=dev,
                                       block_rows=block_rows, derive=d) for d in outputs]

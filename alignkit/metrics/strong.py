@@ -76,8 +76,7 @@ def _result(hit: np.ndarray, pred: np.ndarray, same: np.ndarray, confidence: flo
 
 def _prepared(a: np.ndarray, b: np.ndarray, center: bool) -> tuple[np.ndarray, np.ndarray]:
     if center:
-        a = a - a.mean(axis=0, dtype=np.float64).astype(np.float32)
-        b = b - b.mean(axis=0, dtype=np.float64).astype(np.float32)
+        (a, _), (b, _) = _validate.centred(a), _validate.centred(b)
     return _validate.unit_rows(a), _validate.unit_rows(b)
 
 
