@@ -31,3 +31,37 @@ def product_search_by_sorting(s: np.ndarray, q_src: int, q_tgt: int, kmax: int, 
     st = s[:, :q_tgt].T
     return (src_r, tgt_r, rank(s[:q_src]), rank(2 * s[:q_src] - tgt_r.astype(np.float32)),
             rank(st), rank(2 * st - src_r.astype(np.float32)))
+
+
+def blockwise_product(xn: np.ndarray, yn: np.ndarray, head: int, block_rows: int | None = None,
+                      torch_path: bool = False) -> np.ndarray:
+    """``xn ynᵀ`` (float32) computed as a blocked search computes it: the same row blocks
+    (:func:`alignkit.metrics.blocked._blocks`; the CPU path keeps ``head`` = q_src rows, the
+    torch path max(q_src, min(n_src, 1024))) and the same BLAS threads (one per block when a
+    phase has several blocks and there are several workers, as ``single_threaded_map`` runs
+    them; the BLAS's own threads for a lone block).
+
+    Row blocks of a GEMM need not have the bits of the whole product: the OpenBLAS 0.3.31 of
+    numpy 2.4.6 rounds a row differently by where it falls in the call and by its thread
+    count (the numpy builds this suite ran on before did not), so the exact tests (ties
+    included) sort the product the search itself made.
+    """
+    import contextlib
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from alignkit.metrics.blocked import _blocks, _gemm_rows
+
+    n_src = len(xn)
+    if torch_path:
+        head = max(head, min(n_src, 1024))
+    blocks = _blocks(n_src, len(yn), head, torch.device("cpu"), block_rows)
+    phases = [[b for b in blocks if b[0] < head], [b for b in blocks if b[0] >= head]] if torch_path else [blocks]
+    workers = max(1, min(torch.get_num_threads(), 8))
+    s = np.empty((n_src, len(yn)), dtype=np.float32)
+    for phase in phases:
+        with threadpool_limits(1) if workers > 1 and len(phase) > 1 else contextlib.nullcontext():
+            for a, b in phase:
+                _gemm_rows(xn, yn.T, a, b, s[a:b])
+    return s

@@ -1,5 +1,5 @@
-"""The CPU search (BLAS blocks + numba kernels) against sorting the whole product, ties included,
-and against the torch path (the GPU's code, run here on the CPU with the same GEMMs)."""
+"""The CPU search (BLAS blocks + numba kernels) and the torch path (the GPU's code, run here
+on the CPU with the same GEMMs) against sorting the product each computed, ties included."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 from alignkit.metrics import blocked
 from alignkit.metrics.cpu_tops import column_tops, merged_column_tops, ranked_rows
-from reference import product_search_by_sorting
+from reference import blockwise_product, product_search_by_sorting
 
 FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")
 
@@ -16,9 +16,10 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _brute(x, y, q_src, q_tgt, kmax, k):
-    """Everything product_search returns, from the whole product S = x yᵀ (same BLAS)."""
-    return product_search_by_sorting(x @ y.T, q_src, q_tgt, kmax, k)
+def _brute(x, y, q_src, q_tgt, kmax, k, rows, torch_path=False):
+    """Everything product_search returns, by sorting the product S = x yᵀ as that path's
+    blocks computed it (reference.blockwise_product)."""
+    return product_search_by_sorting(blockwise_product(x, y, q_src, rows, torch_path), q_src, q_tgt, kmax, k)
 
 
 def _case(rng, ties: bool):
@@ -31,7 +32,7 @@ def _case(rng, ties: bool):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_cpu_search_equals_sorting_the_whole_product_and_the_torch_path(seed):
+def test_cpu_and_torch_searches_equal_sorting_their_product(seed):
     rng = np.random.default_rng(seed)
     x, y = _case(rng, ties=seed % 2 == 0)
     n = min(len(x), len(y))
@@ -40,19 +41,25 @@ def test_cpu_search_equals_sorting_the_whole_product_and_the_torch_path(seed):
     rows = [None, 2, 3, 16, 17][seed % 5]           # small blocks: lone-row blocks, many merges
     cpu = blocked.product_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
     torch_path = blocked.torch_product_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
-    for field, ref in zip(FIELDS, _brute(x, y, q_src, q_tgt, kmax, k)):
-        np.testing.assert_array_equal(getattr(cpu, field), ref, err_msg=f"cpu {field}")
-        np.testing.assert_array_equal(getattr(torch_path, field), ref, err_msg=f"torch {field}")
+    for path, found in (("cpu", cpu), ("torch", torch_path)):
+        for field, ref in zip(FIELDS, _brute(x, y, q_src, q_tgt, kmax, k, rows, path == "torch")):
+            np.testing.assert_array_equal(getattr(found, field), ref, err_msg=f"{path} {field}")
 
 
-def test_a_lone_row_block_has_the_bits_of_the_whole_product():
+def test_a_lone_row_block_is_a_row_of_a_two_row_gemm():
+    """A lone row goes through the GEMM with a neighbour (never GEMV): its bits are those of
+    that row in a two-row block, and within float32 rounding of the whole product."""
     rng = np.random.default_rng(3)
     x, y = _unit(rng.standard_normal((9, 384))), _unit(rng.standard_normal((700, 384)))
     whole = x @ y.T
     for i in range(9):
         out = np.empty((1, 700), np.float32)
         blocked._gemm_rows(x, y.T, i, i + 1, out)
-        np.testing.assert_array_equal(out[0], whole[i])
+        lo = max(0, min(i - 1, 7))
+        pair = np.empty((2, 700), np.float32)
+        blocked._gemm_rows(x, y.T, lo, lo + 2, pair)
+        np.testing.assert_array_equal(out[0], pair[i - lo])
+        np.testing.assert_allclose(out[0], whole[i], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("radii", [False, True])

@@ -160,10 +160,22 @@ def test_candidate_rankings_equal_the_radii_then_rank_route(n_candidates):
     np.testing.assert_array_equal(got[0], brute_ranking(brute_margin(x[:260], y, query_space=x)[0], 10))
 
 
+def _exact_unit_rows(rng, n: int) -> np.ndarray:
+    """n distinct unit vectors in 8 dims with four entries ±0.5: every cosine between them is a
+    multiple of 1/4, exact in any summation order, so ties stay exact whatever the BLAS."""
+    rows: dict[bytes, np.ndarray] = {}
+    while len(rows) < n:
+        v = np.zeros(8, np.float32)
+        v[rng.choice(8, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
+        rows.setdefault(v.tobytes(), v)
+    return np.stack(list(rows.values()))
+
+
 def test_candidate_route_keeps_exact_ties_to_the_lower_index():
     rng = np.random.default_rng(9)
-    x = rng.standard_normal((60, 8)).astype(np.float32)
-    y = np.vstack([rng.standard_normal((20, 8)), x[:20], x[:20]]).astype(np.float32)  # rows 20+i, 40+i tie
+    v = _exact_unit_rows(rng, 80)
+    x = v[:60]
+    y = np.vstack([v[60:], x[:20], x[:20]])  # rows 20+i and 40+i tie exactly (cosine 1)
     xn, yn = _unit(x).astype(np.float32), _unit(y).astype(np.float32)
     src, _ = margin_rankings_by_candidates(xn, yn, 60, 60, 3, n_candidates=4, block_rows=7)
     np.testing.assert_array_equal(src[:20, :2], np.stack([20 + np.arange(20), 40 + np.arange(20)], 1))

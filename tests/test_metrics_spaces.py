@@ -9,7 +9,7 @@ import pytest
 from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate, blocked, retrieve_both, retrieve_spaces, spaces
 from alignkit.metrics.cpu_tops import plain_from_centred
-from reference import product_search_by_sorting
+from reference import blockwise_product, product_search_by_sorting
 
 FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")
 
@@ -30,33 +30,36 @@ def _languages(rng, ties: bool, offset: float = 2.0):
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def _derived_whole(x, y):
+def _derived_whole(x, y, product=None):
+    """The centred product (``product(xcn, ycn)``, default the whole GEMM) and the plain one
+    derived from it."""
     xcn, ycn, d = spaces.centred_operands(x, y)
-    g = xcn @ ycn.T
+    g = xcn @ ycn.T if product is None else product(xcn, ycn)
     p = np.empty_like(g)
     plain_from_centred(g, p, d.row, d.col)
     return g, p
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_both_spaces_equal_sorting_the_whole_products_on_both_paths(seed):
+def test_both_spaces_equal_sorting_their_products_on_both_paths(seed):
     """Centred: the centred unit rows' product; plain: the derived product. Bit for bit,
-    ties included, with small blocks (lone rows, many column merges), CPU and torch paths."""
+    ties included, with small blocks (lone rows, many column merges), CPU and torch paths,
+    each against the product its own blocks computed (reference.blockwise_product)."""
     rng = np.random.default_rng(100 + seed)
     x, y = _languages(rng, ties=seed % 2 == 0)
     n = min(len(x), len(y))
     k, kmax = int(rng.integers(1, min(n, 12) + 1)), int(rng.integers(1, min(n, 12) + 1))
     q_src, q_tgt = int(rng.integers(0, len(x) + 1)), int(rng.integers(0, len(y) + 1))
     rows = [None, 2, 3, 16][seed % 4]
-    g, p = _derived_whole(x, y)
     found = spaces.space_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
     xcn, ycn, d = spaces.centred_operands(x, y)
     torch_path = {c: blocked.torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows,
                                                   derive=None if c else d) for c in (True, False)}
-    for center, whole in ((True, g), (False, p)):
-        for field, ref in zip(FIELDS, product_search_by_sorting(whole, q_src, q_tgt, kmax, k)):
-            np.testing.assert_array_equal(getattr(found[center], field), ref, err_msg=f"cpu {center} {field}")
-            np.testing.assert_array_equal(getattr(torch_path[center], field), ref, err_msg=f"torch {center} {field}")
+    for name, result in (("cpu", found), ("torch", torch_path)):
+        g, p = _derived_whole(x, y, lambda a, b: blockwise_product(a, b, q_src, rows, name == "torch"))
+        for center, whole in ((True, g), (False, p)):
+            for field, ref in zip(FIELDS, product_search_by_sorting(whole, q_src, q_tgt, kmax, k)):
+                np.testing.assert_array_equal(getattr(result[center], field), ref, err_msg=f"{name} {center} {field}")
 
 
 def test_one_space_alone_equals_that_space_of_the_pair():

@@ -43,6 +43,18 @@ def test_small_score_run_reproduces_the_pre_refactor_results(tmp_path):
     for c in ("layer", "n", "pool_size"):
         assert (got[c] == want[c]).all(), c
     # float columns: identical on the machine that wrote them; 1e-6 relative leaves room for
-    # another CPU's BLAS summation order
+    # another CPU's BLAS summation order. Retrieval rows are counts of hits: the tiny model maps
+    # many pool words to [UNK], whose identical vectors tie exactly, and a BLAS whose rounding
+    # depends on a column's position in the GEMM (OpenBLAS 0.3.31) breaks such ties its own
+    # way. There one hit may move to another item (P@k within 1/n) and the bootstrap CI
+    # moves with it (within 2/n); everything else stays to 1e-6.
+    hits = got["metric"].str.startswith("p@").to_numpy()
+    n = got["n"].astype(float).to_numpy()
     for c in ("value", "ci_low", "ci_high", "coverage"):
-        np.testing.assert_allclose(got[c].astype(float), want[c].astype(float), rtol=1e-6, atol=1e-9, err_msg=c)
+        g, w = got[c].astype(float).to_numpy(), want[c].astype(float).to_numpy()
+        exact = ~hits if c != "coverage" else np.ones_like(hits)
+        np.testing.assert_allclose(g[exact], w[exact], rtol=1e-6, atol=1e-9, err_msg=c)
+        if c != "coverage":
+            slack = (1.0 if c == "value" else 2.0) / n[hits] + 1e-9
+            bad = ~(np.abs(g[hits] - w[hits]) <= slack)
+            assert not bad.any(), f"{c}: {got.loc[hits].loc[bad]}"
