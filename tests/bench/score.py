@@ -12,7 +12,8 @@ Prints, in one run:
   pool word (real token counts), plus one pool x pool GEMM per layer per retrieval space
   (plain, centred) at the best blocked fp32 GEMM rate on the pools' shapes (torch.mm into a
   reused buffer with intra-op threads or single-threaded 288-row blocks per core; numpy with
-  its own threads or one BLAS thread per core, as the search runs it);
+  its own threads or one BLAS thread per core, as the search runs it; oneDNN's linear in
+  800-row blocks, one thread per core);
   medians of ``--reps`` timings;
 - cold (fresh temporary vector cache) and warm end-to-end wall time of the main job
   (``alignkit score --pairs en-tr,en-de``: all layers, default pools, CIs, cluster
@@ -229,10 +230,30 @@ def pool_gemm_rates(n_src: int, n_tgt: int, dim: int, reps: int, device: str) ->
             with threadpool_limits(1), ThreadPoolExecutor(cores) as pool:
                 list(pool.map(one, parts))
 
+        def onednn_streams():  # oneDNN's x Wᵀ with W = the target rows: one block = x[s:e] yᵀ
+            lin = torch.ops.mkldnn._linear_pointwise
+            cores = torch.get_num_threads()
+            parts = [(i * n_src // cores, (i + 1) * n_src // cores) for i in range(cores)]
+
+            def one(se):
+                torch.set_num_threads(1)
+                with torch.inference_mode():
+                    for s in range(se[0], se[1], 800):
+                        lin(x[s:min(se[1], s + 800)], y, None, "none", [], "")
+
+            saved = torch.get_num_threads()
+            try:
+                with ThreadPoolExecutor(cores) as pool:
+                    list(pool.map(one, parts))
+            finally:
+                torch.set_num_threads(saved)
+
         configs = {"torch.mm 2048-row blocks, intra-op threads": lambda: blocked(x, y, 2048),
                    "numpy matmul 2048-row blocks": numpy_run,
                    "torch.mm 288-row blocks, one thread per core": streams,
                    "numpy matmul 800-row blocks, one BLAS thread per core (the search's)": numpy_streams}
+        if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+            configs["oneDNN linear 800-row blocks, one thread per core (new block each)"] = onednn_streams
     rates = {}
     for name, fn in configs.items():
         fn()
@@ -288,8 +309,15 @@ def machine() -> str:
     sys.path.insert(0, str(HERE))
     from extract import cpu_description
 
+    import numpy
     import torch
-    return f"{cpu_description()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    from threadpoolctl import threadpool_info
+
+    blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} core {i.get('architecture')}"
+                     for i in threadpool_info() if i.get("user_api") == "blas")
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")) or "none"
+    return (f"{cpu_description()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; numpy {numpy.__version__} BLAS: {blas}; OPENBLAS_* env: {env}")
 
 
 def loadavg() -> str:
