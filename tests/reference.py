@@ -41,10 +41,11 @@ def blockwise_product(xn: np.ndarray, yn: np.ndarray, head: int, block_rows: int
     phase has several blocks and there are several workers, as ``single_threaded_map`` runs
     them; the BLAS's own threads for a lone block).
 
-    Row blocks of a GEMM need not have the bits of the whole product: the OpenBLAS 0.3.31 of
-    numpy 2.4.6 rounds a row differently by where it falls in the call and by its thread
-    count (the numpy builds this suite ran on before did not), so the exact tests (ties
-    included) sort the product the search itself made.
+    Row blocks of a GEMM need not have the bits of the whole product: OpenBLAS's AVX2
+    "Haswell" kernels (which ``OPENBLAS_CORETYPE=Haswell`` selects, as this project's machines
+    set it) round a row by where it falls in the call and by the thread count; its AVX-512
+    "SkylakeX" kernels did not, in the same numpy 2.4.6. So the exact tests (ties included)
+    sort the product the search itself made.
     """
     import contextlib
 

@@ -44,9 +44,9 @@ def test_small_score_run_reproduces_the_pre_refactor_results(tmp_path):
         assert (got[c] == want[c]).all(), c
     # float columns: identical on the machine that wrote them; 1e-6 relative leaves room for
     # another CPU's BLAS summation order. Retrieval rows are counts of hits: the tiny model maps
-    # many pool words to [UNK], whose identical vectors tie exactly, and a BLAS whose rounding
-    # depends on a column's position in the GEMM (OpenBLAS 0.3.31) breaks such ties its own
-    # way. There one hit may move to another item (P@k within 1/n) and the bootstrap CI
+    # many pool words to [UNK], whose identical vectors tie exactly, and BLAS kernels whose rounding
+    # depends on a column's position in the GEMM (OpenBLAS's AVX2 ones) break such ties their
+    # own way. There one hit may move to another item (P@k within 1/n) and the bootstrap CI
     # moves with it (within 2/n); everything else stays to 1e-6.
     hits = got["metric"].str.startswith("p@").to_numpy()
     n = got["n"].astype(float).to_numpy()

@@ -12,10 +12,11 @@ block once, :mod:`alignkit.metrics.cpu_tops`; in torch a chunk-maximum pruning t
 keeps them, see :func:`_line_candidates` and :class:`_ColumnTop`); rankings are exact under
 the order (higher score, then lower index), as ``np.argsort(-s, kind="stable")``, of the
 product the blocks computed. Whether a block's GEMM has the bits of the same rows of one
-whole-product GEMM depends on the BLAS: numpy's OpenBLAS before 0.3.31 gave them, the 0.3.31
-of numpy 2.4.6 rounds a row by where it falls in the call and by the call's thread count,
-and then even identical vectors need not get identical cosines (their exact tie becomes a
-~1e-7 near-tie that rounding decides). :func:`_gemm_rows` keeps a lone row off the GEMV path.
+whole-product GEMM depends on the BLAS kernels: numpy's OpenBLAS gives them with its AVX-512
+"SkylakeX" kernels; its AVX2 "Haswell" kernels (``OPENBLAS_CORETYPE=Haswell``, or a CPU
+without AVX-512) round a row by where it falls in the call and by the thread count, and
+then even identical vectors need not get identical cosines (their exact tie becomes a ~1e-7
+near-tie that rounding decides). :func:`_gemm_rows` keeps a lone row off the GEMV path.
 
 Both spaces from one product (:mod:`alignkit.metrics.spaces`): the centred unit rows'
 product is searched and the plain cosines are derived from each of its blocks
@@ -373,8 +374,8 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
 
 
 def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
-    """``out = xn[start:stop] @ yt`` by the BLAS GEMM (with OpenBLAS < 0.3.31 bit-identical to
-    the same rows of the whole product ``xn @ yt``; see the module docstring). A lone row
+    """``out = xn[start:stop] @ yt`` by the BLAS GEMM (with OpenBLAS's AVX-512 kernels
+    bit-identical to the same rows of the whole product ``xn @ yt``; see the module docstring). A lone row
     would go to GEMV, whose rounding differs, so it is
     computed with a neighbour)."""
     if stop - start > 1 or len(xn) == 1:
@@ -388,8 +389,8 @@ def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int,
                          csls_k: int = 10, device: str | torch.device | None = None,
                          block_rows: int | None = None, derive: PlainFromCentred | None = None) -> ProductSearch:
     """:func:`product_search` in torch on any device (the GPU path; on a CPU its GEMMs are
-    numpy's; its blocks keep more head rows than the CPU path's, so with a BLAS whose bits
-    depend on the block (OpenBLAS 0.3.31) the two can differ at ~1e-7 near-ties).
+    numpy's; its blocks keep more head rows than the CPU path's, so with BLAS kernels whose
+    bits depend on the block (OpenBLAS's AVX2 ones) the two can differ at ~1e-7 near-ties).
 
     Kept beyond their block: the first max(q_src, 1024) rows of S (the source
     queries' scores; their column top-k seed the column bounds) and the q_tgt query columns
