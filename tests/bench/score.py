@@ -200,13 +200,14 @@ def pool_gemm_rates(n_src: int, n_tgt: int, dim: int, reps: int, device: str) ->
                 e = min(n_src, s + 2048)
                 np.matmul(xn[s:e], yn.T, out=outn[:e - s])
 
-        def streams():
+        def torch_streams(rows_of):  # rows_of(start, stop): one core's share, one torch thread
             cores = torch.get_num_threads()
             parts = [(i * n_src // cores, (i + 1) * n_src // cores) for i in range(cores)]
 
             def one(se):
                 torch.set_num_threads(1)
-                blocked(x[se[0]:se[1]], y, 288)
+                with torch.inference_mode():
+                    rows_of(*se)
 
             saved = torch.get_num_threads()
             try:
@@ -214,6 +215,9 @@ def pool_gemm_rates(n_src: int, n_tgt: int, dim: int, reps: int, device: str) ->
                     list(pool.map(one, parts))
             finally:
                 torch.set_num_threads(saved)
+
+        def streams():
+            torch_streams(lambda a, b: blocked(x[a:b], y, 288))
 
         def numpy_streams():
             from threadpoolctl import threadpool_limits
@@ -232,21 +236,12 @@ def pool_gemm_rates(n_src: int, n_tgt: int, dim: int, reps: int, device: str) ->
 
         def onednn_streams():  # oneDNN's x Wᵀ with W = the target rows: one block = x[s:e] yᵀ
             lin = torch.ops.mkldnn._linear_pointwise
-            cores = torch.get_num_threads()
-            parts = [(i * n_src // cores, (i + 1) * n_src // cores) for i in range(cores)]
 
-            def one(se):
-                torch.set_num_threads(1)
-                with torch.inference_mode():
-                    for s in range(se[0], se[1], 800):
-                        lin(x[s:min(se[1], s + 800)], y, None, "none", [], "")
+            def rows_of(a, b):
+                for s in range(a, b, 800):
+                    lin(x[s:min(b, s + 800)], y, None, "none", [], "")
 
-            saved = torch.get_num_threads()
-            try:
-                with ThreadPoolExecutor(cores) as pool:
-                    list(pool.map(one, parts))
-            finally:
-                torch.set_num_threads(saved)
+            torch_streams(rows_of)
 
         configs = {"torch.mm 2048-row blocks, intra-op threads": lambda: blocked(x, y, 2048),
                    "numpy matmul 2048-row blocks": numpy_run,
