@@ -37,13 +37,13 @@ def blockwise_product(xn: np.ndarray, yn: np.ndarray, head: int, block_rows: int
                       torch_path: bool = False) -> np.ndarray:
     """``xn ynᵀ`` (float32) computed as a blocked search computes it: the same row blocks
     (:func:`alignkit.metrics.blocked._blocks`; the CPU path keeps ``head`` = q_src rows, the
-    torch path max(q_src, min(n_src, 1024))) and the same BLAS threads (one per block when a
+    torch path :func:`~alignkit.metrics.blocked.torch_head_rows`) and the same BLAS threads (one per block when a
     phase has several blocks and there are several workers, as ``single_threaded_map`` runs
     them; the BLAS's own threads for a lone block).
 
     Row blocks of a GEMM need not have the bits of the whole product: OpenBLAS's AVX2
-    "Haswell" kernels (which ``OPENBLAS_CORETYPE=Haswell`` selects, as this project's machines
-    set it) round a row by where it falls in the call and by the thread count; its AVX-512
+    "Haswell" kernels (which ``OPENBLAS_CORETYPE=Haswell`` selects, as the 2026-12-02 development
+    VM set it) round a row by where it falls in the call and by the thread count; its AVX-512
     "SkylakeX" kernels did not, in the same numpy 2.4.6. So the exact tests (ties included)
     sort the product the search itself made.
     """
@@ -52,11 +52,11 @@ def blockwise_product(xn: np.ndarray, yn: np.ndarray, head: int, block_rows: int
     import torch
     from threadpoolctl import threadpool_limits
 
-    from alignkit.metrics.blocked import _blocks, _gemm_rows
+    from alignkit.metrics.blocked import _blocks, _gemm_rows, torch_head_rows
 
     n_src = len(xn)
     if torch_path:
-        head = max(head, min(n_src, 1024))
+        head = torch_head_rows(head, n_src)
     blocks = _blocks(n_src, len(yn), head, torch.device("cpu"), block_rows)
     phases = [[b for b in blocks if b[0] < head], [b for b in blocks if b[0] >= head]] if torch_path else [blocks]
     workers = max(1, min(torch.get_num_threads(), 8))

@@ -375,14 +375,20 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
 
 def _gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
     """``out = xn[start:stop] @ yt`` by the BLAS GEMM (with OpenBLAS's AVX-512 kernels
-    bit-identical to the same rows of the whole product ``xn @ yt``; see the module docstring). A lone row
-    would go to GEMV, whose rounding differs, so it is
-    computed with a neighbour)."""
+    bit-identical to the same rows of the whole product ``xn @ yt``; see the module
+    docstring). A lone row would go to GEMV, whose rounding differs, so it is computed with a
+    neighbour."""
     if stop - start > 1 or len(xn) == 1:
         np.matmul(xn[start:stop], yt, out=out)
     else:
         lo = max(0, min(start - 1, len(xn) - 2))
         out[:] = np.matmul(xn[lo:lo + 2], yt)[start - lo]
+
+
+def torch_head_rows(q_src: int, n_src: int) -> int:
+    """Rows of S the torch path keeps whole: the source queries, and at least 1024 rows (or
+    all) so that their column top-k seed the column bounds."""
+    return max(q_src, min(n_src, 1024))
 
 
 def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
@@ -405,7 +411,7 @@ def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int,
         d_row, d_col = torch.from_numpy(derive.row).to(dev), torch.from_numpy(derive.col).to(dev)
     n_src, n_tgt = x.shape[0], y.shape[0]
     workers = 1 if dev.type != "cpu" else max(1, min(torch.get_num_threads(), 8))
-    m = max(q_src, min(n_src, 1024))
+    m = torch_head_rows(q_src, n_src)
     head = torch.empty((m, n_tgt), device=dev)            # rows 0..m of S
     tqt = torch.empty((q_tgt, n_src), device=dev)         # S[:, :q_tgt]ᵀ, rows = target queries
     src_radii = torch.empty(n_src, dtype=torch.float64, device=dev)

@@ -23,7 +23,7 @@ leaves the multiset as it is; radii use values only, so tie order never matters)
 rankings columns are scanned in increasing index, a score enters only if it beats the worst
 kept one (an equal score later has a higher index and ranks below it), and the one evicted
 is the worst: lowest score, highest index among equal scores. The tests check all of it
-against sorting the full product, ties included, and against the torch path.
+against sorting the product the blocks computed, ties included, as they do the torch path.
 
 Cheap. Per group of ``_GROUP`` rows one vectorised pass keeps the largest value of each
 column; only a column whose group maximum beats its k-th value is visited row by row (rare
