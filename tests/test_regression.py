@@ -38,7 +38,10 @@ def test_small_score_run_reproduces_the_pre_refactor_results(tmp_path):
     assert score_small(tmp_path, tmp_path / "run") == 0
     got, want = read_csv(tmp_path / "run" / "results.csv"), read_csv(GOLDEN)
     assert list(got.columns) == list(want.columns)
-    text = [c for c in want.columns if c in TEXT_COLUMNS and c != "model"]  # model = a tmp path
+    # model = a tmp path; model_fingerprint hashes config.json, which records the transformers
+    # version that wrote the tiny model (CI installs the newest), so it cannot be pinned here
+    text = [c for c in want.columns if c in TEXT_COLUMNS and c not in ("model", "model_fingerprint")]
+    assert got["model_fingerprint"].nunique() == 1 and got["model_fingerprint"].str.fullmatch("[0-9a-f]{16}").all()
     pd.testing.assert_frame_equal(got[text], want[text])
     for c in ("layer", "n", "pool_size"):
         assert (got[c] == want[c]).all(), c
