@@ -165,3 +165,15 @@ def test_retrieve_spaces_refuses_bad_input_like_retrieve_both():
     bad[2, 1] = np.nan
     with pytest.raises(AlignkitError, match="NaN"):
         retrieve_spaces(bad, tgt, sg, tg, n_resamples=0)
+
+
+def test_cpu_search_takes_only_the_product_then_its_plain_derivation():
+    """The one-pass kernel scans the product, then the plain space made from it: any other
+    order or count of outputs is a programming error, refused before any work."""
+    from alignkit.metrics.cpu_tops import cpu_product_search
+
+    x, y = _languages(np.random.default_rng(5), ties=False)
+    xcn, ycn, d = spaces.centred_operands(x, y)
+    for outputs in ((d, None), (None, None), (None, d, d), ()):
+        with pytest.raises(ValueError, match="outputs"):
+            cpu_product_search(xcn, ycn, 5, 5, 3, 3, None, outputs)
