@@ -89,3 +89,16 @@ def test_workers_sharing_a_floor_still_hold_every_columns_k_largest():
     np.testing.assert_array_equal(np.sort(merged_column_tops(cols), 1), np.sort(s, 0)[-10:].T)
     np.testing.assert_array_equal(np.sort(row_top, 1), np.sort(s, 1)[:, -10:])
     assert (cols[0].floor <= np.sort(s, 0)[-10]).all()     # the floor is a valid bound
+
+
+def test_ranked_rows_both_rankings_from_one_read_equal_each_alone():
+    rng = np.random.default_rng(6)
+    s = rng.integers(-3, 4, size=(40, 1300)).astype(np.float32) / 4
+    r = (rng.integers(0, 3, size=1300) / 8).astype(np.float32)
+    nn, cs, nn1, cs1 = (np.empty((40, 7), np.int64) for _ in range(4))
+    ranked_rows(s, r, 7, nn, cs)
+    ranked_rows(s, None, 7, nn1)
+    ranked_rows(s, r, 7, cs1)
+    np.testing.assert_array_equal(nn, nn1)
+    np.testing.assert_array_equal(cs, cs1)
+    np.testing.assert_array_equal(cs, np.argsort(-(2 * s - r), axis=1, kind="stable")[:, :7])

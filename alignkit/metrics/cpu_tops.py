@@ -17,7 +17,8 @@ the query rows and columns. On a CPU the product is computed in row blocks by th
   space (one pass instead of scan, transform, scan: median 2.41 s vs 2.88 s per layer and
   pair, docs/benchmarks.md);
 - :func:`ranked_rows` ranks the kept query rows (NN: by S; CSLS: by 2S − r) under the order
-  (higher score, then lower index), as ``np.argsort(-s, kind="stable")``;
+  (higher score, then lower index), as ``np.argsort(-s, kind="stable")``, both rankings
+  from one read of each row;
 - :func:`distance_sums` is the silhouette's one pass over a Gram matrix
   (:mod:`alignkit.metrics.clusters`), kept here with the other numba code so that importing
   the metrics does not load numba.
@@ -191,7 +192,46 @@ def _block_two_spaces(s, out, k, rt1, top1, min1, floor1, tq1, rt2, top2, min2, 
 
 
 @_jit
-def _ranked_rows(s, radii, use_radii, kmax, out, score, cmax):
+def _select(score, cmax, nc, kmax, vals, idx, out):
+    """out[:kmax] = the column indices of the kmax best ``score`` values, best first (higher
+    score, then lower index), given the maxima of its 64-column chunks."""
+    n = score.shape[0]
+    filled = 0
+    worst = 0
+    tmin = _NEG
+    for c in range(nc + 1):
+        if c < nc and filled == kmax and cmax[c] <= tmin:
+            continue
+        for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
+            v = score[j]
+            if filled < kmax:
+                vals[filled] = v
+                idx[filled] = j
+                filled += 1
+                if filled < kmax:
+                    continue
+            elif v > tmin:
+                vals[worst] = v
+                idx[worst] = j
+            else:
+                continue
+            worst = 0                            # the worst kept: lowest score, then highest index
+            for i in range(1, kmax):
+                if vals[i] < vals[worst] or (vals[i] == vals[worst] and idx[i] > idx[worst]):
+                    worst = i
+            tmin = vals[worst]
+    for a in range(kmax):                        # best first: higher score, then lower index
+        b = a
+        for i in range(a + 1, kmax):
+            if vals[i] > vals[b] or (vals[i] == vals[b] and idx[i] < idx[b]):
+                b = i
+        vals[a], vals[b] = vals[b], vals[a]
+        idx[a], idx[b] = idx[b], idx[a]
+        out[a] = idx[a]
+
+
+@_jit
+def _ranked_rows(s, radii, kmax, out_nn, out_csls, score, cmax):
     rows, n = s.shape
     nc = n // _CHUNK
     vals = np.empty(kmax, dtype=np.float32)
@@ -199,45 +239,14 @@ def _ranked_rows(s, radii, use_radii, kmax, out, score, cmax):
     two = np.float32(2.0)
     for r in range(rows):
         row = s[r]
-        if use_radii:
+        if out_nn.shape[0]:
+            _chunk_maxima(row, cmax, nc)
+            _select(row, cmax, nc, kmax, vals, idx, out_nn[r])
+        if out_csls.shape[0]:                    # the row is in cache now: its CSLS scores
             for j in range(n):
                 score[j] = two * row[j] - radii[j]
-        else:
-            for j in range(n):
-                score[j] = row[j]
-        _chunk_maxima(score, cmax, nc)
-        filled = 0
-        worst = 0
-        tmin = _NEG
-        for c in range(nc + 1):
-            if c < nc and filled == kmax and cmax[c] <= tmin:
-                continue
-            for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
-                v = score[j]
-                if filled < kmax:
-                    vals[filled] = v
-                    idx[filled] = j
-                    filled += 1
-                    if filled < kmax:
-                        continue
-                elif v > tmin:
-                    vals[worst] = v
-                    idx[worst] = j
-                else:
-                    continue
-                worst = 0                        # the worst kept: lowest score, then highest index
-                for i in range(1, kmax):
-                    if vals[i] < vals[worst] or (vals[i] == vals[worst] and idx[i] > idx[worst]):
-                        worst = i
-                tmin = vals[worst]
-        for a in range(kmax):                    # best first: higher score, then lower index
-            b = a
-            for i in range(a + 1, kmax):
-                if vals[i] > vals[b] or (vals[i] == vals[b] and idx[i] < idx[b]):
-                    b = i
-            vals[a], vals[b] = vals[b], vals[a]
-            idx[a], idx[b] = idx[b], idx[a]
-            out[r, a] = idx[a]
+            _chunk_maxima(score, cmax, nc)
+            _select(score, cmax, nc, kmax, vals, idx, out_csls[r])
 
 
 @njit(nogil=True, cache=True, boundscheck=False)  # no fastmath: torch repeats these float64 steps bit for bit
@@ -335,15 +344,22 @@ def mean_of_top(top: np.ndarray) -> np.ndarray:
     return np.sort(top, axis=1)[:, ::-1].astype(np.float64).mean(axis=1)
 
 
-def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndarray) -> None:
+def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndarray | None,
+                out_csls: np.ndarray | None = None) -> None:
     """``out[i]`` = the column indices of the kmax best scores of row ``s[i]`` (``s`` float32
-    ``[rows, n]``, C-contiguous; kmax <= n): scores ``s`` (NN) or ``2 s − radii`` in float32
-    (CSLS, ``radii`` ``[n]`` float32), best first, ties to the lower index."""
-    n = s.shape[1]
-    use = radii is not None
-    r = radii if use else np.zeros(0, dtype=np.float32)
-    _ranked_rows(s, r, use, kmax, out, np.empty(n, dtype=np.float32),
-                 np.empty(n // _CHUNK + 1, dtype=np.float32))
+    ``[rows, n]``, C-contiguous; kmax <= n): scores ``s`` (NN) or, with ``radii`` and
+    ``out=None``, ``2 s − radii`` in float32 (CSLS, ``radii`` ``[n]`` float32), best first,
+    ties to the lower index. With ``radii``, ``out`` and ``out_csls`` both given, each row is
+    read once for both rankings (NN into ``out``, CSLS into ``out_csls``)."""
+    rows, n = s.shape
+    empty = np.empty((0, kmax), dtype=np.int64)
+    if radii is None:
+        nn, cs, r = out, empty, np.zeros(0, dtype=np.float32)
+    else:
+        nn, cs, r = (empty, out, radii) if out_csls is None else (out, out_csls, radii)
+    if nn is None or cs is None:
+        raise ValueError("ranked_rows: give out (NN, or CSLS with radii) and optionally out_csls")
+    _ranked_rows(s, r, kmax, nn, cs, np.empty(n, dtype=np.float32), np.empty(n // _CHUNK + 1, dtype=np.float32))
 
 
 def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
@@ -399,15 +415,16 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
     clock("blocks")
     radii = [(mean_of_top(sp.row_top), mean_of_top(merged_column_tops(sp.cols))) for sp in spaces]
     clock("column merge")
-    jobs = []
+    jobs = []                                    # (query rows, radii, NN out, CSLS out): one read per row
     for sp, (src_radii, tgt_radii) in zip(spaces, radii):
         r_t, r_s = tgt_radii.astype(np.float32), src_radii.astype(np.float32)
-        jobs += [(rows, r, np.empty((len(rows), kmax), dtype=np.int64))
-                 for rows, r in ((sp.head, None), (sp.head, r_t), (sp.tqt, None), (sp.tqt, r_s))]
+        jobs += [(rows, r, np.empty((len(rows), kmax), dtype=np.int64), np.empty((len(rows), kmax), dtype=np.int64))
+                 for rows, r in ((sp.head, r_t), (sp.tqt, r_s))]
     step = 128
-    parts = [(rows, r, out, i, min(i + step, len(rows))) for rows, r, out in jobs
+    parts = [(rows, r, nn, cs, i, min(i + step, len(rows))) for rows, r, nn, cs in jobs
              for i in range(0, len(rows), step)]
-    _run_blocks(parts, lambda rows, r, out, i, j, wid: ranked_rows(rows[i:j], r, kmax, out[i:j]), workers)
+    _run_blocks(parts, lambda rows, r, nn, cs, i, j, wid: ranked_rows(rows[i:j], r, kmax, nn[i:j], cs[i:j]),
+                workers)
     clock("query rankings")
-    return [ProductSearch(src_radii, tgt_radii, *(out for _, _, out in jobs[4 * n:4 * n + 4]))
+    return [ProductSearch(src_radii, tgt_radii, *jobs[2 * n][2:], *jobs[2 * n + 1][2:])
             for n, (src_radii, tgt_radii) in enumerate(radii)]
