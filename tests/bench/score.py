@@ -2,11 +2,13 @@
 
     python tests/bench/score.py [--pairs en-tr,en-de] [--pool-size 20000] [--resamples 1000]
                                 [--sweep 5000,10000,20000,40000] [--sweep-pair en-tr]
-                                [--sweep-layers 0,6,12] [--device cpu|cuda] [--reps 3]
+                                [--sweep-layers 0,6,12] [--device cpu|cuda] [--reps 3] [--warm-reps 3]
 
 Prints, in one run:
 
-- the floor, measured here and now: the best fp32 GEMM rate on the model's projection
+- the floor, measured before the runs and again after each (on a shared VM the GEMM rate
+  was seen to move from 195 to 368 GFLOP/s within minutes, so each run is compared with
+  the mean of the rates measured just before and just after it): the best fp32 GEMM rate on the model's projection
   shapes (torch.matmul/MKL and oneDNN, intra-op threads or one single-threaded stream per
   core; ``tests/bench/extract.py``'s ``gemm_job``) divided into the FLOPs of extracting every
   pool word (real token counts), plus one pool x pool GEMM per layer per retrieval space
@@ -15,7 +17,7 @@ Prints, in one run:
   its own threads or one BLAS thread per core, as the search runs it; oneDNN's linear in
   800-row blocks, one thread per core);
   medians of ``--reps`` timings;
-- cold (fresh temporary vector cache) and warm end-to-end wall time of the main job
+- cold (fresh temporary vector cache) and warm (``--warm-reps`` runs, median ratio) end-to-end wall time of the main job
   (``alignkit score --pairs en-tr,en-de``: all layers, default pools, CIs, cluster
   metrics), each in its own process, with the ratio to the floor (cold) and to the GEMM
   part of the floor (warm), model forward passes (the warm run must do none), peak RSS,
@@ -25,8 +27,10 @@ Prints, in one run:
   keeps it short; vectors are extracted untimed first).
 
 Also printed: the machine, ``/proc/loadavg`` before and after, and whether a training job
-(``pgrep -fa 'alignkit|train'``) was running. ``--device cuda`` measures the GEMMs on the
-GPU (fp32, TF32 off) and runs the pipeline with ``--device cuda``.
+(``pgrep -fa 'alignkit|train'``) was running. ``--device cuda`` measures the pool GEMMs on the
+GPU (fp32, TF32 off) and the model-shape GEMMs in the forward's dtype (bf16, else fp16),
+prints both against the card's data-sheet peaks (``ROOFLINES``), and runs the pipeline
+with ``--device cuda``; the cold run's line gives extraction words/s and tokens/s.
 """
 from __future__ import annotations
 
@@ -261,6 +265,51 @@ def pool_gemm_rates(n_src: int, n_tgt: int, dim: int, reps: int, device: str) ->
     return rates
 
 
+# Dense peak FLOP/s (no sparsity) from the vendors' data sheets, by a substring of
+# torch.cuda.get_device_name(): fp32 on the CUDA cores (TF32 off, as the search runs) and
+# bf16 on the tensor cores (the forward's dtype). Boost clocks: a card rarely sustains them.
+ROOFLINES = (("H200", 67e12, 989e12), ("H100 PCIe", 51e12, 756e12), ("H100 NVL", 60e12, 835e12),
+             ("H100", 67e12, 989e12), ("A100", 19.5e12, 312e12), ("L40S", 91.6e12, 362e12),
+             ("L4", 30.3e12, 121e12), ("A10", 31.2e12, 125e12))
+
+
+def roofline(device_name: str) -> tuple[float, float] | None:
+    """(fp32 peak, bf16 tensor peak) FLOP/s of a known GPU, else None."""
+    for key, fp32, bf16 in ROOFLINES:
+        if key in device_name:
+            return fp32, bf16
+    return None
+
+
+def device_model_gemm_rate(device: str, reps: int) -> tuple[float, str]:
+    """Median FLOP/s of the model's projection GEMMs on a GPU in the forward's dtype (bf16
+    where supported, else fp16), 16384-token chunks, all 12 layers' shapes."""
+    import torch
+
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    h, ff, chunk = 384, 1536, 16384
+    g = torch.Generator(device=device).manual_seed(1)
+    xs = [torch.randn(chunk, h, generator=g, device=device, dtype=dtype),
+          torch.randn(chunk, ff, generator=g, device=device, dtype=dtype)]
+    shapes = [(0, h, h)] * 4 + [(0, h, ff), (1, ff, h)]
+    ws = [[torch.randn(i, o, generator=g, device=device, dtype=dtype) for _, i, o in shapes] for _ in range(12)]
+    flops = 2.0 * chunk * 12 * (4 * h * h + 2 * h * ff)
+
+    def run():
+        for layer in ws:
+            for (xi, _, _), w in zip(shapes, layer):
+                torch.matmul(xs[xi], w)
+        torch.cuda.synchronize()
+
+    run()
+    times = []
+    for _ in range(max(reps, 5)):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return flops / statistics.median(times), f"torch.matmul {str(dtype).split('.')[-1]} on {torch.cuda.get_device_name()}"
+
+
 def model_gemm_rate(reps: int) -> tuple[float, str]:
     """Best median fp32 FLOP/s on the model's projection shapes (extract bench's gemm_job)."""
     import torch
@@ -281,21 +330,22 @@ def model_gemm_rate(reps: int) -> tuple[float, str]:
     return best, name
 
 
-def extraction_flops(pools: list) -> tuple[float, int]:
-    """FLOPs of extracting every pool word (12 layers, real token counts incl. specials)."""
+def extraction_flops(pools: list) -> tuple[float, int, int]:
+    """FLOPs, words and tokens (incl. specials) of extracting every pool word (12 layers)."""
     import numpy as np
 
     from alignkit.inputs.encoders import load_encoder
 
     enc = load_encoder("bundled:multilingual-e5-small")
     h, ff, layers = 384, 1536, 12
-    total, words = 0.0, 0
+    total, words, tokens = 0.0, 0, 0
     for _, _, _, sides in pools:
         for side in sides:
             lengths = np.array([len(ids) for ids in enc.tokenize(side)["input_ids"]], dtype=np.float64)
             total += float(np.sum(layers * lengths * (2 * (4 * h * h + 2 * h * ff) + 4 * lengths * h)))
             words += len(side)
-    return total, words
+            tokens += int(lengths.sum())
+    return total, words, tokens
 
 
 # ---------------------------------------------------------------- report
@@ -350,6 +400,7 @@ def main() -> None:
     ap.add_argument("--sweep-layers", default="0,6,12")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warm-reps", type=int, default=3, help="warm runs, each followed by a floor measurement")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold run (reuse --cache-dir)")
     ap.add_argument("--cache-dir")
     args = ap.parse_args()
@@ -362,28 +413,68 @@ def main() -> None:
 
     pools = pool_shapes(pairs, args.pool_size)
     gemm_flops = sum(13 * 2 * (2.0 * ns * nt * 384) for _, ns, nt, _ in pools)  # 13 layers x 2 spaces
-    rates = pool_gemm_rates(pools[0][1], pools[0][2], 384, args.reps, args.device)
-    for name, rate in rates.items():
-        print(f"pool GEMM {pools[0][1]} x {pools[0][2]} x 384, {name}: {rate / 1e9:.0f} GFLOP/s")
-    pool_rate = max(rates.values())
-    ext_flops, n_words = extraction_flops(pools)
-    model_rate, model_cfg = model_gemm_rate(args.reps)
-    gemm_floor, ext_floor = gemm_flops / pool_rate, ext_flops / model_rate
-    floor = gemm_floor + ext_floor
-    print(f"model-shape GEMM: {model_rate / 1e9:.0f} GFLOP/s ({model_cfg}); {n_words} pool words, "
-          f"{ext_flops / n_words / 1e6:.1f} MFLOP/word -> extraction limit {model_rate / (ext_flops / n_words):.0f} words/s")
-    print(f"floor: extraction {ext_floor:.1f} s + GEMMs {gemm_floor:.1f} s "
-          f"({len(pools)} pairs x 13 layers x 2 spaces, {gemm_flops / 1e12:.2f} TFLOP) = {floor:.1f} s")
+    ext_flops, n_words, n_tokens = extraction_flops(pools)
 
+    def measure_floor(when: str) -> dict:
+        """The floor's two rates, measured now (the machine's speed drifts: see the module doc)."""
+        rates = pool_gemm_rates(pools[0][1], pools[0][2], 384, args.reps, args.device)
+        if args.device.startswith("cuda"):
+            model_rate, model_cfg = device_model_gemm_rate(args.device, args.reps)
+        else:
+            model_rate, model_cfg = model_gemm_rate(args.reps)
+        pool_rate = max(rates.values())
+        print(f"floor measured {when} (load {loadavg()}):")
+        for name, rate in rates.items():
+            print(f"    pool GEMM {pools[0][1]} x {pools[0][2]} x 384, {name}: {rate / 1e9:.0f} GFLOP/s")
+        print(f"    model-shape GEMM: {model_rate / 1e9:.0f} GFLOP/s ({model_cfg}) -> extraction limit "
+              f"{model_rate / (ext_flops / n_words):.0f} words/s; floor: extraction {ext_flops / model_rate:.1f} s + "
+              f"GEMMs {gemm_flops / pool_rate:.1f} s = {ext_flops / model_rate + gemm_flops / pool_rate:.1f} s")
+        if args.device.startswith("cuda"):
+            import torch
+
+            peaks = roofline(torch.cuda.get_device_name())
+            if peaks:
+                print(f"    roofline ({torch.cuda.get_device_name()}, data-sheet dense peaks): pool GEMM fp32 "
+                      f"{pool_rate / 1e12:.1f} of {peaks[0] / 1e12:.1f} TFLOP/s ({100 * pool_rate / peaks[0]:.0f}%), "
+                      f"model-shape GEMM {model_rate / 1e12:.1f} of {peaks[1] / 1e12:.0f} TFLOP/s "
+                      f"({100 * model_rate / peaks[1]:.0f}%)")
+            else:
+                print(f"    roofline: no data-sheet peak for {torch.cuda.get_device_name()} (add it to ROOFLINES)")
+        return {"pool": pool_rate, "model": model_rate}
+
+    def around(a: dict, b: dict) -> tuple[float, float]:
+        """(extraction floor, GEMM floor) in s at the mean of two measurements' rates."""
+        return ext_flops / ((a["model"] + b["model"]) / 2), gemm_flops / ((a["pool"] + b["pool"]) / 2)
+
+    print(f"{n_words} pool words, {n_tokens} tokens, {ext_flops / n_words / 1e6:.1f} MFLOP/word; "
+          f"{len(pools)} pairs x 13 layers x 2 spaces = {gemm_flops / 1e12:.2f} TFLOP of pool GEMMs")
+    floors = [measure_floor("before the runs")]
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache_dir or str(Path(tmp) / "cache")
         spec = dict(pairs=pairs, layers="all", pool_size=args.pool_size, resamples=args.resamples,
                     cache=cache, device=device)
         if not args.no_cold:
             cold = run_child({**spec, "out": str(Path(tmp) / "cold")})
-            print_run("cold", cold, floor, "the floor (target <= 1.5x)")
-        warm = run_child({**spec, "out": str(Path(tmp) / "warm")})
-        print_run("warm", warm, gemm_floor, "the GEMM floor (target <= 1.3x)")
+            floors.append(measure_floor("after the cold run"))
+            ext_floor, gemm_floor = around(floors[-2], floors[-1])
+            print_run("cold", cold, ext_floor + gemm_floor,
+                      f"the floor measured around it, {ext_floor + gemm_floor:.1f} s (target <= 1.5x)")
+            ext = cold["phases"].get("extraction", 0.0)
+            if ext > 0:
+                print(f"    extraction: {n_words / ext:.0f} words/s, {n_tokens / ext:.0f} tokens/s "
+                      f"= {ext_floor / ext:.2f} of the extraction limit measured around it (target >= 0.8)")
+        ratios = []
+        for rep in range(args.warm_reps):
+            warm = run_child({**spec, "out": str(Path(tmp) / f"warm{rep}")})
+            floors.append(measure_floor(f"after warm run {rep + 1}"))
+            _, gemm_floor = around(floors[-2], floors[-1])
+            ratios.append(warm["wall"] / gemm_floor)
+            print_run(f"warm {rep + 1}", warm, gemm_floor,
+                      f"the GEMM floor measured around it, {gemm_floor:.1f} s (target <= 1.3x)")
+        strict = gemm_flops / max(f["pool"] for f in floors)
+        print(f"warm: median {statistics.median(ratios):.2f}x the GEMM floor measured around each run "
+              f"({', '.join(f'{r:.2f}' for r in ratios)}); the last run against the fastest pool GEMM rate "
+              f"of all {len(floors)} measurements ({strict:.1f} s): {warm['wall'] / strict:.2f}x")
         print(f"load after main job: {loadavg()}")
         for n in [int(v) for v in args.sweep.split(",") if v]:
             sp = {**spec, "pairs": [args.sweep_pair], "pool_size": n, "layers": args.sweep_layers,
