@@ -112,8 +112,22 @@ def instrument() -> tuple[PhaseClock, dict]:
     return clock, calls
 
 
+def use_pools(path: str | None) -> None:
+    """Serve wordfreq's frequent-word lists from a JSON file written by ``--dump-pools`` (for a
+    machine without wordfreq, e.g. a lent GPU machine): {lang: [words, most frequent first]}."""
+    if not path:
+        return
+    import alignkit.inputs.frequencies as frequencies
+
+    lists = json.loads(Path(path).read_text(encoding="utf-8"))
+    frequencies._frequent_words = lambda lang, n: tuple(lists.get(lang, [])[:n])
+    frequencies.has_frequency_list = lambda lang: lang in lists
+
+
 def child(spec: dict) -> None:
     import resource
+
+    use_pools(spec.get("pools"))
 
     if spec.get("prepare"):
         from alignkit.vectors.cache import VectorCache
@@ -122,7 +136,7 @@ def child(spec: dict) -> None:
         from alignkit.inputs.lexicons import load_lexicon
         from alignkit.tasks.lexicon import candidate_pool as _pool
 
-        enc = load_encoder("bundled:multilingual-e5-small", device=spec.get("device"))
+        enc = load_encoder(spec.get("model") or "bundled:multilingual-e5-small", device=spec.get("device"))
         cache = VectorCache(spec["cache"])
         for p in spec["pairs"]:
             lex = load_lexicon(p, split="test")
@@ -134,7 +148,7 @@ def child(spec: dict) -> None:
     from alignkit.scoring import score
 
     t0 = time.perf_counter()
-    df = score(None, out=spec["out"], pairs=spec["pairs"], layers=spec["layers"], pool_size=spec["pool_size"],
+    df = score(spec.get("model"), out=spec["out"], pairs=spec["pairs"], layers=spec["layers"], pool_size=spec["pool_size"],
                n_resamples=spec["resamples"], cache_dir=spec["cache"], progress=False, device=spec.get("device"),
                tsne_layers=spec.get("tsne_layers", []))
     wall = time.perf_counter() - t0
@@ -330,13 +344,13 @@ def model_gemm_rate(reps: int) -> tuple[float, str]:
     return best, name
 
 
-def extraction_flops(pools: list) -> tuple[float, int, int]:
+def extraction_flops(pools: list, model: str | None = None) -> tuple[float, int, int]:
     """FLOPs, words and tokens (incl. specials) of extracting every pool word (12 layers)."""
     import numpy as np
 
     from alignkit.inputs.encoders import load_encoder
 
-    enc = load_encoder("bundled:multilingual-e5-small")
+    enc = load_encoder(model or "bundled:multilingual-e5-small")
     h, ff, layers = 384, 1536, 12
     total, words, tokens = 0.0, 0, 0
     for _, _, _, sides in pools:
@@ -403,17 +417,34 @@ def main() -> None:
     ap.add_argument("--warm-reps", type=int, default=3, help="warm runs, each followed by a floor measurement")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold run (reuse --cache-dir)")
     ap.add_argument("--cache-dir")
+    ap.add_argument("--model", help="checkpoint directory instead of the bundled model (same shape: "
+                                    "tests/bench/gpu_check.sh makes a random-weight one)")
+    ap.add_argument("--pools", help="frequent-word lists from --dump-pools instead of wordfreq")
+    ap.add_argument("--dump-pools", metavar="PATH", help="write the pairs' frequent-word lists (largest "
+                                                         "pool and sweep size) as JSON and exit")
     args = ap.parse_args()
     if args.child:
         child(json.loads(args.child))
         return
     pairs = args.pairs.split(",")
+    if args.dump_pools:
+        from alignkit.inputs.frequencies import frequent_words
+        from alignkit.inputs.lexicons import load_lexicon
+
+        n = max([args.pool_size] + [int(v) for v in args.sweep.split(",") if v])
+        langs = sorted({lang for p in pairs + [args.sweep_pair] for lang in
+                        (load_lexicon(p, split="test").src_lang, load_lexicon(p, split="test").tgt_lang)})
+        Path(args.dump_pools).write_text(json.dumps({lang: frequent_words(lang, n) for lang in langs},
+                                                    ensure_ascii=False), encoding="utf-8")
+        print(f"wrote {args.dump_pools}: {n} words each of {', '.join(langs)}")
+        return
+    use_pools(args.pools)
     device = None if args.device == "cpu" else args.device
     print(f"machine: {machine()}\nload before: {loadavg()}\ntraining running: {training_running()}")
 
     pools = pool_shapes(pairs, args.pool_size)
     gemm_flops = sum(13 * 2 * (2.0 * ns * nt * 384) for _, ns, nt, _ in pools)  # 13 layers x 2 spaces
-    ext_flops, n_words, n_tokens = extraction_flops(pools)
+    ext_flops, n_words, n_tokens = extraction_flops(pools, args.model)
 
     def measure_floor(when: str) -> dict:
         """The floor's two rates, measured now (the machine's speed drifts: see the module doc)."""
@@ -452,7 +483,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache_dir or str(Path(tmp) / "cache")
         spec = dict(pairs=pairs, layers="all", pool_size=args.pool_size, resamples=args.resamples,
-                    cache=cache, device=device)
+                    cache=cache, device=device, model=args.model, pools=args.pools)
         if not args.no_cold:
             cold = run_child({**spec, "out": str(Path(tmp) / "cold")})
             floors.append(measure_floor("after the cold run"))
