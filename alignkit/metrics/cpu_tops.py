@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 _GROUP = 16   # rows per group: the unit of the column pass and of the two-space pass
 _CHUNK = 64   # columns per row-chunk maximum (_chunk_maxima assumes 64)
 _NEG = np.float32(-3.0e38)
+_NO_TT = np.empty((0, 0), dtype=np.float32)   # "not fresh": the column tops take the group-maximum path
 
 _jit = njit(nogil=True, cache=True, boundscheck=False, fastmath=True)
 
@@ -135,14 +136,39 @@ def _row_top(row, cmax, nc, k, top, sel):
 
 
 @_jit
-def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, tqt, off):
+def _insert_sorted(s, r0, r1, tt, v):
+    """Fold rows r0:r1 of ``s`` into ``tt`` ``[k, n]``, each column's k largest values so far
+    in descending order: a branch-free insertion (max down, min on), vectorised over the
+    columns, 256 columns at a time so that their k levels stay in L1."""
+    k, n = tt.shape
+    for j0 in range(0, n, 256):
+        w = min(256, n - j0)
+        for r in range(r0, r1):
+            for j in range(w):
+                v[j] = s[r, j0 + j]
+            for lvl in range(k):
+                t = tt[lvl, j0:j0 + w]
+                for j in range(w):
+                    a = t[j]
+                    b = v[j]
+                    t[j] = max(a, b)
+                    v[j] = min(a, b)
+
+
+@_jit
+def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, tqt, off, tt, v):
     """Rows r0:r1 (one group) of block ``s``: their row top-k into ``row_top[r0:r1]``, their
-    column maxima folded into the column tops, their query columns into ``tqt[:, off + r0:]``."""
+    column maxima folded into the column tops (into ``tt`` by sorted insertion while a worker
+    is fresh, ``tt`` non-empty: then nearly every column would be visited), their query
+    columns into ``tqt[:, off + r0:]``."""
     n = s.shape[1]
     nc = n // _CHUNK
+    fresh = tt.shape[0] > 0
     for r in range(r0, r1):
         row = s[r]
-        if r == r0:
+        if fresh:
+            pass
+        elif r == r0:
             for j in range(n):
                 g1[j] = row[j]
         else:
@@ -150,19 +176,22 @@ def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, t
                 g1[j] = max(g1[j], row[j])
         _chunk_maxima(row, cmax, nc)
         _row_top(row, cmax, nc, k, row_top[r], sel)
-    for j in range(n):
-        t = max(col_min[j], floor[j])
-        if g1[j] <= t:
-            continue
-        top = col_top[j]                         # rare after a few thousand rows: visit the column's rows
-        m = col_min[j]
-        for r in range(r0, r1):
-            v = s[r, j]
-            if v > max(m, t):
-                m = _insert(top, k, v)
-        col_min[j] = m
-        if m > floor[j]:
-            floor[j] = m
+    if fresh:
+        _insert_sorted(s, r0, r1, tt, v)
+    else:
+        for j in range(n):
+            t = max(col_min[j], floor[j])
+            if g1[j] <= t:
+                continue
+            top = col_top[j]                     # rare after a few thousand rows: visit the column's rows
+            m = col_min[j]
+            for r in range(r0, r1):
+                v_ = s[r, j]
+                if v_ > max(m, t):
+                    m = _insert(top, k, v_)
+            col_min[j] = m
+            if m > floor[j]:
+                floor[j] = m
     q = tqt.shape[0]
     for j in range(q):                           # 16 rows -> one cache line of tqt per column
         for r in range(r0, r1):
@@ -170,25 +199,25 @@ def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, t
 
 
 @_jit
-def _block_tops(s, k, row_top, col_top, col_min, floor, g1, cmax, tqt, off):
+def _block_tops(s, k, row_top, col_top, col_min, floor, g1, cmax, tqt, off, tt, v):
     sel = np.empty(k, dtype=np.float32)
     for r0 in range(0, s.shape[0], _GROUP):
         _group_tops(s, r0, min(r0 + _GROUP, s.shape[0]), k, row_top, col_top, col_min, floor, g1, cmax, sel,
-                    tqt, off)
+                    tqt, off, tt, v)
 
 
 @_jit
-def _block_two_spaces(s, out, k, rt1, top1, min1, floor1, tq1, rt2, top2, min2, floor2, tq2,
-                      a, f, p, b, gc, w, off, g1, cmax):
+def _block_two_spaces(s, out, k, rt1, top1, min1, floor1, tq1, tt1, rt2, top2, min2, floor2, tq2, tt2,
+                      a, f, p, b, gc, w, off, g1, cmax, v):
     """One pass over block ``s`` of the centred product, a group of rows at a time while it
     is in cache: the centred space's tops, then the plain cosines of the same rows into
     ``out`` (may be ``s``), then the plain space's tops."""
     sel = np.empty(k, dtype=np.float32)
     for r0 in range(0, s.shape[0], _GROUP):
         r1 = min(r0 + _GROUP, s.shape[0])
-        _group_tops(s, r0, r1, k, rt1, top1, min1, floor1, g1, cmax, sel, tq1, off)
+        _group_tops(s, r0, r1, k, rt1, top1, min1, floor1, g1, cmax, sel, tq1, off, tt1, v)
         _derive_rows(s, out, r0, r1, a, f, p, b, gc, w)
-        _group_tops(out, r0, r1, k, rt2, top2, min2, floor2, g1, cmax, sel, tq2, off)
+        _group_tops(out, r0, r1, k, rt2, top2, min2, floor2, g1, cmax, sel, tq2, off, tt2, v)
 
 
 @_jit
@@ -305,13 +334,30 @@ class ColumnTops:
         self.min = np.full(n_cols, _NEG, dtype=np.float32)
         self._g1 = np.empty(n_cols, dtype=np.float32)
         self._cmax = np.empty(n_cols // _CHUNK + 1, dtype=np.float32)
+        self._v = np.empty(256, dtype=np.float32)
+        # the first block a worker scans goes into ``_tt`` [k, n] by sorted insertion (there
+        # the group-maximum test would let nearly every column through to a visit)
+        self._tt = np.full((k, n_cols), _NEG, dtype=np.float32)
+
+    def _fresh(self) -> np.ndarray:
+        return self._tt if self._tt is not None else _NO_TT
+
+    def _settle(self) -> None:
+        """After a worker's first block: its sorted lists become its column tops."""
+        if self._tt is not None:
+            self.top[:] = self._tt.T
+            self.min[:] = self._tt[-1]
+            np.maximum(self.floor, self.min, out=self.floor)  # a racing lower write is still a valid bound
+            self._tt = None
 
     def scan(self, s: np.ndarray, row_top: np.ndarray, query_cols: np.ndarray, start: int) -> None:
         """Fold block ``s`` (C-contiguous float32 ``[rows, n_cols]``, rows ``start:start + rows``
         of S) into the column tops, write each of its rows' k largest values (any order) to
         ``row_top`` ``[rows, k]`` and its first ``q`` columns, transposed, to
         ``query_cols[:, start:start + rows]`` (``query_cols`` ``[q, n_rows of S]``)."""
-        _block_tops(s, self.k, row_top, self.top, self.min, self.floor, self._g1, self._cmax, query_cols, start)
+        _block_tops(s, self.k, row_top, self.top, self.min, self.floor, self._g1, self._cmax, query_cols, start,
+                    self._fresh(), self._v)
+        self._settle()
 
     def scan_with_plain(self, s: np.ndarray, row_top: np.ndarray, query_cols: np.ndarray, start: int,
                         plain: "ColumnTops", out: np.ndarray, plain_row_top: np.ndarray, plain_query_cols: np.ndarray,
@@ -319,9 +365,11 @@ class ColumnTops:
         """:meth:`scan` of block ``s`` of the centred product, then of the plain cosines derived
         from it (:func:`plain_from_centred` with ``row`` = its rows' coefficients, ``col``; written
         to ``out``, which may be ``s``) into ``plain``'s tops: one pass, a group of rows at a time."""
-        _block_two_spaces(s, out, self.k, row_top, self.top, self.min, self.floor, query_cols,
-                          plain_row_top, plain.top, plain.min, plain.floor, plain_query_cols,
-                          row[0], row[1], row[2], col[0], col[1], col[2], start, self._g1, self._cmax)
+        _block_two_spaces(s, out, self.k, row_top, self.top, self.min, self.floor, query_cols, self._fresh(),
+                          plain_row_top, plain.top, plain.min, plain.floor, plain_query_cols, plain._fresh(),
+                          row[0], row[1], row[2], col[0], col[1], col[2], start, self._g1, self._cmax, self._v)
+        self._settle()
+        plain._settle()
 
 
 def column_tops(n_cols: int, k: int, workers: int) -> list[ColumnTops]:
