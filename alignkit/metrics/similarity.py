@@ -22,6 +22,7 @@ source), unchanged by any monotone rescaling of the cosines.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ from alignkit.metrics import _validate
 from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate, mean_estimate
 
 # Pairs compared against every scored target at once in blocks of this many rows.
-_AUC_BLOCK = 1024
+_AUC_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,22 @@ def auc_items(cos: np.ndarray, pair_src: np.ndarray, pair_tgt: np.ndarray, gold:
         raise AlignkitError("bls_auc needs at least one scored target that is not a gold translation of "
                             "each source; score a lexicon with more than one target word")
     out = np.empty(pair_src.size, dtype=np.float64)
-    for lo in range(0, pair_src.size, _AUC_BLOCK):
+
+    def block(lo: int) -> None:
         s, t = pair_src[lo:lo + _AUC_BLOCK], pair_tgt[lo:lo + _AUC_BLOCK]
         rows, own = cos[s], cos[s, t][:, None]
         other = ~gold[s]
         wins = np.count_nonzero((rows < own) & other, axis=1) + 0.5 * np.count_nonzero((rows == own) & other, axis=1)
         out[lo:lo + s.size] = wins / n_other[s]
+
+    starts = range(0, pair_src.size, _AUC_BLOCK)
+    if len(starts) == 1:
+        block(0)
+    else:  # blocks are independent and numpy releases the GIL: one thread per core
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            list(pool.map(block, starts))
     return out
 
 
