@@ -34,11 +34,14 @@ against sorting the product the blocks computed, ties included, as they do the t
 Cheap. Per group of ``_GROUP`` rows one vectorised pass keeps the largest value of each
 column; only a column whose group maximum beats its k-th value is visited row by row (rare
 after a few thousand rows; keeping the two largest as well, to insert a lone maximum
-directly, measured ~10% slower per scan). Per
-row, the maxima of chunks of ``_CHUNK`` columns come first; their k-th largest bounds the
-row's k-th value from below, so only chunks that reach it are scanned. Workers share, per column, the largest k-th
-value any of them holds (``floor``): nothing at or below it can be among the column's k
-largest, so no worker keeps it.
+directly, measured ~10% slower per scan). Per row, the maxima of chunks of ``_CHUNK``
+columns come first; their k-th largest bounds the row's k-th value from below, so only
+chunks that reach it are scanned. Workers share, per column, the largest k-th value any of
+them holds (``floor``): nothing at or below it can be among the column's k largest, so no
+worker keeps it. A worker's first block is the exception: with its lists still empty nearly
+every column would be visited, so its rows go into a ``[k, n]`` array of each column's k
+largest values in descending order by a branch-free insertion (a max down and a min on per
+level, vectorised over columns), which becomes the worker's lists after that block.
 
 Inputs are cosines: finite, far above the sentinel ``_NEG`` (-3e38), which lets the kernels
 compile with fastmath. This module (and numba) is imported only when a CPU search runs; the
