@@ -159,7 +159,7 @@ def _insert_sorted(s, r0, r1, tt, v):
 
 
 @_jit
-def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, tqt, off, tt, v):
+def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, tqt, off, tt, vbuf):
     """Rows r0:r1 (one group) of block ``s``: their row top-k into ``row_top[r0:r1]``, their
     column maxima folded into the column tops (into ``tt`` by sorted insertion while a worker
     is fresh, ``tt`` non-empty: then nearly every column would be visited), their query
@@ -169,18 +169,17 @@ def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, t
     fresh = tt.shape[0] > 0
     for r in range(r0, r1):
         row = s[r]
-        if fresh:
-            pass
-        elif r == r0:
-            for j in range(n):
-                g1[j] = row[j]
-        else:
-            for j in range(n):                  # the group's largest value, per column
-                g1[j] = max(g1[j], row[j])
+        if not fresh:                            # the group's largest value, per column
+            if r == r0:
+                for j in range(n):
+                    g1[j] = row[j]
+            else:
+                for j in range(n):
+                    g1[j] = max(g1[j], row[j])
         _chunk_maxima(row, cmax, nc)
         _row_top(row, cmax, nc, k, row_top[r], sel)
     if fresh:
-        _insert_sorted(s, r0, r1, tt, v)
+        _insert_sorted(s, r0, r1, tt, vbuf)
     else:
         for j in range(n):
             t = max(col_min[j], floor[j])
@@ -189,9 +188,9 @@ def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, t
             top = col_top[j]                     # rare after a few thousand rows: visit the column's rows
             m = col_min[j]
             for r in range(r0, r1):
-                v_ = s[r, j]
-                if v_ > max(m, t):
-                    m = _insert(top, k, v_)
+                v = s[r, j]
+                if v > max(m, t):
+                    m = _insert(top, k, v)
             col_min[j] = m
             if m > floor[j]:
                 floor[j] = m
@@ -395,22 +394,20 @@ def mean_of_top(top: np.ndarray) -> np.ndarray:
     return np.sort(top, axis=1)[:, ::-1].astype(np.float64).mean(axis=1)
 
 
-def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndarray | None,
+def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndarray,
                 out_csls: np.ndarray | None = None) -> None:
     """``out[i]`` = the column indices of the kmax best scores of row ``s[i]`` (``s`` float32
-    ``[rows, n]``, C-contiguous; kmax <= n): scores ``s`` (NN) or, with ``radii`` and
-    ``out=None``, ``2 s − radii`` in float32 (CSLS, ``radii`` ``[n]`` float32), best first,
-    ties to the lower index. With ``radii``, ``out`` and ``out_csls`` both given, each row is
-    read once for both rankings (NN into ``out``, CSLS into ``out_csls``)."""
-    rows, n = s.shape
-    empty = np.empty((0, kmax), dtype=np.int64)
+    ``[rows, n]``, C-contiguous; kmax <= n), best first, ties to the lower index. Scores: ``s``
+    (NN) without ``radii``; with ``radii`` (``[n]`` float32) ``2 s − radii`` in float32 (CSLS),
+    unless ``out_csls`` is given too: then ``out`` gets the NN ranking and ``out_csls`` the
+    CSLS one, from one read of each row."""
+    n = s.shape[1]
+    none = np.empty((0, kmax), dtype=np.int64)
     if radii is None:
-        nn, cs, r = out, empty, np.zeros(0, dtype=np.float32)
+        nn, cs, radii = out, none, np.zeros(0, dtype=np.float32)
     else:
-        nn, cs, r = (empty, out, radii) if out_csls is None else (out, out_csls, radii)
-    if nn is None or cs is None:
-        raise ValueError("ranked_rows: give out (NN, or CSLS with radii) and optionally out_csls")
-    _ranked_rows(s, r, kmax, nn, cs, np.empty(n, dtype=np.float32), np.empty(n // _CHUNK + 1, dtype=np.float32))
+        nn, cs = (none, out) if out_csls is None else (out, out_csls)
+    _ranked_rows(s, radii, kmax, nn, cs, np.empty(n, dtype=np.float32), np.empty(n // _CHUNK + 1, dtype=np.float32))
 
 
 def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,

@@ -22,7 +22,6 @@ source), unchanged by any monotone rescaling of the cosines.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,14 +113,12 @@ def auc_items(cos: np.ndarray, pair_src: np.ndarray, pair_tgt: np.ndarray, gold:
         wins = np.count_nonzero((rows < own) & other, axis=1) + 0.5 * np.count_nonzero((rows == own) & other, axis=1)
         out[lo:lo + s.size] = wins / n_other[s]
 
-    starts = range(0, pair_src.size, _AUC_BLOCK)
-    if len(starts) == 1:
-        block(0)
-    else:  # blocks are independent and numpy releases the GIL: one thread per core
-        from concurrent.futures import ThreadPoolExecutor
+    # blocks are independent and numpy releases the GIL: one worker per core
+    import torch
 
-        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
-            list(pool.map(block, starts))
+    from alignkit.workers import single_threaded_map
+
+    single_threaded_map(block, list(range(0, pair_src.size, _AUC_BLOCK)), torch.get_num_threads())
     return out
 
 
