@@ -74,13 +74,17 @@ def test_ranked_rows_break_huge_tie_groups_by_lower_index(radii):
         np.testing.assert_array_equal(out, np.argsort(-scores, axis=1, kind="stable")[:, :kmax])
 
 
-def test_workers_sharing_a_floor_still_hold_every_columns_k_largest():
+@pytest.mark.parametrize("n_cols", [900, 1024, 2100, 3077])
+def test_workers_sharing_a_floor_still_hold_every_columns_k_largest(n_cols):
     """Two workers interleave their blocks; each skips what the other's k-th value already
-    rules out, and the merged lists are still exactly the k largest of every column."""
+    rules out, and the merged lists are still exactly the k largest of every column. Widths
+    below, at and across the 1024-column super-chunks of the rows' lane maxima (chunks of 64
+    columns strided by 16, then a ragged tail)."""
     rng = np.random.default_rng(5)
-    s = rng.standard_normal((3000, 900)).astype(np.float32)
+    s = rng.standard_normal((3000, n_cols)).astype(np.float32)
     s[::7] = s[1::7][:len(s[::7])]                         # repeated rows: tied values
-    cols = column_tops(900, 10, 2)
+    s[:, 1::16] += 1.0                                     # one lane of every super-chunk holds the top values
+    cols = column_tops(n_cols, 10, 2)
     row_top = np.empty((3000, 10), np.float32)
     query = np.empty((0, 3000), np.float32)
     for b, start in enumerate(range(0, 3000, 64)):

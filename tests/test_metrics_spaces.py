@@ -62,6 +62,25 @@ def test_both_spaces_equal_sorting_their_products_on_both_paths(seed):
                 np.testing.assert_array_equal(getattr(result[center], field), ref, err_msg=f"{name} {center} {field}")
 
 
+@pytest.mark.parametrize("n_tgt", [1024, 1100, 2600])
+def test_both_spaces_over_super_chunks_equal_sorting_their_products(n_tgt):
+    """As above with rows wider than the scan's 1024-column super-chunks (its lane maxima and
+    their ragged tail), ties included."""
+    rng = np.random.default_rng(n_tgt)
+    common = 2.0 * rng.standard_normal(16)
+    x = rng.standard_normal((700, 16)) + common
+    y = rng.standard_normal((n_tgt, 16)) + common
+    x[350:] = x[:350]
+    m = n_tgt // 3
+    y[:3 * m:3] = y[1:3 * m:3]
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    found = spaces.space_search(x, y, 50, 60, kmax=10, csls_k=10, block_rows=64)
+    g, p = _derived_whole(x, y, lambda a, b: blockwise_product(a, b, 50, 64, False))
+    for center, whole in ((True, g), (False, p)):
+        for field, ref in zip(FIELDS, product_search_by_sorting(whole, 50, 60, 10, 10)):
+            np.testing.assert_array_equal(getattr(found[center], field), ref, err_msg=f"{center} {field}")
+
+
 def test_one_space_alone_equals_that_space_of_the_pair():
     rng = np.random.default_rng(7)
     x, y = _languages(rng, ties=False)

@@ -5,7 +5,7 @@ CSLS retrieval in both directions needs, per retrieval space, only S = X̂Ŷᵀ
 top-k gives r over X for every target row, and the P@k rankings of both directions (the
 first rows of X and the first columns of Y are the queries) are row / column top-k of S or
 of 2S − r. :func:`product_search` computes all of them from blocks of rows of S, never
-holding S whole (a block is ``[rows, n_tgt]``, ~64 MB per CPU worker, ~2 GB on a GPU).
+holding S whole (a block is ``[rows, n_tgt]``, ~128 MB per CPU worker, ~2 GB on a GPU).
 
 Exactness: radii are means of the exact k largest values (on a CPU a kernel that reads each
 block once, :mod:`alignkit.metrics.cpu_tops`; in torch a chunk-maximum pruning that provably
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 _CHUNK = 64                  # columns per chunk for row top-k values
 _GROUP = 16                  # rows per chunk for column top-k values
-_CPU_BLOCK_BYTES = 64 * 2**20  # one block of S per CPU worker (larger blocks: faster BLAS GEMMs)
+_CPU_BLOCK_BYTES = 128 * 2**20  # one block of S per CPU worker (larger blocks: faster BLAS GEMMs, fewer B packings)
 _GPU_BLOCK_BYTES = 2 * 2**30
 _NEG = float("-inf")
 
@@ -357,7 +357,7 @@ def product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, km
     yn query xn. Needs kmax <= min(n_src, n_tgt) and csls_k <= min(n_src, n_tgt) (callers
     validate). S itself is never held whole: kept beyond their block are the q_src query
     rows of S and its q_tgt query columns. ``block_rows`` overrides the block height
-    (default: a block of S is ~64 MB on a CPU, ~2 GB on a GPU).
+    (default: a block of S is ~128 MB on a CPU, ~2 GB on a GPU).
 
     On a CPU the blocks are BLAS GEMMs (numpy's, one thread per worker) read once by a
     fused row/column top-k kernel (:mod:`alignkit.metrics.cpu_tops`); on a GPU everything
@@ -401,7 +401,7 @@ def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int,
     Kept beyond their block: the first max(q_src, 1024) rows of S (the source
     queries' scores; their column top-k seed the column bounds) and the q_tgt query columns
     of S (stored transposed, ``[q_tgt, n_src]``); S itself is never held whole. ``block_rows`` overrides the
-    block height (default: a block of S is ~64 MB on a CPU, ~2 GB on a GPU). ``derive``: search
+    block height (default: a block of S is ~128 MB on a CPU, ~2 GB on a GPU). ``derive``: search
     the plain product derived from xn ynᵀ (xn, yn then the centred unit rows) instead.
     """
     dev = torch.device(device or "cpu")

@@ -34,14 +34,17 @@ against sorting the product the blocks computed, ties included, as they do the t
 Cheap. Per group of ``_GROUP`` rows one vectorised pass keeps the largest value of each
 column; only a column whose group maximum beats its k-th value is visited row by row (rare
 after a few thousand rows; keeping the two largest as well, to insert a lone maximum
-directly, measured ~10% slower per scan). Per row, the maxima of chunks of ``_CHUNK``
-columns come first; their k-th largest bounds the row's k-th value from below, so only
+directly, measured ~10% slower per scan). Per row, the maxima of chunks of 64 columns come
+first, in the same read as the group's column maxima (a chunk is one lane of a 1024-column
+super-chunk: columns strided by 16, so its maximum is a vertical maximum of 16-wide vectors
+with no horizontal fold); their k-th largest bounds the row's k-th value from below, so only
 chunks that reach it are scanned. Workers share, per column, the largest k-th value any of
 them holds (``floor``): nothing at or below it can be among the column's k largest, so no
 worker keeps it. A worker's first block is the exception: with its lists still empty nearly
 every column would be visited, so its rows go into a ``[k, n]`` array of each column's k
-largest values in descending order by a branch-free insertion (a max down and a min on per
-level, vectorised over columns), which becomes the worker's lists after that block.
+largest values in descending order (a value above its column's k-th is inserted by a max
+down and a min on per level), which becomes the worker's lists after that block. The
+rankings keep contiguous chunks: they scan columns in increasing index (the tie rule).
 
 Inputs are cosines: finite, far above the sentinel ``_NEG`` (-3e38), which lets the kernels
 compile with fastmath. This module (and numba) is imported only when a CPU search runs; the
@@ -62,7 +65,8 @@ if TYPE_CHECKING:
     from alignkit.metrics.spaces import PlainFromCentred
 
 _GROUP = 16   # rows per group: the unit of the column pass and of the two-space pass
-_CHUNK = 64   # columns per row-chunk maximum (_chunk_maxima assumes 64)
+_CHUNK = 64   # columns per row-chunk maximum of the rankings (_chunk_maxima assumes 64)
+_SUPER = 1024  # columns per super-chunk of the scan's lane maxima: 16 lanes x 64 columns
 _NEG = np.float32(-3.0e38)
 _NO_TT = np.empty((0, 0), dtype=np.float32)   # "not fresh": the column tops take the group-maximum path
 
@@ -100,14 +104,54 @@ def _chunk_maxima(row, cmax, nc):
 
 
 @_jit
-def _row_top(row, cmax, nc, k, top, sel):
-    """top[:k] = the k largest values of ``row`` (any order), given its chunk maxima.
+def _lane_maxima(row, g1, cmax, nsb, fold):
+    """One read of ``row``: cmax[16 b + l] = the maximum of lane l of super-chunk b, i.e. of
+    row[1024 b + l + 16 t] for t < 64 (a chunk of 64 columns, strided by 16: a vertical
+    maximum of 16-wide vectors, no horizontal fold), for the ``nsb`` full super-chunks; and
+    the group's column maxima ``g1``: ``fold`` 0 sets g1 = row, 1 folds g1 = max(g1, row),
+    2 leaves g1 alone. Four 16-wide accumulators break the dependency chain."""
+    acc = np.empty(64, dtype=np.float32)
+    n = row.shape[0]
+    if fold == 0:
+        for j in range(n):
+            g1[j] = row[j]
+    for sb in range(nsb):
+        b = sb * _SUPER
+        for i in range(64):
+            acc[i] = row[b + i]
+        if fold == 1:
+            for i in range(64):
+                g1[b + i] = max(g1[b + i], row[b + i])
+            for t in range(1, 16):
+                o = b + 64 * t
+                for i in range(64):
+                    v = row[o + i]
+                    acc[i] = max(acc[i], v)
+                    g1[o + i] = max(g1[o + i], v)
+        else:
+            for t in range(1, 16):
+                o = b + 64 * t
+                for i in range(64):
+                    acc[i] = max(acc[i], row[o + i])
+        for i in range(16):
+            cmax[sb * 16 + i] = max(max(acc[i], acc[16 + i]), max(acc[32 + i], acc[48 + i]))
+    if fold == 1:
+        for j in range(nsb * _SUPER, n):
+            g1[j] = max(g1[j], row[j])
+
+
+@_jit
+def _row_top(row, cmax, nsb, k, top, sel):
+    """top[:k] = the k largest values of ``row`` (any order), given its lane maxima
+    (:func:`_lane_maxima`: chunk c = lane c % 16 of super-chunk c // 16).
 
     The k-th largest chunk maximum t bounds the row's k-th largest value from below (k
     distinct chunks each hold a value >= t), so only values >= t, in chunks whose maximum
-    reaches t, are looked at (about k of them on real data); the ragged tail is always read.
+    reaches t, are looked at (about k of them on real data); the ragged tail past the last
+    full super-chunk is always read.
     """
     n = row.shape[0]
+    nc = 16 * nsb
     t = _NEG
     if nc >= k:
         for i in range(k):
@@ -121,9 +165,13 @@ def _row_top(row, cmax, nc, k, top, sel):
     filled = 0
     tmin = _NEG
     for c in range(nc + 1):                      # chunk nc is the ragged tail
-        if c < nc and (cmax[c] < t or (filled == k and cmax[c] <= tmin)):
-            continue
-        for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
+        if c < nc:
+            if cmax[c] < t or (filled == k and cmax[c] <= tmin):
+                continue
+            j0, j1, step = (c // 16) * _SUPER + c % 16, (c // 16 + 1) * _SUPER, 16
+        else:
+            j0, j1, step = nsb * _SUPER, n, 1
+        for j in range(j0, j1, step):
             v = row[j]
             if v < t:
                 continue
@@ -139,47 +187,37 @@ def _row_top(row, cmax, nc, k, top, sel):
 
 
 @_jit
-def _insert_sorted(s, r0, r1, tt, v):
+def _insert_sorted(s, r0, r1, tt):
     """Fold rows r0:r1 of ``s`` into ``tt`` ``[k, n]``, each column's k largest values so far
-    in descending order: a branch-free insertion (max down, min on), vectorised over the
-    columns, 256 columns at a time so that their k levels stay in L1."""
+    in descending order: a value above its column's k-th enters by insertion (max down, min
+    on); the test against the k-th level is one vectorised compare per row."""
     k, n = tt.shape
-    for j0 in range(0, n, 256):
-        w = min(256, n - j0)
-        for r in range(r0, r1):
-            for j in range(w):
-                v[j] = s[r, j0 + j]
-            for lvl in range(k):
-                t = tt[lvl, j0:j0 + w]
-                for j in range(w):
-                    a = t[j]
-                    b = v[j]
-                    t[j] = max(a, b)
-                    v[j] = min(a, b)
+    last = tt[k - 1]
+    for r in range(r0, r1):
+        row = s[r]
+        for j in range(n):
+            v = row[j]
+            if v > last[j]:
+                for lvl in range(k):
+                    a = tt[lvl, j]
+                    tt[lvl, j] = max(a, v)
+                    v = min(a, v)
 
 
 @_jit
-def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, tqt, off, tt, vbuf):
+def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, tqt, off, tt):
     """Rows r0:r1 (one group) of block ``s``: their row top-k into ``row_top[r0:r1]``, their
     column maxima folded into the column tops (into ``tt`` by sorted insertion while a worker
     is fresh, ``tt`` non-empty: then nearly every column would be visited), their query
     columns into ``tqt[:, off + r0:]``."""
     n = s.shape[1]
-    nc = n // _CHUNK
+    nsb = n // _SUPER
     fresh = tt.shape[0] > 0
-    for r in range(r0, r1):
-        row = s[r]
-        if not fresh:                            # the group's largest value, per column
-            if r == r0:
-                for j in range(n):
-                    g1[j] = row[j]
-            else:
-                for j in range(n):
-                    g1[j] = max(g1[j], row[j])
-        _chunk_maxima(row, cmax, nc)
-        _row_top(row, cmax, nc, k, row_top[r], sel)
+    for r in range(r0, r1):                      # lane maxima and (unless fresh) the group's column maxima
+        _lane_maxima(s[r], g1, cmax, nsb, 2 if fresh else (0 if r == r0 else 1))
+        _row_top(s[r], cmax, nsb, k, row_top[r], sel)
     if fresh:
-        _insert_sorted(s, r0, r1, tt, vbuf)
+        _insert_sorted(s, r0, r1, tt)
     else:
         for j in range(n):
             t = max(col_min[j], floor[j])
@@ -201,25 +239,25 @@ def _group_tops(s, r0, r1, k, row_top, col_top, col_min, floor, g1, cmax, sel, t
 
 
 @_jit
-def _block_tops(s, k, row_top, col_top, col_min, floor, g1, cmax, tqt, off, tt, v):
+def _block_tops(s, k, row_top, col_top, col_min, floor, g1, cmax, tqt, off, tt):
     sel = np.empty(k, dtype=np.float32)
     for r0 in range(0, s.shape[0], _GROUP):
         _group_tops(s, r0, min(r0 + _GROUP, s.shape[0]), k, row_top, col_top, col_min, floor, g1, cmax, sel,
-                    tqt, off, tt, v)
+                    tqt, off, tt)
 
 
 @_jit
 def _block_two_spaces(s, out, k, rt1, top1, min1, floor1, tq1, tt1, rt2, top2, min2, floor2, tq2, tt2,
-                      a, f, p, b, gc, w, off, g1, cmax, v):
+                      a, f, p, b, gc, w, off, g1, cmax):
     """One pass over block ``s`` of the centred product, a group of rows at a time while it
     is in cache: the centred space's tops, then the plain cosines of the same rows into
     ``out`` (may be ``s``), then the plain space's tops."""
     sel = np.empty(k, dtype=np.float32)
     for r0 in range(0, s.shape[0], _GROUP):
         r1 = min(r0 + _GROUP, s.shape[0])
-        _group_tops(s, r0, r1, k, rt1, top1, min1, floor1, g1, cmax, sel, tq1, off, tt1, v)
+        _group_tops(s, r0, r1, k, rt1, top1, min1, floor1, g1, cmax, sel, tq1, off, tt1)
         _derive_rows(s, out, r0, r1, a, f, p, b, gc, w)
-        _group_tops(out, r0, r1, k, rt2, top2, min2, floor2, g1, cmax, sel, tq2, off, tt2, v)
+        _group_tops(out, r0, r1, k, rt2, top2, min2, floor2, g1, cmax, sel, tq2, off, tt2)
 
 
 @_jit
@@ -282,9 +320,24 @@ def _ranked_rows(s, radii, kmax, out_nn, out_csls, score, cmax):
 
 @njit(nogil=True, cache=True, boundscheck=False)  # no fastmath: torch repeats these float64 steps bit for bit
 def _derive_rows(g, out, r0, r1, a, f, p, b, gc, w):
-    for i in range(r0, r1):
+    """Rows r0:r1 of :func:`plain_from_centred`, four rows per read of the column
+    coefficients (each element's float64 steps as written, so the bits do not change)."""
+    n = g.shape[1]
+    i = r0
+    while i + 4 <= r1:
+        a0, a1, a2, a3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        f0, f1, f2, f3 = f[i], f[i + 1], f[i + 2], f[i + 3]
+        p0, p1, p2, p3 = p[i], p[i + 1], p[i + 2], p[i + 3]
+        for j in range(n):
+            bj, gj, wj = b[j], gc[j], w[j]
+            out[i, j] = np.float32(a0 * bj * np.float64(g[i, j]) + f0 * gj * (p0 + wj))
+            out[i + 1, j] = np.float32(a1 * bj * np.float64(g[i + 1, j]) + f1 * gj * (p1 + wj))
+            out[i + 2, j] = np.float32(a2 * bj * np.float64(g[i + 2, j]) + f2 * gj * (p2 + wj))
+            out[i + 3, j] = np.float32(a3 * bj * np.float64(g[i + 3, j]) + f3 * gj * (p3 + wj))
+        i += 4
+    for i in range(i, r1):
         ai, fi, pi = a[i], f[i], p[i]
-        for j in range(g.shape[1]):
+        for j in range(n):
             out[i, j] = np.float32(ai * b[j] * np.float64(g[i, j]) + fi * gc[j] * (pi + w[j]))
 
 
@@ -336,7 +389,6 @@ class ColumnTops:
         self.min = np.full(n_cols, _NEG, dtype=np.float32)
         self._g1 = np.empty(n_cols, dtype=np.float32)
         self._cmax = np.empty(n_cols // _CHUNK + 1, dtype=np.float32)
-        self._v = np.empty(256, dtype=np.float32)
         # the first block a worker scans goes into ``_tt`` [k, n] by sorted insertion (there
         # the group-maximum test would let nearly every column through to a visit)
         self._tt = np.full((k, n_cols), _NEG, dtype=np.float32)
@@ -358,7 +410,7 @@ class ColumnTops:
         ``row_top`` ``[rows, k]`` and its first ``q`` columns, transposed, to
         ``query_cols[:, start:start + rows]`` (``query_cols`` ``[q, n_rows of S]``)."""
         _block_tops(s, self.k, row_top, self.top, self.min, self.floor, self._g1, self._cmax, query_cols, start,
-                    self._fresh(), self._v)
+                    self._fresh())
         self._settle()
 
     def scan_with_plain(self, s: np.ndarray, row_top: np.ndarray, query_cols: np.ndarray, start: int,
@@ -369,7 +421,7 @@ class ColumnTops:
         to ``out``, which may be ``s``) into ``plain``'s tops: one pass, a group of rows at a time."""
         _block_two_spaces(s, out, self.k, row_top, self.top, self.min, self.floor, query_cols, self._fresh(),
                           plain_row_top, plain.top, plain.min, plain.floor, plain_query_cols, plain._fresh(),
-                          row[0], row[1], row[2], col[0], col[1], col[2], start, self._g1, self._cmax, self._v)
+                          row[0], row[1], row[2], col[0], col[1], col[2], start, self._g1, self._cmax)
         self._settle()
         plain._settle()
 
