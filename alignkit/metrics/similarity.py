@@ -157,8 +157,9 @@ def bls(src_vecs, tgt_vecs, pairs=None, *, confidence: float = 0.95,
     x = _validate.vectors(src_vecs, "source vectors")
     y = _validate.vectors(tgt_vecs, "target vectors", dim=x.shape[1])
     s, t, s_set, t_set = _scored_sets(x, y, pairs)
-    xs = _validate.unit_rows(x)[s_set].astype(np.float64)   # [n_src, d]
-    yt = _validate.unit_rows(y)[t_set].astype(np.float64)   # [n_tgt, d]
+    # only the scored rows (unit_rows is row-wise: the same bits as normalising the whole pool)
+    xs = _validate.unit_rows(x[s_set]).astype(np.float64)   # [n_src, d]
+    yt = _validate.unit_rows(y[t_set]).astype(np.float64)   # [n_tgt, d]
     ps, pt = np.searchsorted(s_set, s), np.searchsorted(t_set, t)  # pair rows within the scored sets
     # Accumulate in float64: the cosines are later averaged over up to ~10^4 pairs.
     cos_all = xs @ yt.T                                       # [n_src, n_tgt]
