@@ -251,13 +251,21 @@ def _block_two_spaces(s, out, k, rt1, top1, min1, floor1, tq1, tt1, rt2, top2, m
                       a, f, p, b, gc, w, off, g1, cmax):
     """One pass over block ``s`` of the centred product, a group of rows at a time while it
     is in cache: the centred space's tops, then the plain cosines of the same rows into
-    ``out`` (may be ``s``), then the plain space's tops."""
+    ``out``, then the plain space's tops. ``out`` is either as tall as ``s`` (rows kept: the
+    source queries) or one group tall: a scratch that stays in cache, so the block itself is
+    only read (no plain rows written back to memory)."""
     sel = np.empty(k, dtype=np.float32)
+    whole = out.shape[0] == s.shape[0]
     for r0 in range(0, s.shape[0], _GROUP):
         r1 = min(r0 + _GROUP, s.shape[0])
         _group_tops(s, r0, r1, k, rt1, top1, min1, floor1, g1, cmax, sel, tq1, off, tt1)
-        _derive_rows(s, out, r0, r1, a, f, p, b, gc, w)
-        _group_tops(out, r0, r1, k, rt2, top2, min2, floor2, g1, cmax, sel, tq2, off, tt2)
+        if whole:
+            _derive_rows(s, out, r0, r1, a, f, p, b, gc, w)
+            _group_tops(out, r0, r1, k, rt2, top2, min2, floor2, g1, cmax, sel, tq2, off, tt2)
+        else:
+            m = r1 - r0
+            _derive_rows(s[r0:r1], out, 0, m, a[r0:r1], f[r0:r1], p[r0:r1], b, gc, w)
+            _group_tops(out[:m], 0, m, k, rt2[r0:r1], top2, min2, floor2, g1, cmax, sel, tq2, off + r0, tt2)
 
 
 @_jit
@@ -418,7 +426,8 @@ class ColumnTops:
                         row: np.ndarray, col: np.ndarray) -> None:
         """:meth:`scan` of block ``s`` of the centred product, then of the plain cosines derived
         from it (:func:`plain_from_centred` with ``row`` = its rows' coefficients, ``col``; written
-        to ``out``, which may be ``s``) into ``plain``'s tops: one pass, a group of rows at a time."""
+        to ``out``: as tall as ``s``, which it may be, or a ``[_GROUP, n_cols]`` scratch) into
+        ``plain``'s tops: one pass, a group of rows at a time."""
         _block_two_spaces(s, out, self.k, row_top, self.top, self.min, self.floor, query_cols, self._fresh(),
                           plain_row_top, plain.top, plain.min, plain.floor, plain_query_cols, plain._fresh(),
                           row[0], row[1], row[2], col[0], col[1], col[2], start, self._g1, self._cmax)
@@ -469,7 +478,8 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
     from it (xn, yn then being the centred unit rows). The CPU path of
     :func:`alignkit.metrics.blocked.product_search` (same arguments). Each block's GEMM runs
     once; with both outputs, each group of a block's rows is scanned, turned into the plain
-    cosines (in place, except in the kept query rows) and scanned again while in cache
+    cosines (into a one-group scratch that stays in cache, or into the kept query rows) and
+    scanned again
     (:meth:`ColumnTops.scan_with_plain`). ``outputs`` is ``(None,)``, ``(derive,)`` or
     ``(None, derive)``."""
     dev = torch.device("cpu")
@@ -488,6 +498,7 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
         raise ValueError("outputs: (None,), (derive,) or (None, derive)")
     spaces = [Space(d) for d in outputs]
     bufs: list = [None] * workers
+    scratch: list = [None] * workers
     yt = yn.T
 
     def block(start: int, stop: int, wid: int) -> None:
@@ -505,7 +516,12 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
             first.cols[wid].scan(s, first.row_top[start:stop], first.tqt, start)
             return
         plain = spaces[1]                            # the product itself, then the plain space from it
-        out = plain.head[start:stop] if stop <= q_src else s
+        if stop <= q_src:
+            out = plain.head[start:stop]             # kept: the plain space's source queries
+        else:                                        # one group of plain rows at a time, in cache
+            if scratch[wid] is None:
+                scratch[wid] = np.empty((_GROUP, n_tgt), dtype=np.float32)
+            out = scratch[wid]
         first.cols[wid].scan_with_plain(s, first.row_top[start:stop], first.tqt, start, plain.cols[wid], out,
                                         plain.row_top[start:stop], plain.tqt, plain.derive.rows(start, stop),
                                         plain.derive.col)
