@@ -53,3 +53,22 @@ def single_threaded_map(fn: Callable[..., Any], items: Sequence[Any], workers: i
     finally:
         torch.set_num_threads(saved)
     return results
+
+
+def import_in_background(modules: Sequence[str]) -> threading.Thread:
+    """Import ``modules`` on a daemon thread (started, returned) while the caller goes on,
+    e.g. reading cached vectors, whose file reads and checksums release the GIL: scikit-learn
+    alone takes ~1.4 s to import here. A module that fails to import is left alone: the
+    caller's own import of it raises the error where it is used."""
+    import importlib
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - reported by the caller's own import
+                pass
+
+    thread = threading.Thread(target=run, name="alignkit-import", daemon=True)
+    thread.start()
+    return thread

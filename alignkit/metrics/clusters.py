@@ -205,7 +205,7 @@ def _two_cluster_silhouette(v: np.ndarray, n_first: int) -> np.ndarray:
     pass over the float64 Gram matrix instead of its generic chunked reductions: measured
     1.35x faster at 6573 words (en-de test words: 0.72 -> 0.53 s, one thread), equal to it
     to ~1e-15 (tests/test_metrics_clusters.py)."""
-    from alignkit.metrics.cpu_tops import distance_sums
+    from alignkit.metrics.cpu_distances import distance_sums
 
     sq = np.einsum("ij,ij->i", v, v)
     n = len(v)

@@ -19,9 +19,6 @@ the query rows and columns. On a CPU the product is computed in row blocks by th
 - :func:`ranked_rows` ranks the kept query rows (NN: by S; CSLS: by 2S − r) under the order
   (higher score, then lower index), as ``np.argsort(-s, kind="stable")``, both rankings
   from one read of each row;
-- :func:`distance_sums` is the silhouette's one pass over a Gram matrix
-  (:mod:`alignkit.metrics.clusters`), kept here with the other numba code so that importing
-  the metrics does not load numba.
 
 Exact. A value enters a top-k list only if it beats the list's current k-th value, so each
 list always holds the k largest values seen so far (replacing a value by an equal one
@@ -354,33 +351,6 @@ def plain_from_centred(g: np.ndarray, out: np.ndarray, row: np.ndarray, col: np.
     float32 (``out`` may be ``g``). ``g`` ``[r, n]`` float32 block of the centred product,
     ``row`` ``[3, r]`` = (a, f, p) of its rows, ``col`` ``[3, n]`` = (b, g, w) (float64)."""
     _derive_rows(g, out, 0, g.shape[0], row[0], row[1], row[2], col[0], col[1], col[2])
-
-
-@njit(nogil=True, cache=True, boundscheck=False)  # no fastmath: the sums keep scikit-learn's rounding
-def _distance_sums(g, sq, off, n_first, sums):
-    for r in range(g.shape[0]):
-        i = off + r
-        si = sq[i]
-        s0 = 0.0
-        s1 = 0.0
-        for j in range(n_first):
-            d2 = si + sq[j] - 2.0 * g[r, j]
-            if d2 > 0.0 and j != i:
-                s0 += np.sqrt(d2)
-        for j in range(n_first, g.shape[1]):
-            d2 = si + sq[j] - 2.0 * g[r, j]
-            if d2 > 0.0 and j != i:
-                s1 += np.sqrt(d2)
-        sums[r, 0] = s0
-        sums[r, 1] = s1
-
-
-def distance_sums(g: np.ndarray, sq: np.ndarray, off: int, n_first: int, sums: np.ndarray) -> None:
-    """For rows ``off + r`` of a set with squared norms ``sq`` and inner products ``g``
-    ``[rows, n]`` (float64) with all n rows: ``sums[r]`` = the sums of Euclidean distances
-    (sqrt of max(d², 0), self excluded) to rows ``:n_first`` and to the rest
-    (the silhouette of :mod:`alignkit.metrics.clusters`)."""
-    _distance_sums(g, sq, off, n_first, sums)
 
 
 class ColumnTops:

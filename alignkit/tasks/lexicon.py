@@ -101,7 +101,10 @@ class WordTask(Task):
         return list(lexicons)
 
     def evaluate(self, ctx: Any, lex: Any) -> None:
+        from alignkit.workers import import_in_background
+
         p = LexiconPools(lex, ctx.cfg.pool_size)
+        import_in_background(self.modules(ctx))               # while the vectors load
         X = ctx.word_vectors(p.src_pool, lex.src_lang)        # [layers, |src_pool|, d], test sources first
         Y = ctx.word_vectors(p.tgt_pool, lex.tgt_lang)        # [layers, |tgt_pool|, d], test targets first
         self.bar = ctx.bar(len(ctx.layers))
@@ -118,6 +121,11 @@ class WordTask(Task):
     def status(self, text: str) -> None:
         """Show what is being measured in the progress bar's description."""
         self.bar.set_description(text)
+
+    def modules(self, ctx: Any) -> tuple[str, ...]:
+        """Modules the measurements import (slow ones: imported on a thread while the vectors
+        load; default: none)."""
+        return ()
 
     def before_layers(self, ctx: Any, p: LexiconPools, X: np.ndarray, Y: np.ndarray) -> None:
         """Hook run once per lexicon with all layers' vectors (default: nothing)."""
@@ -141,6 +149,11 @@ class LexiconTask(WordTask):
         bad = [layer for layer in cfg.tsne_layers if not 0 <= layer <= enc.num_layers]
         if bad:
             raise AlignkitError(f"--tsne-layers {bad} out of range for {enc.name}; use 0..{enc.num_layers}")
+
+    def modules(self, ctx: Any) -> tuple[str, ...]:
+        on_cpu = str(ctx.retrieval_device or "cpu").startswith("cpu")
+        return (("alignkit.metrics.clusters",) if ctx.cfg.cluster else ()) + \
+            (("alignkit.metrics.cpu_tops",) if on_cpu else ())
 
     def before_layers(self, ctx: Any, p: LexiconPools, X: np.ndarray, Y: np.ndarray) -> None:
         for name, V in (("source", X), ("target", Y)):
