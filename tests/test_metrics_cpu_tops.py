@@ -106,3 +106,21 @@ def test_ranked_rows_both_rankings_from_one_read_equal_each_alone():
     np.testing.assert_array_equal(nn, nn1)
     np.testing.assert_array_equal(cs, cs1)
     np.testing.assert_array_equal(cs, np.argsort(-(2 * s - r), axis=1, kind="stable")[:, :7])
+
+
+def test_small_first_blocks_cover_every_row_once_and_change_no_output(monkeypatch):
+    """Each worker's first block is cut short (its sorted insertion costs more per row); the
+    plan still covers every row once, and the search still equals sorting its product."""
+    from alignkit.metrics import cpu_tops
+
+    plan = [(0, 300), (300, 1000), (1000, 1700), (1700, 1800)]
+    cut = cpu_tops._small_first(plan, 2, 256)
+    assert cut[:2] == [(0, 256), (300, 556)]
+    assert sorted(r for a, b in cut for r in range(a, b)) == list(range(1800))
+    rng = np.random.default_rng(8)
+    x, y = _unit(rng.standard_normal((700, 16))), _unit(rng.standard_normal((1100, 16)))
+    x[350:] = x[:350]
+    monkeypatch.setattr(cpu_tops, "_FIRST_ROWS", 16)
+    found = blocked.product_search(x, y, 40, 50, kmax=10, csls_k=10, block_rows=64)
+    for field, ref in zip(FIELDS, _brute(x, y, 40, 50, 10, 10, 64)):
+        np.testing.assert_array_equal(getattr(found, field), ref, err_msg=field)

@@ -65,6 +65,7 @@ _GROUP = 16   # rows per group: the unit of the column pass and of the two-space
 _CHUNK = 64   # columns per row-chunk maximum of the rankings (_chunk_maxima assumes 64)
 _SUPER = 1024  # columns per super-chunk of the scan's lane maxima: 16 lanes x 64 columns
 _NEG = np.float32(-3.0e38)
+_FIRST_ROWS = 256  # rows of each worker's first block (see _small_first)
 _NO_TT = np.empty((0, 0), dtype=np.float32)   # "not fresh": the column tops take the group-maximum path
 
 _jit = njit(nogil=True, cache=True, boundscheck=False, fastmath=True)
@@ -441,6 +442,21 @@ def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndar
     _ranked_rows(s, radii, kmax, nn, cs, np.empty(n, dtype=np.float32), np.empty(n // _CHUNK + 1, dtype=np.float32))
 
 
+def _small_first(blocks: list[tuple[int, int]], workers: int, rows: int = _FIRST_ROWS) -> list[tuple[int, int]]:
+    """The block plan with each worker's first block cut to ``rows`` rows: the first ``workers``
+    blocks are split and their first pieces go first (the workers take blocks in order). A
+    worker's first block fills its column tops by sorted insertion, which costs more per row
+    than the group-maximum test of later blocks (measured at 1504 rows: 109 vs 62 ms)."""
+    heads, rests = [], []
+    for start, stop in blocks[:workers]:
+        if stop - start > rows:
+            heads.append((start, start + rows))
+            rests.append((start + rows, stop))
+        else:
+            heads.append((start, stop))
+    return heads + rests + blocks[workers:]
+
+
 def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
                         outputs: tuple[PlainFromCentred | None, ...] = (None,)) -> list[ProductSearch]:
     """One ProductSearch per entry of ``outputs``: None = the product xn ynᵀ itself, a
@@ -476,7 +492,7 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
             s = spaces[0].head[start:stop]
         else:  # a reused buffer: a fresh block would cost page faults every time
             if bufs[wid] is None:
-                bufs[wid] = np.empty((stop - start, n_tgt), dtype=np.float32)
+                bufs[wid] = np.empty((tall, n_tgt), dtype=np.float32)
             s = bufs[wid][:stop - start]
         _gemm_rows(xn, yt, start, stop, s)
         first = spaces[0]
@@ -497,7 +513,9 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
                                         plain.derive.col)
 
     clock = _Clock()
-    _run_blocks(_blocks(n_src, n_tgt, q_src, dev, block_rows), block, workers)
+    plan = _small_first(_blocks(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS)
+    tall = max(stop - start for start, stop in plan)
+    _run_blocks(plan, block, workers)
     clock("blocks")
     radii = [(mean_of_top(sp.row_top), mean_of_top(merged_column_tops(sp.cols))) for sp in spaces]
     clock("column merge")
