@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from alignkit.metrics import blocked
-from alignkit.metrics.cpu_tops import column_tops, merged_column_tops, ranked_rows
+from alignkit.metrics.cpu_rank import ranked_rows
+from alignkit.metrics.cpu_tops import column_tops, merged_column_tops
 from reference import blockwise_product, product_search_by_sorting
 
 FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")

@@ -16,9 +16,9 @@ the query rows and columns. On a CPU the product is computed in row blocks by th
   :class:`alignkit.metrics.spaces.PlainFromCentred`, float64) and scans those for the plain
   space (one pass instead of scan, transform, scan: median 2.41 s vs 2.88 s per layer and
   pair, docs/benchmarks.md);
-- :func:`ranked_rows` ranks the kept query rows (NN: by S; CSLS: by 2S − r) under the order
-  (higher score, then lower index), as ``np.argsort(-s, kind="stable")``, both rankings
-  from one read of each row;
+- :func:`alignkit.metrics.cpu_rank.ranked_rows` ranks the kept query rows (NN: by S; CSLS:
+  by 2S − r) under the order (higher score, then lower index), as
+  ``np.argsort(-s, kind="stable")``, both rankings from one read of each row;
 
 Exact. A value enters a top-k list only if it beats the list's current k-th value, so each
 list always holds the k largest values seen so far (replacing a value by an equal one
@@ -57,12 +57,12 @@ import torch
 from numba import njit
 
 from alignkit.metrics.blocked import ProductSearch, _blocks, _Clock, _gemm_rows, _run_blocks
+from alignkit.metrics.cpu_rank import ranked_rows
 
 if TYPE_CHECKING:
     from alignkit.metrics.spaces import PlainFromCentred
 
 _GROUP = 16   # rows per group: the unit of the column pass and of the two-space pass
-_CHUNK = 64   # columns per row-chunk maximum of the rankings (_chunk_maxima assumes 64)
 _SUPER = 1024  # columns per super-chunk of the scan's lane maxima: 16 lanes x 64 columns
 _NEG = np.float32(-3.0e38)
 _FIRST_ROWS = 256  # rows of each worker's first block (see _small_first)
@@ -84,21 +84,6 @@ def _insert(top, k, v):
         if top[i] < m:
             m = top[i]
     return m
-
-
-@_jit
-def _chunk_maxima(row, cmax, nc):
-    """cmax[c] = max(row[64c : 64c + 64]): four 16-wide slices folded lane by lane (this
-    vectorises; a plain running maximum does not), then 16 lanes folded."""
-    lanes = np.empty(16, dtype=np.float32)
-    for c in range(nc):
-        b = c * _CHUNK
-        for i in range(16):
-            lanes[i] = max(max(row[b + i], row[b + 16 + i]), max(row[b + 32 + i], row[b + 48 + i]))
-        m = lanes[0]
-        for i in range(1, 16):
-            m = max(m, lanes[i])
-        cmax[c] = m
 
 
 @_jit
@@ -266,64 +251,6 @@ def _block_two_spaces(s, out, k, rt1, top1, min1, floor1, tq1, tt1, rt2, top2, m
             _group_tops(out[:m], 0, m, k, rt2[r0:r1], top2, min2, floor2, g1, cmax, sel, tq2, off + r0, tt2)
 
 
-@_jit
-def _select(score, cmax, nc, kmax, vals, idx, out):
-    """out[:kmax] = the column indices of the kmax best ``score`` values, best first (higher
-    score, then lower index), given the maxima of its 64-column chunks."""
-    n = score.shape[0]
-    filled = 0
-    worst = 0
-    tmin = _NEG
-    for c in range(nc + 1):
-        if c < nc and filled == kmax and cmax[c] <= tmin:
-            continue
-        for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
-            v = score[j]
-            if filled < kmax:
-                vals[filled] = v
-                idx[filled] = j
-                filled += 1
-                if filled < kmax:
-                    continue
-            elif v > tmin:
-                vals[worst] = v
-                idx[worst] = j
-            else:
-                continue
-            worst = 0                            # the worst kept: lowest score, then highest index
-            for i in range(1, kmax):
-                if vals[i] < vals[worst] or (vals[i] == vals[worst] and idx[i] > idx[worst]):
-                    worst = i
-            tmin = vals[worst]
-    for a in range(kmax):                        # best first: higher score, then lower index
-        b = a
-        for i in range(a + 1, kmax):
-            if vals[i] > vals[b] or (vals[i] == vals[b] and idx[i] < idx[b]):
-                b = i
-        vals[a], vals[b] = vals[b], vals[a]
-        idx[a], idx[b] = idx[b], idx[a]
-        out[a] = idx[a]
-
-
-@_jit
-def _ranked_rows(s, radii, kmax, out_nn, out_csls, score, cmax):
-    rows, n = s.shape
-    nc = n // _CHUNK
-    vals = np.empty(kmax, dtype=np.float32)
-    idx = np.empty(kmax, dtype=np.int64)
-    two = np.float32(2.0)
-    for r in range(rows):
-        row = s[r]
-        if out_nn.shape[0]:
-            _chunk_maxima(row, cmax, nc)
-            _select(row, cmax, nc, kmax, vals, idx, out_nn[r])
-        if out_csls.shape[0]:                    # the row is in cache now: its CSLS scores
-            for j in range(n):
-                score[j] = two * row[j] - radii[j]
-            _chunk_maxima(score, cmax, nc)
-            _select(score, cmax, nc, kmax, vals, idx, out_csls[r])
-
-
 @njit(nogil=True, cache=True, boundscheck=False)  # no fastmath: torch repeats these float64 steps bit for bit
 def _derive_rows(g, out, r0, r1, a, f, p, b, gc, w):
     """Rows r0:r1 of :func:`plain_from_centred`, four rows per read of the column
@@ -367,7 +294,7 @@ class ColumnTops:
         self.top = np.full((n_cols, k), _NEG, dtype=np.float32)
         self.min = np.full(n_cols, _NEG, dtype=np.float32)
         self._g1 = np.empty(n_cols, dtype=np.float32)
-        self._cmax = np.empty(n_cols // _CHUNK + 1, dtype=np.float32)
+        self._cmax = np.empty(n_cols // 64 + 1, dtype=np.float32)   # lane maxima: 16 per 1024 columns
         # the first block a worker scans goes into ``_tt`` [k, n] by sorted insertion (there
         # the group-maximum test would let nearly every column through to a visit)
         self._tt = np.full((k, n_cols), _NEG, dtype=np.float32)
@@ -424,22 +351,6 @@ def merged_column_tops(parts: list[ColumnTops]) -> np.ndarray:
 def mean_of_top(top: np.ndarray) -> np.ndarray:
     """float64 mean of each row's values, summed largest first (as the torch path does)."""
     return np.sort(top, axis=1)[:, ::-1].astype(np.float64).mean(axis=1)
-
-
-def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndarray,
-                out_csls: np.ndarray | None = None) -> None:
-    """``out[i]`` = the column indices of the kmax best scores of row ``s[i]`` (``s`` float32
-    ``[rows, n]``, C-contiguous; kmax <= n), best first, ties to the lower index. Scores: ``s``
-    (NN) without ``radii``; with ``radii`` (``[n]`` float32) ``2 s − radii`` in float32 (CSLS),
-    unless ``out_csls`` is given too: then ``out`` gets the NN ranking and ``out_csls`` the
-    CSLS one, from one read of each row."""
-    n = s.shape[1]
-    none = np.empty((0, kmax), dtype=np.int64)
-    if radii is None:
-        nn, cs, radii = out, none, np.zeros(0, dtype=np.float32)
-    else:
-        nn, cs = (none, out) if out_csls is None else (out, out_csls)
-    _ranked_rows(s, radii, kmax, nn, cs, np.empty(n, dtype=np.float32), np.empty(n // _CHUNK + 1, dtype=np.float32))
 
 
 def _small_first(blocks: list[tuple[int, int]], workers: int, rows: int = _FIRST_ROWS) -> list[tuple[int, int]]:
