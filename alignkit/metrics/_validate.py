@@ -31,8 +31,13 @@ def vectors(arr, name: str, *, dim: int | None = None, min_rows: int = 1) -> np.
 def centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(``x`` minus its float32 column mean, that mean): the ``+center`` space before
     normalising (the mean is summed in float64)."""
-    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    mean = column_mean(x)
     return x - mean, mean
+
+
+def column_mean(x: np.ndarray) -> np.ndarray:
+    """The float32 column mean of ``x`` (summed in float64): what :func:`centred` subtracts."""
+    return x.mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:

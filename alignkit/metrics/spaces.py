@@ -59,15 +59,12 @@ def _centred_side(v: np.ndarray, mean: np.ndarray, other_mean64: np.ndarray, w_s
     n, d = v.shape
     unit = np.empty((n, d), dtype=np.float32)
     coef = np.empty((3, n), dtype=np.float64)
-    tiny = np.finfo(np.float32).tiny
     v64 = np.empty((min(n, _SIDE_ROWS), d), dtype=np.float64)
     vc64 = np.empty_like(v64)
     for i in range(0, n, _SIDE_ROWS):
         j = min(i + _SIDE_ROWS, n)
         vc = v[i:j] - mean                                   # the +center space before normalising
-        norms = np.linalg.norm(vc, axis=1, keepdims=True)
-        np.maximum(norms, tiny, out=norms)
-        np.divide(vc, norms, out=unit[i:j])
+        unit[i:j] = _validate.unit_rows(vc)
         a64, c64 = v64[:j - i], vc64[:j - i]
         a64[:], c64[:] = v[i:j], vc
         full, cent = np.sqrt(np.einsum("ij,ij->i", a64, a64)), np.sqrt(np.einsum("ij,ij->i", c64, c64))
@@ -84,7 +81,7 @@ def centred_operands(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
     that derive the plain cosines from their product. The two sides run in two threads."""
     from concurrent.futures import ThreadPoolExecutor
 
-    mx, my = (v.mean(axis=0, dtype=np.float64).astype(np.float32) for v in (x, y))  # as _validate.centred
+    mx, my = _validate.column_mean(x), _validate.column_mean(y)
     mx64, my64 = mx.astype(np.float64), my.astype(np.float64)
     with ThreadPoolExecutor(2) as pool:
         fx = pool.submit(_centred_side, x, mx, my64, 0.0)

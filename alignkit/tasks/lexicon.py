@@ -104,7 +104,9 @@ class WordTask(Task):
         from alignkit.workers import import_in_background
 
         p = LexiconPools(lex, ctx.cfg.pool_size)
-        import_in_background(self.modules(ctx))               # while the vectors load
+        slow = self.modules(ctx)
+        if slow:
+            import_in_background(slow)                        # while the vectors load
         X = ctx.word_vectors(p.src_pool, lex.src_lang)        # [layers, |src_pool|, d], test sources first
         Y = ctx.word_vectors(p.tgt_pool, lex.tgt_lang)        # [layers, |tgt_pool|, d], test targets first
         self.bar = ctx.bar(len(ctx.layers))
