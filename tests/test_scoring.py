@@ -135,3 +135,25 @@ def test_interrupted_run_leaves_no_partial_results(setup, tmp_path, monkeypatch)
                "--cache-dir", str(cache), "--out", str(out), "--quiet"])
     assert rc == 130
     assert (out / "results.csv").read_text() == "previous results\n"  # untouched, not half-written
+
+
+def test_manifest_versions_read_without_import_equal_the_modules_own():
+    """software_versions reads an unimported library's version from its installed
+    distribution; that must be the version the module itself reports."""
+    import faiss
+    import numpy
+    import pandas
+    import sklearn
+    import torch
+    import transformers
+
+    from alignkit.results.manifest import software_versions
+
+    v = software_versions()
+    assert v == {"python": v["python"], "torch": torch.__version__, "transformers": transformers.__version__,
+                 "faiss": faiss.__version__, "numpy": numpy.__version__, "pandas": pandas.__version__,
+                 "scikit-learn": sklearn.__version__}
+    import alignkit.results.manifest as manifest
+    # a module name not imported: the distribution's metadata answers (the first one found)
+    assert manifest._version("not_an_imported_module", ("no-such-distribution", "transformers")) == \
+        transformers.__version__
