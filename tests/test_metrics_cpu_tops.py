@@ -110,14 +110,23 @@ def test_ranked_rows_both_rankings_from_one_read_equal_each_alone():
 
 
 def test_small_first_blocks_cover_every_row_once_and_change_no_output(monkeypatch):
-    """Each worker's first block is cut short (its sorted insertion costs more per row); the
-    plan still covers every row once, and the search still equals sorting its product."""
+    """Each worker's first block is cut short (its sorted insertion costs more per row) and the
+    last blocks are re-cut into pieces (the workers finish together); the plan still covers
+    every row once, and the search still equals sorting its product."""
     from alignkit.metrics import cpu_tops
 
     plan = [(0, 300), (300, 1000), (1000, 1700), (1700, 1800)]
     cut = cpu_tops._small_first(plan, 2, 256)
     assert cut[:2] == [(0, 256), (300, 556)]
     assert sorted(r for a, b in cut for r in range(a, b)) == list(range(1800))
+    plan = [(0, 300)] + [(a, min(a + 640, 3500)) for a in range(300, 3500, 640)]
+    recut = cpu_tops._small_last(cpu_tops._small_first(plan, 2, 256), 2, 4)
+    assert sorted(r for a, b in recut for r in range(a, b)) == list(range(3500))
+    tail = recut[recut.index((1580, 2220)) + 1:]                # the last two blocks' rows, in pieces
+    assert tail[0][0] == 2220 and tail[-1][1] == 3500 and len(tail) == 8
+    assert all(b - a <= 160 and (a - 2220) % 16 == 0 for a, b in tail)
+    assert cpu_tops._small_last(plan[:4], 2) == plan[:4]          # too short a plan: as it is
+    monkeypatch.setattr(cpu_tops, "_LAST_PIECES", 8)
     rng = np.random.default_rng(8)
     x, y = _unit(rng.standard_normal((700, 16))), _unit(rng.standard_normal((1100, 16)))
     x[350:] = x[:350]
