@@ -126,6 +126,8 @@ def test_small_first_blocks_cover_every_row_once_and_change_no_output(monkeypatc
     assert tail[0][0] == 2220 and tail[-1][1] == 3500 and len(tail) == 8
     assert all(b - a <= 160 and (a - 2220) % 16 == 0 for a, b in tail)
     assert cpu_tops._small_last(plan[:4], 2) == plan[:4]          # too short a plan: as it is
+    kept = cpu_tops._small_last(plan, 2, 4, keep=2500)           # no piece crosses the kept query rows' end
+    assert (2500 in {a for a, _ in kept}) and not any(a < 2500 < b for a, b in kept)
     monkeypatch.setattr(cpu_tops, "_LAST_PIECES", 8)
     rng = np.random.default_rng(8)
     x, y = _unit(rng.standard_normal((700, 16))), _unit(rng.standard_normal((1100, 16)))

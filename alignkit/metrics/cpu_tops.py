@@ -369,12 +369,13 @@ def _small_first(blocks: list[tuple[int, int]], workers: int, rows: int = _FIRST
     return heads + rests + blocks[workers:]
 
 
-def _small_last(blocks: list[tuple[int, int]], workers: int, pieces: int = _LAST_PIECES) -> list[tuple[int, int]]:
+def _small_last(blocks: list[tuple[int, int]], workers: int, pieces: int = _LAST_PIECES,
+                keep: int = 0) -> list[tuple[int, int]]:
     """The block plan with the rows of its last ``workers`` blocks re-cut into even pieces of
     about a ``pieces``-th of a block (edges on multiples of ``_GROUP`` rows): a worker that finishes waits at
     most a piece for the others instead of up to a whole block (measured: the two workers
-    finished 0.09 s apart on average, of a 1.4 s search). Only a contiguous tail past the
-    kept query rows is re-cut."""
+    finished 0.09 s apart on average, of a 1.4 s search). Only a contiguous tail is re-cut, and
+    no piece crosses row ``keep`` (the kept query rows end there)."""
     if len(blocks) <= 2 * workers:
         return blocks
     tail = blocks[-workers:]
@@ -383,7 +384,8 @@ def _small_last(blocks: list[tuple[int, int]], workers: int, pieces: int = _LAST
     start, stop = tail[0][0], tail[-1][1]
     size = max(b - a for a, b in blocks)
     count = -(-(stop - start) * pieces // size)                   # pieces of at most a pieces-th of a block
-    edges = sorted({start, stop, *(start + (stop - start) * i // count // _GROUP * _GROUP for i in range(1, count))})
+    edges = sorted({start, stop, *(start + (stop - start) * i // count // _GROUP * _GROUP for i in range(1, count)),
+                    *((keep,) if start < keep < stop else ())})
     return blocks[:-workers] + list(zip(edges[:-1], edges[1:]))
 
 
@@ -443,7 +445,7 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
                                         plain.derive.col)
 
     clock = _Clock()
-    plan = _small_last(_small_first(_blocks(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS), workers, _LAST_PIECES)
+    plan = _small_last(_small_first(_blocks(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS), workers, _LAST_PIECES, q_src)
     tall = max(stop - start for start, stop in plan)
     _run_blocks(plan, block, workers)
     clock("blocks")
