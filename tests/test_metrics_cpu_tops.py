@@ -136,3 +136,25 @@ def test_small_first_blocks_cover_every_row_once_and_change_no_output(monkeypatc
     found = blocked.product_search(x, y, 40, 50, kmax=10, csls_k=10, block_rows=64)
     for field, ref in zip(FIELDS, _brute(x, y, 40, 50, 10, 10, 64)):
         np.testing.assert_array_equal(getattr(found, field), ref, err_msg=field)
+
+
+def test_reused_buffers_carry_nothing_between_searches_or_threads():
+    """The search keeps its large buffers for the calling thread's next search: a larger,
+    a smaller and again a larger search in a row, and two searches in two threads at once,
+    each still equal sorting its own product."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(21)
+    cases = [(_unit(rng.standard_normal((n, 16))), _unit(rng.standard_normal((m, 16))), q, r)
+             for n, m, q, r in ((600, 900, 70, 90), (200, 150, 30, 40), (640, 1000, 90, 80))]
+
+    def check(case):
+        x, y, q_src, q_tgt = case
+        found = blocked.product_search(x, y, q_src, q_tgt, kmax=10, csls_k=10, block_rows=64)
+        for field, ref in zip(FIELDS, _brute(x, y, q_src, q_tgt, 10, 10, 64)):
+            np.testing.assert_array_equal(getattr(found, field), ref, err_msg=field)
+
+    for case in cases:
+        check(case)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(check, [cases[0], cases[2]]))
