@@ -161,15 +161,28 @@ class ScoringContext:
         self.tsne: list[tuple] = []
         self.task = ""
 
-    def word_vectors(self, words: list[str], lang: str) -> np.ndarray:
-        """``[layers, words, dim]`` in ``cfg.mode``/``cfg.pooling`` (contextual: ``lang``'s corpus)."""
+    def word_vectors(self, words: list[str], lang: str, cached_only: bool = False) -> np.ndarray | None:
+        """``[layers, words, dim]`` in ``cfg.mode``/``cfg.pooling`` (contextual: ``lang``'s corpus);
+        ``cached_only``: None when they are not in the cache (nothing extracted)."""
         from alignkit.vectors.extract import word_vectors
 
         corpus = self.corpora.get(lang) if self.cfg.mode == "contextual" else None
         if self.cfg.mode == "contextual" and corpus is None:
             raise AlignkitError(f"contextual mode needs a corpus for language {lang}; pass --corpus {lang}=FILE")
         return word_vectors(self.enc, words, layers=self.layers, mode=self.cfg.mode, pooling=self.cfg.pooling,
-                            corpus=corpus, progress=self.progress, cache=self.cache)
+                            corpus=corpus, progress=self.progress, cache=self.cache, cached_only=cached_only)
+
+    def word_vectors_of(self, *requests: tuple[list[str], str]) -> list[np.ndarray]:
+        """:meth:`word_vectors` of each ``(words, lang)``: those in the cache read on parallel
+        threads (file reads and SHA-256 checks release the GIL: ~0.5 s less per lexicon here),
+        the rest extracted after, one at a time, in order."""
+        if self.cache is None or len(requests) < 2:
+            return [self.word_vectors(*r) for r in requests]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(requests)) as pool:
+            found = list(pool.map(lambda r: self.word_vectors(*r, cached_only=True), requests))
+        return [v if v is not None else self.word_vectors(*r) for v, r in zip(found, requests)]
 
     def sentence_vectors(self, sentences: list[str]) -> np.ndarray:
         """``[layers, sentences, dim]``: mean over non-special tokens (the model's prefix applied)."""

@@ -272,6 +272,24 @@ def test_warm_cache_does_no_forward_pass(enc, tmp_path):
     assert sents.shape == (3, 1, 32)
 
 
+def test_cached_only_reads_a_hit_and_runs_nothing_on_a_miss(enc, tmp_path):
+    """cached_only (the parallel cache reads of a score run): None and no forward pass when
+    the words are not cached, the cached vectors (equal to extracting them) when they are."""
+    cache = VectorCache(tmp_path)
+    counter = ForwardCounter(enc.model)
+    try:
+        assert word_vectors(enc, ["cat", "dog"], cache=cache, cached_only=True, progress=False) is None
+        assert counter.calls == 0 and not any(tmp_path.rglob("*.npz"))
+        cold = word_vectors(enc, ["cat", "dog"], cache=cache, progress=False)
+        counter.calls = 0
+        hit = word_vectors(enc, ["dog", "cat"], cache=cache, cached_only=True, progress=False)
+        assert counter.calls == 0
+    finally:
+        counter.close()
+    assert hit.info.from_cache
+    np.testing.assert_array_equal(hit[:, ::-1], cold)
+
+
 def test_contextual_cache_key_includes_the_corpus(enc, tmp_path):
     cache = VectorCache(tmp_path)
     a = word_vectors(enc, ["cat"], mode="contextual", corpus=["the cat sat."], cache=cache, progress=False)

@@ -107,8 +107,8 @@ class WordTask(Task):
         slow = self.modules(ctx)
         if slow:
             import_in_background(slow)                        # while the vectors load
-        X = ctx.word_vectors(p.src_pool, lex.src_lang)        # [layers, |src_pool|, d], test sources first
-        Y = ctx.word_vectors(p.tgt_pool, lex.tgt_lang)        # [layers, |tgt_pool|, d], test targets first
+        # [layers, |pool|, d] each, test words first
+        X, Y = ctx.word_vectors_of((p.src_pool, lex.src_lang), (p.tgt_pool, lex.tgt_lang))
         self.bar = ctx.bar(len(ctx.layers))
         self.before_layers(ctx, p, X, Y)
         items = ctx.items(lex.pair)

@@ -244,7 +244,8 @@ def _word_plan(encoder: Any, uniq: list[str], mode: str, pooling: str, corpus: l
 def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int] | None = "all",
                  mode: str = "isolated", pooling: str = "mean", corpus: Sequence[str] | None = None,
                  max_occurrences: int = DEFAULT_MAX_OCCURRENCES, batch_tokens: int | None = None,
-                 progress: bool = True, cache: "VectorCache | None" = None) -> VectorArray:
+                 progress: bool = True, cache: "VectorCache | None" = None,
+                 cached_only: bool = False) -> VectorArray | None:
     """Per-layer word vectors, float32 ``[len(layers), len(words), dim]`` (SPEC §2).
 
     ``mode="isolated"`` encodes each word alone as ``<s> word </s>``; ``"contextual"``
@@ -254,8 +255,9 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
     ``occurrences`` report it. ``pooling="mean"`` averages the sub-words (special tokens
     excluded), ``"first"`` takes the first sub-word. Duplicate words are computed once.
     ``batch_tokens`` caps the tokens per forward pass. With ``cache``, all layers are stored
-    and a repeated call does no forward pass. Raises AlignkitError for an empty word list, a
-    bad mode/pooling/layer spec, a missing corpus, or NaN vectors.
+    and a repeated call does no forward pass; ``cached_only``: None instead of extracting
+    when they are not cached (nothing is loaded or run then). Raises AlignkitError for an
+    empty word list, a bad mode/pooling/layer spec, a missing corpus, or NaN vectors.
     """
     _check_encoder(encoder)
     words, corpus = _check_word_args(words, mode, pooling, corpus, max_occurrences)
@@ -281,10 +283,14 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
             vecs, occ_sorted = hit.vectors, hit.arrays["occurrences"]
             occ = occ_sorted[rows]
             return _word_result(_take(vecs, layer_idx, rows), layer_idx, mode, pooling, words, occ, True)
+        if cached_only:
+            return None
         compute_layers = list(range(encoder.num_layers + 1))
         uniq = sorted(uniq)  # cache entries are stored in sorted word order
         index = {w: i for i, w in enumerate(uniq)}
         take = np.fromiter((index[w] for w in words), dtype=np.int64, count=len(words))
+    elif cached_only:
+        return None
     else:
         compute_layers = layer_idx
 
