@@ -139,9 +139,10 @@ def test_small_first_blocks_cover_every_row_once_and_change_no_output(monkeypatc
 
 
 def test_reused_buffers_carry_nothing_between_searches_or_threads():
-    """The search keeps its large buffers for the calling thread's next search: a larger,
-    a smaller and again a larger search in a row, and two searches in two threads at once,
-    each still equal sorting its own product."""
+    """Inside kept_buffers the search keeps its large buffers for the calling thread's next
+    search: a larger, a smaller and again a larger search in a row, and searches in two
+    threads at once, each still equal sorting its own product; the buffers go when the
+    block ends."""
     from concurrent.futures import ThreadPoolExecutor
 
     rng = np.random.default_rng(21)
@@ -154,7 +155,16 @@ def test_reused_buffers_carry_nothing_between_searches_or_threads():
         for field, ref in zip(FIELDS, _brute(x, y, q_src, q_tgt, 10, 10, 64)):
             np.testing.assert_array_equal(getattr(found, field), ref, err_msg=field)
 
-    for case in cases:
-        check(case)
+    def kept(case):
+        with blocked.kept_buffers():
+            check(case)
+            check(case)
+
+    with blocked.kept_buffers():
+        for case in cases:
+            check(case)
+        assert blocked._KEPT.pool                                # kept while the block lasts
+    assert "pool" not in blocked._KEPT.__dict__                  # freed after it
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(check, [cases[0], cases[2]]))
+        list(pool.map(kept, [cases[0], cases[2]]))
+    check(cases[1])                                              # outside any block: fresh buffers

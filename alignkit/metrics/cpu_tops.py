@@ -50,14 +50,13 @@ them from numba's cache.
 """
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from numba import njit
 
-from alignkit.metrics.blocked import ProductSearch, _blocks, _Clock, _gemm_rows, _run_blocks
+from alignkit.metrics.blocked import ProductSearch, _blocks, _Clock, _gemm_rows, _run_blocks, reused_buffer
 from alignkit.metrics.cpu_rank import ranked_rows
 
 if TYPE_CHECKING:
@@ -355,23 +354,6 @@ def mean_of_top(top: np.ndarray) -> np.ndarray:
     return np.sort(top, axis=1)[:, ::-1].astype(np.float64).mean(axis=1)
 
 
-_SPARE = threading.local()
-
-
-def _reused(name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised float32 array of ``shape`` whose memory is kept for the next search of
-    the calling thread: the searches' large buffers (~1 GB at 20k pools) were fresh memory
-    in every call, and page-faulting them cost ~0.15 s of system time per search. A buffer
-    grows when a larger one is asked for; searches in different threads never share one."""
-    pool = _SPARE.__dict__.setdefault("pool", {})
-    nbytes = 4 * int(np.prod(shape))
-    buf = pool.get(name)
-    if buf is None or buf.nbytes < nbytes:
-        pool[name] = buf = None                  # the old buffer goes before the new one is made
-        pool[name] = buf = np.empty(max(nbytes, 64), dtype=np.uint8)
-    return buf[:nbytes].view(np.float32).reshape(shape)
-
-
 def _small_first(blocks: list[tuple[int, int]], workers: int, rows: int = _FIRST_ROWS) -> list[tuple[int, int]]:
     """The block plan with each worker's first block cut to ``rows`` rows: the first ``workers``
     blocks are split and their first pieces go first (the workers take blocks in order). A
@@ -425,8 +407,8 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
     class Space:  # what one output keeps beyond a block
         def __init__(self, derive, i):
             self.derive = derive
-            self.head = _reused(f"head{i}", (q_src, n_tgt))   # S[:q_src]: the source queries
-            self.tqt = _reused(f"tqt{i}", (q_tgt, n_src))     # S[:, :q_tgt]ᵀ: the target queries
+            self.head = reused_buffer(f"head{i}", (q_src, n_tgt))   # S[:q_src]: the source queries
+            self.tqt = reused_buffer(f"tqt{i}", (q_tgt, n_src))     # S[:, :q_tgt]ᵀ: the target queries
             self.row_top = np.empty((n_src, csls_k), dtype=np.float32)
             self.cols = column_tops(n_tgt, csls_k, workers)
 
@@ -462,7 +444,7 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
     clock = _Clock()
     plan = _small_last(_small_first(_blocks(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS), workers, _LAST_PIECES, q_src)
     tall = max(stop - start for start, stop in plan)
-    bufs = [_reused(f"block{w}", (tall, n_tgt)) for w in range(workers)]   # reused: page faults cost every time
+    bufs = [reused_buffer(f"block{w}", (tall, n_tgt)) for w in range(workers)]   # kept: see kept_buffers
     _run_blocks(plan, block, workers)
     clock("blocks")
     radii = [(mean_of_top(sp.row_top), mean_of_top(merged_column_tops(sp.cols))) for sp in spaces]

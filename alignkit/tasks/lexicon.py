@@ -101,6 +101,7 @@ class WordTask(Task):
         return list(lexicons)
 
     def evaluate(self, ctx: Any, lex: Any) -> None:
+        from alignkit.metrics.blocked import kept_buffers
         from alignkit.workers import import_in_background
 
         p = LexiconPools(lex, ctx.cfg.pool_size)
@@ -112,10 +113,11 @@ class WordTask(Task):
         self.bar = ctx.bar(len(ctx.layers))
         self.before_layers(ctx, p, X, Y)
         items = ctx.items(lex.pair)
-        for li, layer in enumerate(ctx.layers):
-            self.status(f"{lex.pair} layer {layer}: {self.metadata.name}")
-            self.measure_layer(ctx, p, X[li], Y[li], layer, items)
-            self.bar.update(1)
+        with kept_buffers():                                  # one lexicon's searches reuse their buffers
+            for li, layer in enumerate(ctx.layers):
+                self.status(f"{lex.pair} layer {layer}: {self.metadata.name}")
+                self.measure_layer(ctx, p, X[li], Y[li], layer, items)
+                self.bar.update(1)
         self.bar.close()
         if items:
             items.write()
