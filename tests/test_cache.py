@@ -99,6 +99,9 @@ def test_corrupt_entry_warns_and_counts_as_a_miss(tmp_path, how):
     key = corrupt_entry(cache, how)
     with pytest.warns(CacheWarning, match="corrupt.*rebuilding"):
         assert cache.load(key) is None
+    with warnings.catch_warnings():  # a second look (a score run's cached-only read, then its extraction's):
+        warnings.simplefilter("error")  # no re-read, no second warning
+        assert cache.load(key) is None
     cache.save(key, vectors(2))  # the rebuild replaces it
     np.testing.assert_array_equal(cache.load(key).vectors, vectors(2))
 

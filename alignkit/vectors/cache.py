@@ -120,6 +120,7 @@ class VectorCache:
     def __init__(self, cache_dir: str | os.PathLike | None = None):
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.root = ensure_writable_dir(root, "vector cache directory")
+        self._corrupt_keys: set[str] = set()   # found corrupt here: a miss until saved again (read and warned once)
 
     def __repr__(self) -> str:
         return f"VectorCache({str(self.root)!r})"
@@ -145,6 +146,8 @@ class VectorCache:
         an entry that differs is treated as corrupt.
         """
         path = self.path(key)
+        if key in self._corrupt_keys:
+            return None
         try:
             arrays = _read_npz(path)
             meta = json.loads(str(arrays.pop("meta")[()]))
@@ -159,10 +162,10 @@ class VectorCache:
         vectors = arrays.pop("vectors")
         extra = {name[4:]: a for name, a in arrays.items() if name.startswith("arr_")}
         if shape is not None and tuple(vectors.shape) != tuple(shape):
-            return self._corrupt(path, f"shape {tuple(vectors.shape)} instead of {tuple(shape)}")
+            return self._corrupt(path, f"shape {tuple(vectors.shape)} instead of {tuple(shape)}", remember=False)
         missing = [name for name in wanted if name not in extra]
         if missing:
-            return self._corrupt(path, f"array {missing[0]!r} missing")
+            return self._corrupt(path, f"array {missing[0]!r} missing", remember=False)
         return CacheEntry(vectors=vectors, arrays=extra, meta=meta)
 
     def save(self, key: str, vectors: np.ndarray, arrays: dict[str, np.ndarray] | None = None,
@@ -183,9 +186,14 @@ class VectorCache:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, meta=np.array(json.dumps(info, sort_keys=True)), **payload)
+        self._corrupt_keys.discard(key)
         return path
 
-    def _corrupt(self, path: Path, reason: str) -> None:
+    def _corrupt(self, path: Path, reason: str, remember: bool = True) -> None:
+        """Warn; ``remember``: the file itself is bad (not just unexpected by this caller), so
+        later loads of its key skip it until it is saved again."""
+        if remember:
+            self._corrupt_keys.add(path.stem)
         warnings.warn(f"vector cache entry {path} is corrupt ({reason}); rebuilding it", CacheWarning,
                       stacklevel=3)
         return None
