@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alignkit.metrics import blocked
+from alignkit.metrics import blocked, buffers
 from alignkit.metrics.cpu_rank import ranked_rows
 from alignkit.metrics.cpu_tops import column_tops, merged_column_tops
 from reference import blockwise_product, product_search_by_sorting
@@ -156,15 +156,15 @@ def test_reused_buffers_carry_nothing_between_searches_or_threads():
             np.testing.assert_array_equal(getattr(found, field), ref, err_msg=field)
 
     def kept(case):
-        with blocked.kept_buffers():
+        with buffers.kept_buffers():
             check(case)
             check(case)
 
-    with blocked.kept_buffers():
+    with buffers.kept_buffers():
         for case in cases:
             check(case)
-        assert blocked._KEPT.pool                                # kept while the block lasts
-    assert "pool" not in blocked._KEPT.__dict__                  # freed after it
+        assert buffers._KEPT.pool                                # kept while the block lasts
+    assert "pool" not in buffers._KEPT.__dict__                  # freed after it
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(kept, [cases[0], cases[2]]))
     check(cases[1])                                              # outside any block: fresh buffers

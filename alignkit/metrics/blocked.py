@@ -31,7 +31,6 @@ they run one after another in larger blocks. GEMMs are fp32 (TF32 disabled on CU
 """
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,38 +49,6 @@ _GROUP = 16                  # rows per chunk for column top-k values
 _CPU_BLOCK_BYTES = 128 * 2**20  # one block of S per CPU worker (larger blocks: faster BLAS GEMMs, fewer B packings)
 _GPU_BLOCK_BYTES = 2 * 2**30
 _NEG = float("-inf")
-
-
-_KEPT = threading.local()   # the calling thread's kept search buffers (see kept_buffers)
-
-
-@contextmanager
-def kept_buffers():
-    """Within this block the calling thread's CPU searches keep their large buffers (query
-    rows of both spaces and block buffers: ~1 GB at 20k pools) from one search to the next,
-    instead of page-faulting fresh memory in every call (~0.15 s of system time per search);
-    they are freed when the outermost block ends. A word task wraps its layers in it."""
-    _KEPT.depth = getattr(_KEPT, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _KEPT.depth -= 1
-        if _KEPT.depth == 0:
-            _KEPT.__dict__.pop("pool", None)
-
-
-def reused_buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised float32 array of ``shape``: inside :func:`kept_buffers`, the calling
-    thread's buffer ``name`` (grown when too small), else a fresh array."""
-    if getattr(_KEPT, "depth", 0) == 0:
-        return np.empty(shape, dtype=np.float32)
-    pool = _KEPT.__dict__.setdefault("pool", {})
-    nbytes = 4 * int(np.prod(shape))
-    buf = pool.get(name)
-    if buf is None or buf.nbytes < nbytes:
-        pool[name] = buf = None                  # the old buffer goes before the new one is made
-        pool[name] = buf = np.empty(max(nbytes, 64), dtype=np.uint8)
-    return buf[:nbytes].view(np.float32).reshape(shape)
 
 
 @dataclass(frozen=True)

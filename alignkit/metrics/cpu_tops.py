@@ -56,7 +56,8 @@ import numpy as np
 import torch
 from numba import njit
 
-from alignkit.metrics.blocked import ProductSearch, _blocks, _Clock, _gemm_rows, _run_blocks, reused_buffer
+from alignkit.metrics.blocked import ProductSearch, _blocks, _Clock, _gemm_rows, _run_blocks
+from alignkit.metrics.buffers import reused_buffer
 from alignkit.metrics.cpu_rank import ranked_rows
 
 if TYPE_CHECKING:
@@ -421,7 +422,7 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
     def block(start: int, stop: int, wid: int) -> None:
         if stop <= q_src:
             s = spaces[0].head[start:stop]
-        else:  # a reused buffer: a fresh block would cost page faults every time
+        else:                                        # this worker's block buffer (see kept_buffers)
             s = bufs[wid][:stop - start]
         _gemm_rows(xn, yt, start, stop, s)
         first = spaces[0]
@@ -442,7 +443,8 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
                                         plain.derive.col)
 
     clock = _Clock()
-    plan = _small_last(_small_first(_blocks(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS), workers, _LAST_PIECES, q_src)
+    plan = _small_first(_blocks(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS)
+    plan = _small_last(plan, workers, _LAST_PIECES, keep=q_src)
     tall = max(stop - start for start, stop in plan)
     bufs = [reused_buffer(f"block{w}", (tall, n_tgt)) for w in range(workers)]   # kept: see kept_buffers
     _run_blocks(plan, block, workers)

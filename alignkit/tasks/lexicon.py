@@ -101,7 +101,7 @@ class WordTask(Task):
         return list(lexicons)
 
     def evaluate(self, ctx: Any, lex: Any) -> None:
-        from alignkit.metrics.blocked import kept_buffers
+        from alignkit.metrics.buffers import kept_buffers
         from alignkit.workers import import_in_background
 
         p = LexiconPools(lex, ctx.cfg.pool_size)
