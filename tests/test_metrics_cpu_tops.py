@@ -168,3 +168,28 @@ def test_reused_buffers_carry_nothing_between_searches_or_threads():
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(kept, [cases[0], cases[2]]))
     check(cases[1])                                              # outside any block: fresh buffers
+
+
+@pytest.mark.parametrize("n_cols", [600, 640, 705, 4100])
+@pytest.mark.parametrize("radii", [False, True])
+def test_ranked_rows_read_only_chunks_that_reach_the_kth_chunk_maximum(n_cols, radii):
+    """The rankings skip every 64-column chunk whose maximum is below the kmax-th largest chunk
+    maximum. Rows built so that the skipping decides: one large value per chunk in a few
+    chunks, values equal to that bound in later chunks (they tie the kmax-th score and must
+    rank by index), several large values in one chunk, and the ragged tail; widths below
+    (600: 9 chunks, no bound), at and above kmax chunks."""
+    rng = np.random.default_rng(7)
+    s = rng.uniform(-1, 0, size=(60, n_cols)).astype(np.float32)
+    nc = n_cols // 64
+    for i in range(60):
+        chunks = rng.permutation(max(nc, 1))[: rng.integers(1, max(nc, 2))]
+        s[i, np.minimum(chunks * 64 + rng.integers(0, 64, size=len(chunks)), n_cols - 1)] = rng.integers(1, 4, size=len(chunks)) / 2
+        s[i, rng.integers(0, n_cols, size=3)] = 1.0                   # ties at the top across chunks
+        s[i, (i % max(nc, 1)) * 64: (i % max(nc, 1)) * 64 + 5] = 1.5  # several maxima in one chunk
+        s[i, -3:] = rng.integers(0, 4, size=3) / 2                     # the tail
+    r = (rng.integers(0, 3, size=n_cols) / 4).astype(np.float32) if radii else None
+    for kmax in (1, 3, 10):
+        out = np.empty((60, kmax), np.int64)
+        ranked_rows(s, r, kmax, out)
+        scores = 2 * s - r if radii else s
+        np.testing.assert_array_equal(out, np.argsort(-scores, axis=1, kind="stable")[:, :kmax])

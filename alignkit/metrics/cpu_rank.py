@@ -5,7 +5,9 @@ index), as ``np.argsort(-s, kind="stable")``, both rankings from one read of eac
 Columns are scanned in increasing index: a score enters only if it beats the worst kept one
 (an equal score later has a higher index and ranks below it), and the one evicted is the
 worst (lowest score, highest index among equal scores). Chunks of 64 contiguous columns
-whose maximum cannot enter are skipped.
+whose maximum cannot enter are skipped. One pass over a row computes the chunk maxima of
+both scores; the CSLS scores themselves are computed again only in the chunks a selection
+scans.
 """
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ _jit = njit(nogil=True, cache=True, boundscheck=False, fastmath=True)
 
 
 @_jit
-def _chunk_maxima(row, cmax, nc):
-    """cmax[c] = max(row[64c : 64c + 64]): four 16-wide slices folded lane by lane (this
-    vectorises; a plain running maximum does not), then 16 lanes folded."""
+def _chunk_maxima(row, radii, csls, cmax, cmax_cs, nc):
+    """cmax[c] = max(row[64c : 64c + 64]) and, with ``csls``, cmax_cs[c] = the same of the
+    CSLS scores 2·row − radii, in one read of the row: four 16-wide slices folded lane by
+    lane (this vectorises; a plain running maximum does not), then 16 lanes folded."""
     lanes = np.empty(16, dtype=np.float32)
+    lanes_cs = np.empty(16, dtype=np.float32)
+    two = np.float32(2.0)
     for c in range(nc):
         b = c * _CHUNK
         for i in range(16):
@@ -31,21 +36,58 @@ def _chunk_maxima(row, cmax, nc):
         for i in range(1, 16):
             m = max(m, lanes[i])
         cmax[c] = m
+        if csls:
+            for i in range(16):
+                lanes_cs[i] = max(max(two * row[b + i] - radii[b + i], two * row[b + 16 + i] - radii[b + 16 + i]),
+                                  max(two * row[b + 32 + i] - radii[b + 32 + i],
+                                      two * row[b + 48 + i] - radii[b + 48 + i]))
+            m = lanes_cs[0]
+            for i in range(1, 16):
+                m = max(m, lanes_cs[i])
+            cmax_cs[c] = m
 
 
 @_jit
-def _select(score, cmax, nc, kmax, vals, idx, out):
-    """out[:kmax] = the column indices of the kmax best ``score`` values, best first (higher
-    score, then lower index), given the maxima of its 64-column chunks."""
-    n = score.shape[0]
+def _kth_largest(cmax, nc, kmax, top):
+    """The kmax-th largest of cmax[:nc] (``top`` scratch of kmax), or the sentinel if nc < kmax."""
+    if nc < kmax:
+        return _NEG
+    for c in range(kmax):
+        top[c] = cmax[c]
+    low = 0
+    for i in range(1, kmax):
+        if top[i] < top[low]:
+            low = i
+    for c in range(kmax, nc):
+        if cmax[c] > top[low]:
+            top[low] = cmax[c]
+            low = 0
+            for i in range(1, kmax):
+                if top[i] < top[low]:
+                    low = i
+    return top[low]
+
+
+@_jit
+def _select(row, radii, csls, cmax, nc, kmax, vals, idx, out):
+    """out[:kmax] = the column indices of the kmax best scores, best first (higher score,
+    then lower index), given the maxima of their 64-column chunks: the kmax-th largest chunk
+    maximum bounds the kmax-th score from below, so only chunks reaching it are read (a
+    chunk strictly below holds no score that can be ranked in the first kmax). Scores: ``row`` (NN), or
+    with ``csls`` 2·row − radii, computed only in the chunks that are scanned (the same
+    float32 expression as in :func:`_chunk_maxima`; 2·row is exact, so fused or not it
+    rounds once)."""
+    n = row.shape[0]
+    two = np.float32(2.0)
+    floor = _kth_largest(cmax, nc, kmax, vals)  # kmax chunks reach it: the kmax-th score is >= it
     filled = 0
     worst = 0
     tmin = _NEG
     for c in range(nc + 1):
-        if c < nc and filled == kmax and cmax[c] <= tmin:
+        if c < nc and (cmax[c] < floor or (filled == kmax and cmax[c] <= tmin)):
             continue
         for j in range(c * _CHUNK, min(c * _CHUNK + _CHUNK, n)):
-            v = score[j]
+            v = two * row[j] - radii[j] if csls else row[j]
             if filled < kmax:
                 vals[filled] = v
                 idx[filled] = j
@@ -73,22 +115,20 @@ def _select(score, cmax, nc, kmax, vals, idx, out):
 
 
 @_jit
-def _ranked_rows(s, radii, kmax, out_nn, out_csls, score, cmax):
+def _ranked_rows(s, radii, kmax, out_nn, out_csls, cmax, cmax_cs):
     rows, n = s.shape
     nc = n // _CHUNK
     vals = np.empty(kmax, dtype=np.float32)
     idx = np.empty(kmax, dtype=np.int64)
-    two = np.float32(2.0)
+    nn, csls = out_nn.shape[0] > 0, out_csls.shape[0] > 0
     for r in range(rows):
         row = s[r]
-        if out_nn.shape[0]:
-            _chunk_maxima(row, cmax, nc)
-            _select(row, cmax, nc, kmax, vals, idx, out_nn[r])
-        if out_csls.shape[0]:                    # the row is in cache now: its CSLS scores
-            for j in range(n):
-                score[j] = two * row[j] - radii[j]
-            _chunk_maxima(score, cmax, nc)
-            _select(score, cmax, nc, kmax, vals, idx, out_csls[r])
+        if nn or csls:                           # one read of the row for both chunk maxima
+            _chunk_maxima(row, radii, csls, cmax, cmax_cs, nc)
+        if nn:                                   # the row is in cache now: both selections
+            _select(row, radii, False, cmax, nc, kmax, vals, idx, out_nn[r])
+        if csls:
+            _select(row, radii, True, cmax_cs, nc, kmax, vals, idx, out_csls[r])
 
 
 def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndarray,
@@ -104,4 +144,5 @@ def ranked_rows(s: np.ndarray, radii: np.ndarray | None, kmax: int, out: np.ndar
         nn, cs, radii = out, none, np.zeros(0, dtype=np.float32)
     else:
         nn, cs = (none, out) if out_csls is None else (out, out_csls)
-    _ranked_rows(s, radii, kmax, nn, cs, np.empty(n, dtype=np.float32), np.empty(n // _CHUNK + 1, dtype=np.float32))
+    _ranked_rows(s, radii, kmax, nn, cs, np.empty(n // _CHUNK + 1, dtype=np.float32),
+                 np.empty(n // _CHUNK + 1, dtype=np.float32))
