@@ -450,11 +450,11 @@ def test_short_attention_kernel_equals_torch_attention(heads, d):
 
 
 def test_short_attention_applies_only_where_it_is_exact_and_faster():
-    from alignkit.inputs import short_attention
+    from alignkit.inputs.fused import _short_kernel_applies as applies
 
     x = torch.zeros(12, 3 * 8)
-    assert short_attention.applies(x, 3) and short_attention.applies(x, 15)
-    assert not any(short_attention.applies(x, n) for n in (4, 8, 16, 17))  # torch's blocks: as fast
-    assert not short_attention.applies(x.double(), 3)                     # other dtypes: torch
-    assert not short_attention.applies(x.t().contiguous().t(), 3)         # not contiguous
-    assert not short_attention.applies(x.requires_grad_(), 3)             # autograd: torch
+    assert applies(x, 3) and applies(x, 15)
+    assert not any(applies(x, n) for n in (4, 8, 16, 17))                 # torch's blocks: as fast
+    assert not applies(x.double(), 3)                                     # other dtypes: torch
+    assert not applies(x.t().contiguous().t(), 3)                         # not contiguous
+    assert not applies(x.requires_grad_(), 3)                             # autograd: torch

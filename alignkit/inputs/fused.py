@@ -158,6 +158,17 @@ for _mtype in ("bert", "roberta", "xlm-roberta", "camembert"):  # all reuse the 
 _BLOCK_MASKS: dict = {}
 
 
+def _short_kernel_applies(qkv, n: int) -> bool:
+    """Whether :mod:`alignkit.inputs.short_attention` is the faster path: a contiguous float32
+    CPU tensor outside autograd, and a length where torch's kernel is slow (measured: up to 15
+    tokens, except 4 and 8, which :func:`_self_attention` packs into 16-token blocks that
+    torch's kernel attends about as fast in the whole forward)."""
+    import torch
+
+    return (n < 16 and n not in (4, 8) and qkv.device.type == "cpu" and qkv.dtype == torch.float32
+            and not qkv.requires_grad and qkv.is_contiguous())
+
+
 def _self_attention(qkv, b: int, n: int, heads: int):
     """Attention of ``b`` unpadded sequences of ``n`` tokens: ``qkv [b*n, 3*dim]`` -> ``[b*n, dim]``.
 
@@ -170,10 +181,10 @@ def _self_attention(qkv, b: int, n: int, heads: int):
     import torch
     import torch.nn.functional as F
 
-    from alignkit.inputs import short_attention
+    if _short_kernel_applies(qkv, n):
+        from alignkit.inputs.short_attention import short_attention  # numba: loaded only here
 
-    if short_attention.applies(qkv, n):
-        return short_attention.short_attention(qkv, b, n, heads)
+        return short_attention(qkv, b, n, heads)
     dim = qkv.shape[1] // 3
     d = dim // heads
     group = 16 // n if n < 16 and 16 % n == 0 else 1

@@ -13,7 +13,8 @@ the scaled dot products with every key of its sequence, a max-shifted softmax, a
 weighted sum of the values, all in float32. Equal to ``scaled_dot_product_attention`` up
 to float32 rounding (~1e-6; tests/test_extract.py).
 
-A module of its own so that numba is loaded only when a CPU extraction runs; the first call
+:func:`alignkit.inputs.fused._short_kernel_applies` decides when it is used. A module of its
+own so that numba is loaded only when a CPU extraction uses it; the first call
 in a fresh install compiles the kernel (a second or two), later processes load it from
 numba's cache.
 """
@@ -64,15 +65,6 @@ def _attend(qkv, n, heads, d, scale, out):
                 o = out[base + i]
                 for t in range(d):
                     o[qo + t] = acc[t]
-
-
-def applies(qkv, n: int) -> bool:
-    """Whether :func:`short_attention` is the faster path: a contiguous float32 CPU tensor
-    outside autograd, and a length where torch's kernel is slow (measured: up to 15 tokens,
-    except 4 and 8, which :func:`alignkit.inputs.fused._self_attention` packs into 16-token
-    blocks that torch's kernel attends about as fast in the whole forward)."""
-    return (n < 16 and n not in (4, 8) and qkv.device.type == "cpu" and qkv.dtype.is_floating_point
-            and qkv.element_size() == 4 and not qkv.requires_grad and qkv.is_contiguous())
 
 
 def short_attention(qkv, b: int, n: int, heads: int):
