@@ -33,36 +33,58 @@ def product_search_by_sorting(s: np.ndarray, q_src: int, q_tgt: int, kmax: int, 
             rank(st), rank(2 * st - src_r.astype(np.float32)))
 
 
-def blockwise_product(xn: np.ndarray, yn: np.ndarray, head: int, block_rows: int | None = None,
-                      torch_path: bool = False) -> np.ndarray:
-    """``xn ynᵀ`` (float32) computed as a blocked search computes it: the same row blocks
-    (:func:`alignkit.metrics.blocked._blocks`; the CPU path keeps ``head`` = q_src rows, the
-    torch path :func:`~alignkit.metrics.blocked.torch_head_rows`) and the same BLAS threads (one per block when a
-    phase has several blocks and there are several workers, as ``single_threaded_map`` runs
-    them; the BLAS's own threads for a lone block).
+class RecordedProducts:
+    """Every row block that the searches' GEMMs (``alignkit.metrics.blocked._gemm_rows``, on
+    the CPU path and on the torch path run on the CPU) computed while :func:`recorded_products`
+    was active, gathered into one whole product per pair of operands.
 
-    Row blocks of a GEMM need not have the bits of the whole product: OpenBLAS's AVX2
-    "Haswell" kernels (which ``OPENBLAS_CORETYPE=Haswell`` selects, as the 2026-12-02 development
-    VM set it) round a row by where it falls in the call and by the thread count; its AVX-512
-    "SkylakeX" kernels did not, in the same numpy 2.4.6. So the exact tests (ties included)
-    sort the product the search itself made.
-    """
+    The exact tests (ties included) sort the product the search itself made, not a product
+    computed again: row blocks of a GEMM need not have the bits of the whole product, nor of
+    the same rows in another block or under another thread count. OpenBLAS's AVX2 kernels
+    (Haswell/Zen: the 2026-12-02 VM with ``OPENBLAS_CORETYPE=Haswell``, the Zen 3 VM of
+    2026-12-06) round a row by where it falls in the call and by the BLAS thread count, which
+    two searches in two threads change for each other (``threadpool_limits`` is process-wide);
+    the AVX-512 "SkylakeX" kernels did not, in the same numpy 2.4.6."""
+
+    def __init__(self, gemm_rows):
+        import threading
+
+        self._gemm_rows, self._lock, self._seen = gemm_rows, threading.Lock(), {}
+
+    def __call__(self, xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+        self._gemm_rows(xn, yt, start, stop, out)
+        key = (xn.__array_interface__["data"][0], xn.shape, yt.__array_interface__["data"][0], yt.shape)
+        with self._lock:   # the operands are held, so their addresses are not reused while recording
+            if key not in self._seen:
+                self._seen[key] = (xn, yt, np.full((len(xn), yt.shape[1]), np.nan, np.float32))
+            whole = self._seen[key][2]
+        whole[start:stop] = out
+
+    def product(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The recorded ``x yᵀ`` (matched by the operands' values); every row must have been computed."""
+        with self._lock:
+            seen = list(self._seen.values())
+        for xn, yt, whole in reversed(seen):
+            if xn.shape == x.shape and yt.shape[::-1] == y.shape and np.array_equal(xn, x) and np.array_equal(yt.T, y):
+                assert not np.isnan(whole).any(), "a row of the product was never computed"
+                return whole
+        raise LookupError(f"no recorded product of {x.shape} x {y.shape}")
+
+
+def recorded_products():
+    """Context manager: record the searches' GEMM blocks (:class:`RecordedProducts`)."""
     import contextlib
 
-    import torch
-    from threadpoolctl import threadpool_limits
+    from alignkit.metrics import blocked, cpu_tops
 
-    from alignkit.metrics.blocked import _blocks, _gemm_rows, torch_head_rows
+    @contextlib.contextmanager
+    def recording():
+        saved = blocked._gemm_rows, cpu_tops._gemm_rows
+        rec = RecordedProducts(saved[0])
+        blocked._gemm_rows = cpu_tops._gemm_rows = rec
+        try:
+            yield rec
+        finally:
+            blocked._gemm_rows, cpu_tops._gemm_rows = saved
 
-    n_src = len(xn)
-    if torch_path:
-        head = torch_head_rows(head, n_src)
-    blocks = _blocks(n_src, len(yn), head, torch.device("cpu"), block_rows)
-    phases = [[b for b in blocks if b[0] < head], [b for b in blocks if b[0] >= head]] if torch_path else [blocks]
-    workers = max(1, min(torch.get_num_threads(), 8))
-    s = np.empty((n_src, len(yn)), dtype=np.float32)
-    for phase in phases:
-        with threadpool_limits(1) if workers > 1 and len(phase) > 1 else contextlib.nullcontext():
-            for a, b in phase:
-                _gemm_rows(xn, yn.T, a, b, s[a:b])
-    return s
+    return recording()

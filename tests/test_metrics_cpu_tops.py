@@ -8,7 +8,7 @@ import pytest
 from alignkit.metrics import blocked, buffers
 from alignkit.metrics.cpu_rank import ranked_rows
 from alignkit.metrics.cpu_tops import column_tops, merged_column_tops
-from reference import blockwise_product, product_search_by_sorting
+from reference import product_search_by_sorting, recorded_products
 
 FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")
 
@@ -17,10 +17,12 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _brute(x, y, q_src, q_tgt, kmax, k, rows, torch_path=False):
-    """Everything product_search returns, by sorting the product S = x yᵀ as that path's
-    blocks computed it (reference.blockwise_product)."""
-    return product_search_by_sorting(blockwise_product(x, y, q_src, rows, torch_path), q_src, q_tgt, kmax, k)
+def _searched(search, x, y, q_src, q_tgt, kmax, k):
+    """``search()``'s result, and everything a ProductSearch returns by sorting the product
+    S = x yᵀ as that search's own GEMM blocks computed it (reference.RecordedProducts)."""
+    with recorded_products() as rec:
+        found = search()
+    return found, product_search_by_sorting(rec.product(x, y), q_src, q_tgt, kmax, k)
 
 
 def _case(rng, ties: bool):
@@ -40,10 +42,10 @@ def test_cpu_and_torch_searches_equal_sorting_their_product(seed):
     k, kmax = int(rng.integers(1, min(n, 12) + 1)), int(rng.integers(1, min(n, 12) + 1))
     q_src, q_tgt = int(rng.integers(0, len(x) + 1)), int(rng.integers(0, len(y) + 1))
     rows = [None, 2, 3, 16, 17][seed % 5]           # small blocks: lone-row blocks, many merges
-    cpu = blocked.product_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
-    torch_path = blocked.torch_product_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
-    for path, found in (("cpu", cpu), ("torch", torch_path)):
-        for field, ref in zip(FIELDS, _brute(x, y, q_src, q_tgt, kmax, k, rows, path == "torch")):
+    for path, search in (("cpu", blocked.product_search), ("torch", blocked.torch_product_search)):
+        found, refs = _searched(lambda: search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows),
+                                x, y, q_src, q_tgt, kmax, k)
+        for field, ref in zip(FIELDS, refs):
             np.testing.assert_array_equal(getattr(found, field), ref, err_msg=f"{path} {field}")
 
 
@@ -133,8 +135,9 @@ def test_small_first_blocks_cover_every_row_once_and_change_no_output(monkeypatc
     x, y = _unit(rng.standard_normal((700, 16))), _unit(rng.standard_normal((1100, 16)))
     x[350:] = x[:350]
     monkeypatch.setattr(cpu_tops, "_FIRST_ROWS", 16)
-    found = blocked.product_search(x, y, 40, 50, kmax=10, csls_k=10, block_rows=64)
-    for field, ref in zip(FIELDS, _brute(x, y, 40, 50, 10, 10, 64)):
+    found, refs = _searched(lambda: blocked.product_search(x, y, 40, 50, kmax=10, csls_k=10, block_rows=64),
+                            x, y, 40, 50, 10, 10)
+    for field, ref in zip(FIELDS, refs):
         np.testing.assert_array_equal(getattr(found, field), ref, err_msg=field)
 
 
@@ -152,7 +155,7 @@ def test_reused_buffers_carry_nothing_between_searches_or_threads():
     def check(case):
         x, y, q_src, q_tgt = case
         found = blocked.product_search(x, y, q_src, q_tgt, kmax=10, csls_k=10, block_rows=64)
-        for field, ref in zip(FIELDS, _brute(x, y, q_src, q_tgt, 10, 10, 64)):
+        for field, ref in zip(FIELDS, product_search_by_sorting(rec.product(x, y), q_src, q_tgt, 10, 10)):
             np.testing.assert_array_equal(getattr(found, field), ref, err_msg=field)
 
     def kept(case):
@@ -160,14 +163,15 @@ def test_reused_buffers_carry_nothing_between_searches_or_threads():
             check(case)
             check(case)
 
-    with buffers.kept_buffers():
-        for case in cases:
-            check(case)
-        assert buffers._KEPT.pool                                # kept while the block lasts
-    assert "pool" not in buffers._KEPT.__dict__                  # freed after it
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(kept, [cases[0], cases[2]]))
-    check(cases[1])                                              # outside any block: fresh buffers
+    with recorded_products() as rec:
+        with buffers.kept_buffers():
+            for case in cases:
+                check(case)
+            assert buffers._KEPT.pool                            # kept while the block lasts
+        assert "pool" not in buffers._KEPT.__dict__              # freed after it
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(kept, [cases[0], cases[2]]))
+        check(cases[1])                                          # outside any block: fresh buffers
 
 
 @pytest.mark.parametrize("n_cols", [600, 640, 705, 4100])

@@ -9,7 +9,7 @@ import pytest
 from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate, blocked, retrieve_both, retrieve_spaces, spaces
 from alignkit.metrics.cpu_tops import plain_from_centred
-from reference import blockwise_product, product_search_by_sorting
+from reference import product_search_by_sorting, recorded_products
 
 FIELDS = ("src_radii", "tgt_radii", "src_nn", "src_csls", "tgt_nn", "tgt_csls")
 
@@ -44,22 +44,25 @@ def _derived_whole(x, y, product=None):
 def test_both_spaces_equal_sorting_their_products_on_both_paths(seed):
     """Centred: the centred unit rows' product; plain: the derived product. Bit for bit,
     ties included, with small blocks (lone rows, many column merges), CPU and torch paths,
-    each against the product its own blocks computed (reference.blockwise_product)."""
+    each against the product its own GEMM blocks computed (reference.RecordedProducts)."""
     rng = np.random.default_rng(100 + seed)
     x, y = _languages(rng, ties=seed % 2 == 0)
     n = min(len(x), len(y))
     k, kmax = int(rng.integers(1, min(n, 12) + 1)), int(rng.integers(1, min(n, 12) + 1))
     q_src, q_tgt = int(rng.integers(0, len(x) + 1)), int(rng.integers(0, len(y) + 1))
     rows = [None, 2, 3, 16][seed % 4]
-    found = spaces.space_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
     xcn, ycn, d = spaces.centred_operands(x, y)
-    torch_path = {c: blocked.torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows,
-                                                  derive=None if c else d) for c in (True, False)}
-    for name, result in (("cpu", found), ("torch", torch_path)):
-        g, p = _derived_whole(x, y, lambda a, b: blockwise_product(a, b, q_src, rows, name == "torch"))
-        for center, whole in ((True, g), (False, p)):
-            for field, ref in zip(FIELDS, product_search_by_sorting(whole, q_src, q_tgt, kmax, k)):
-                np.testing.assert_array_equal(getattr(result[center], field), ref, err_msg=f"{name} {center} {field}")
+    with recorded_products() as rec:
+        found = spaces.space_search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows)
+    runs = [("cpu", True, found[True], rec), ("cpu", False, found[False], rec)]
+    for c in (True, False):
+        with recorded_products() as rec:
+            runs.append(("torch", c, blocked.torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=k,
+                                                                  block_rows=rows, derive=None if c else d), rec))
+    for name, center, result, rec in runs:
+        g, p = _derived_whole(x, y, lambda a, b: rec.product(a, b))
+        for field, ref in zip(FIELDS, product_search_by_sorting(g if center else p, q_src, q_tgt, kmax, k)):
+            np.testing.assert_array_equal(getattr(result, field), ref, err_msg=f"{name} {center} {field}")
 
 
 @pytest.mark.parametrize("n_tgt", [1024, 1100, 2600])
@@ -74,8 +77,9 @@ def test_both_spaces_over_super_chunks_equal_sorting_their_products(n_tgt):
     m = n_tgt // 3
     y[:3 * m:3] = y[1:3 * m:3]
     x, y = x.astype(np.float32), y.astype(np.float32)
-    found = spaces.space_search(x, y, 50, 60, kmax=10, csls_k=10, block_rows=64)
-    g, p = _derived_whole(x, y, lambda a, b: blockwise_product(a, b, 50, 64, False))
+    with recorded_products() as rec:
+        found = spaces.space_search(x, y, 50, 60, kmax=10, csls_k=10, block_rows=64)
+    g, p = _derived_whole(x, y, rec.product)
     for center, whole in ((True, g), (False, p)):
         for field, ref in zip(FIELDS, product_search_by_sorting(whole, 50, 60, 10, 10)):
             np.testing.assert_array_equal(getattr(found[center], field), ref, err_msg=f"{center} {field}")
