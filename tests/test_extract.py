@@ -133,10 +133,13 @@ def test_layer_selection_returns_those_layers_in_order(enc):
     np.testing.assert_allclose(last[0], full[2, :1], atol=1e-6)
 
 
+@pytest.mark.parametrize("gemm", ["onednn", "blas"])
 @pytest.mark.parametrize("arch", ["bert", "xlm-roberta"])
-def test_fused_cpu_forward_equals_the_transformers_forward(arch, monkeypatch):
+def test_fused_cpu_forward_equals_the_transformers_forward(arch, gemm, monkeypatch):
+    monkeypatch.setenv("ALIGNKIT_CPU_GEMM", gemm)
     tiny = build_tiny_encoder(seed=3, arch=arch)
-    assert fused_forward(tiny.model, tiny.device) is not None  # the fused path is the one under test
+    states = fused_forward(tiny.model, tiny.device)
+    assert states is not None and states.gemm == gemm         # the fused path is the one under test
     # lengths 3, 4 (six words: block-attention groups of 4 plus a remainder) and 8 (three)
     words = ["cat", "doghouse", "dogs", "cats", "mats", "bigs", "sats", "runs", "a", "xyzzyq",
              "qwerty", "zxcvbn"]
@@ -147,6 +150,21 @@ def test_fused_cpu_forward_equals_the_transformers_forward(arch, monkeypatch):
     np.testing.assert_allclose(fused, word_vectors(tiny, words, progress=False), atol=1e-5)
     np.testing.assert_allclose(sents, sentence_vectors(tiny, ["the cat sat on the mat.", "a dog"],
                                                        progress=False), atol=1e-5)
+
+
+def test_cpu_gemm_backend_defaults_by_cpu_and_rejects_unknown_names(monkeypatch):
+    from alignkit.inputs import fused
+
+    monkeypatch.delenv("ALIGNKIT_CPU_GEMM", raising=False)
+    avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    assert fused.cpu_gemm_backend() == ("onednn" if avx512 and torch.backends.mkldnn.is_available() else "blas")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert fused.cpu_gemm_backend() == "blas"
+    monkeypatch.setenv("ALIGNKIT_CPU_GEMM", " BLAS ")
+    assert fused.cpu_gemm_backend() == "blas"
+    monkeypatch.setenv("ALIGNKIT_CPU_GEMM", "mkl")
+    with pytest.raises(AlignkitError, match="ALIGNKIT_CPU_GEMM='mkl': use one of onednn, blas"):
+        fused.cpu_gemm_backend()
 
 
 def test_fused_forward_is_not_used_in_training_mode_or_off_cpu_dtypes():

@@ -122,20 +122,64 @@ def _bert_layers(model: Any, copied: list) -> list[_FusedLayer] | None:
     return out
 
 
+GEMM_BACKENDS = ("onednn", "blas")
+
+
+def cpu_gemm_backend() -> str:
+    """Which library runs the fused forward's fp32 GEMMs on this CPU: ``"onednn"`` (oneDNN's
+    linear with bias and GELU applied inside the GEMM) or ``"blas"`` (``torch.addmm``, i.e.
+    MKL, then GELU in place). ``ALIGNKIT_CPU_GEMM=onednn|blas`` chooses; by default oneDNN
+    where torch reports AVX-512 (AMX included), the BLAS elsewhere. Measured, one layer's four
+    GEMMs at 2048 tokens, two single-threaded streams: AVX-512 Zen 4 VM oneDNN about twice
+    MKL; Intel Xeon (AMX) VM 201 vs 182 GFLOP/s; AVX2 Zen 3 VM MKL 143 vs oneDNN 118 GFLOP/s
+    (docs/benchmarks.md)."""
+    import torch
+
+    from alignkit.errors import AlignkitError
+
+    chosen = os.environ.get("ALIGNKIT_CPU_GEMM", "").strip().lower()
+    if chosen and chosen not in GEMM_BACKENDS:
+        raise AlignkitError(f"ALIGNKIT_CPU_GEMM={chosen!r}: use one of {', '.join(GEMM_BACKENDS)} "
+                            "(or unset it for this CPU's default)")
+    if not chosen:
+        chosen = "onednn" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "blas"
+    if chosen == "onednn" and not (torch.backends.mkldnn.is_available()
+                                   and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return "blas"
+    return chosen
+
+
+def _onednn_linear(x, w, b, gelu: bool = False):
+    """``x wᵀ + b`` (then exact GELU) in one oneDNN call."""
+    import torch
+
+    if gelu:
+        return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
+    return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+
+
+def _blas_linear(x, w, b, gelu: bool = False):
+    """``x wᵀ + b`` by the BLAS GEMM (``w`` read transposed, not copied), then exact GELU in place."""
+    import torch
+
+    y = torch.addmm(b, x, w.t())
+    if not gelu:
+        return y
+    return torch.nn.functional.gelu(y) if y.requires_grad else torch.ops.aten.gelu_(y)
+
+
 def build_bert_post_ln(model: Any, device: Any) -> "BertLayerStates | None":
     """Fused forward for the post-LayerNorm BERT layer stack (BERT, RoBERTa, XLM-R, E5), or None.
 
-    It computes exactly the BERT post-LN layer (tests pin it to HF's hidden states) with
-    oneDNN GEMMs (about twice MKL's fp32 speed on AVX-512 CPUs) that apply bias and GELU
-    inside the GEMM, and runs Q, K and V as one GEMM. It applies on CPU in fp32 with exact
-    GELU and absolute positions, to encoders without cross-attention.
+    It computes exactly the BERT post-LN layer (tests pin it to HF's hidden states) with the
+    GEMM library that is faster on this CPU (:func:`cpu_gemm_backend`: oneDNN, which applies
+    bias and GELU inside the GEMM, or the BLAS), and runs Q, K and V as one GEMM. It applies
+    on CPU in fp32 with exact GELU and absolute positions, to encoders without cross-attention.
     """
     import torch
 
     cfg = model.config
-    if torch.device(device).type != "cpu" or not torch.backends.mkldnn.is_available():
-        return None
-    if not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+    if torch.device(device).type != "cpu":
         return None
     if (getattr(cfg, "hidden_act", "") != "gelu"
             or getattr(cfg, "position_embedding_type", "absolute") not in (None, "absolute")
@@ -148,7 +192,8 @@ def build_bert_post_ln(model: Any, device: Any) -> "BertLayerStates | None":
         return None
     if layers is None:
         return None
-    return BertLayerStates(model.embeddings, layers, int(cfg.hidden_size), int(cfg.num_attention_heads), copied)
+    return BertLayerStates(model.embeddings, layers, int(cfg.hidden_size), int(cfg.num_attention_heads), copied,
+                           cpu_gemm_backend())
 
 
 for _mtype in ("bert", "roberta", "xlm-roberta", "camembert"):  # all reuse the BERT layer
@@ -206,9 +251,12 @@ def _self_attention(qkv, b: int, n: int, heads: int):
 class BertLayerStates:
     """The fused BERT post-LN forward over padding-free batches (see :func:`build_bert_post_ln`)."""
 
-    def __init__(self, embeddings: Any, layers: list[_FusedLayer], dim: int, heads: int, copied: list):
+    def __init__(self, embeddings: Any, layers: list[_FusedLayer], dim: int, heads: int, copied: list,
+                 gemm: str = "onednn"):
         self.embeddings, self.layers, self.dim, self.heads = embeddings, layers, dim, heads
         self._copied, self._state = copied, _versions(copied)
+        self.gemm = gemm                                  # see cpu_gemm_backend
+        self._linear = {"onednn": _onednn_linear, "blas": _blas_linear}[gemm]
 
     def is_current(self, model: Any) -> bool:
         """Whether the copied Q/K/V weights still equal the model's (checked per batch: cheap).
@@ -226,7 +274,7 @@ class BertLayerStates:
         import torch
         import torch.nn.functional as F
 
-        linear = torch.ops.mkldnn._linear_pointwise
+        linear = self._linear
         dim, heads = self.dim, self.heads
         d = dim // heads
         b, n = input_ids.shape
@@ -235,18 +283,18 @@ class BertLayerStates:
         for layer, w in enumerate(self.layers[:last], start=1):
             if layer == last and keep is not None and len(keep) < n:
                 m = len(keep)
-                kv = linear(x, w.qkv_w[dim:], w.qkv_b[dim:], "none", [], "").view(b, n, 2, heads, d)
+                kv = linear(x, w.qkv_w[dim:], w.qkv_b[dim:]).view(b, n, 2, heads, d)
                 k, v = (t.transpose(1, 2) for t in kv.unbind(2))               # [B, heads, n, d]
                 x = x.view(b, n, dim).index_select(1, keep).reshape(b * m, dim)
-                q = linear(x, w.qkv_w[:dim], w.qkv_b[:dim], "none", [], "").view(b, m, heads, d).transpose(1, 2)
+                q = linear(x, w.qkv_w[:dim], w.qkv_b[:dim]).view(b, m, heads, d).transpose(1, 2)
                 ctx = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b * m, dim)
             else:
                 m = n
-                ctx = _self_attention(linear(x, w.qkv_w, w.qkv_b, "none", [], ""), b, n, heads)
+                ctx = _self_attention(linear(x, w.qkv_w, w.qkv_b), b, n, heads)
             # residual adds in place: measured faster than oneDNN's binary-add post-op here
-            h = linear(ctx, w.out_w, w.out_b, "none", [], "").add_(x)          # ctx W^T + b + x
+            h = linear(ctx, w.out_w, w.out_b).add_(x)                          # ctx W^T + b + x
             x = F.layer_norm(h, (dim,), w.ln1.weight, w.ln1.bias, w.ln1.eps)
-            mid = linear(x, w.ff1_w, w.ff1_b, "gelu", [], "none")            # bias + exact (erf) GELU fused
-            h = linear(mid, w.ff2_w, w.ff2_b, "none", [], "").add_(x)
+            mid = linear(x, w.ff1_w, w.ff1_b, gelu=True)                       # bias + exact (erf) GELU
+            h = linear(mid, w.ff2_w, w.ff2_b).add_(x)
             x = F.layer_norm(h, (dim,), w.ln2.weight, w.ln2.bias, w.ln2.eps)
             yield layer, x.view(b, m, dim)
