@@ -122,9 +122,6 @@ def _bert_layers(model: Any, copied: list) -> list[_FusedLayer] | None:
     return out
 
 
-GEMM_BACKENDS = ("onednn", "blas")
-
-
 def cpu_gemm_backend() -> str:
     """Which library runs the fused forward's fp32 GEMMs on this CPU: ``"onednn"`` (oneDNN's
     linear with bias and GELU applied inside the GEMM) or ``"blas"`` (``torch.addmm``, i.e.
@@ -166,6 +163,10 @@ def _blas_linear(x, w, b, gelu: bool = False):
     if not gelu:
         return y
     return torch.nn.functional.gelu(y) if y.requires_grad else torch.ops.aten.gelu_(y)
+
+
+_LINEARS = {"onednn": _onednn_linear, "blas": _blas_linear}   # cpu_gemm_backend's choices
+GEMM_BACKENDS = tuple(_LINEARS)
 
 
 def build_bert_post_ln(model: Any, device: Any) -> "BertLayerStates | None":
@@ -256,7 +257,6 @@ class BertLayerStates:
         self.embeddings, self.layers, self.dim, self.heads = embeddings, layers, dim, heads
         self._copied, self._state = copied, _versions(copied)
         self.gemm = gemm                                  # see cpu_gemm_backend
-        self._linear = {"onednn": _onednn_linear, "blas": _blas_linear}[gemm]
 
     def is_current(self, model: Any) -> bool:
         """Whether the copied Q/K/V weights still equal the model's (checked per batch: cheap).
@@ -274,7 +274,7 @@ class BertLayerStates:
         import torch
         import torch.nn.functional as F
 
-        linear = self._linear
+        linear = _LINEARS[self.gemm]
         dim, heads = self.dim, self.heads
         d = dim // heads
         b, n = input_ids.shape
