@@ -439,3 +439,23 @@ def test_eval_task_refuses_the_split_the_checkpoint_was_trained_on(env, tmp_path
         evaluate_task(tmp_path, "xnli", env["data"], ["sw"], split="test", loaded=(None, None, meta))
     assert zero_shot_split("a/test-en.tsv") == "dev" and zero_shot_split("a/dev-en.tsv") == "test"
     assert zero_shot_split("a/test-en.tsv", "test") == "test"  # an explicit split is kept (then checked)
+
+
+def test_tablelr_control_trains_the_table_at_ept_rate_without_its_loss(env):
+    """``rt+tablelr`` (SPEC §2 v3): the table lr and per-row budget of an EPT run of the same data,
+    seed and steps, and no EPT or APT loss (its table moves, but differently from EPT's)."""
+    from safetensors.torch import load_file
+
+    kw = dict(max_steps=3, eval_every=3, lr=1e-4)
+    ept = train(cfg(env, "ctl-ept", variant="ept+apt+rt", **kw), progress=False)
+    ctl = train(cfg(env, "ctl-tablelr", variant="rt+tablelr", **kw), progress=False)
+    rt = train(cfg(env, "ctl-rt", variant="rt", **kw), progress=False)
+    m_ept, m_ctl, m_rt = (json.loads((r.out / "alignkit_train.json").read_text()) for r in (ept, ctl, rt))
+    assert m_ctl["embedding_lr"] == m_ept["embedding_lr"] == m_ept["embedding_lr_rule"]
+    assert m_ctl["median_touch_steps"] == m_ept["median_touch_steps"]
+    assert m_rt["embedding_lr"] == pytest.approx(1e-4) and m_rt["embedding_lr"] < m_ctl["embedding_lr"] / 10
+    recs = [json.loads(x) for x in (ctl.out / "metrics.jsonl").read_text().splitlines()]
+    assert all("ept" not in r and "apt" not in r for r in recs)  # no push and no pull in the control
+    w0 = load_file(str(env["model"] / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    moved = {k: (_table(r.out) - w0).norm(dim=1).max().item() for k, r in (("ctl", ctl), ("rt", rt))}
+    assert moved["ctl"] > 20 * moved["rt"]  # the control's table trains much faster than rt's

@@ -120,7 +120,7 @@ class TrainConfig:
                                "hypotheses stay on one side).")
     dev_seed: int = _opt(0, "Seed of the premise-grouped dev hold-out (the same for every training seed).")
     max_train_rows: int | None = _opt(None, "Use a seeded subset of the training rows.")
-    variant: str = _opt("ft", "ft | rt | rt+cl | ept+apt+rt | ept+apt+rt+cl | rsda | rsda+cl | probe (linear "
+    variant: str = _opt("ft", "ft | rt | rt+cl | ept+apt+rt | ept+apt+rt+cl | rt+tablelr | rsda | rsda+cl | probe (linear "
                         "probe on the frozen encoder) | any '+'-joined objectives.")
     weights: dict[str, float] = _opt(help="Objective weights, e.g. 'rt=1,cl=0.5,vrn=0.1'.", factory=dict,
                                      parse=parse_weights)

@@ -198,23 +198,37 @@ class StepContext:
 
 @dataclass(frozen=True)
 class Objective:
-    """A registered objective: ``loss(ctx) -> scalar``; ``needs`` names the extra passes."""
+    """A registered objective: ``loss(ctx) -> scalar``; ``needs`` names the extra passes.
+
+    ``table_rate``: ``"model"`` (the table trains at the model's rate, unless ``embedding_lr``
+    is set) or ``"reach"`` (the table trains at the reach rule's rate, docs/method.md: EPT, and
+    its control ``tablelr``).
+    """
 
     name: str
     loss: Callable[[StepContext], Tensor]
     summary: str
     needs: frozenset[str] = field(default_factory=frozenset)
+    table_rate: str = "model"
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
 
 
-def register_objective(name: str, summary: str, needs: Iterable[str] = ()):
+def register_objective(name: str, summary: str, needs: Iterable[str] = (), table_rate: str = "model"):
     """Decorator: add ``fn(ctx) -> loss`` to :data:`OBJECTIVES` under ``name`` (ValueError if taken)."""
+    if table_rate not in ("model", "reach"):
+        raise ValueError(f"table_rate must be 'model' or 'reach', not {table_rate!r}")
+
     def deco(fn: Callable[[StepContext], Tensor]):
-        OBJECTIVES.add(name, Objective(name, fn, summary, frozenset(needs)))
+        OBJECTIVES.add(name, Objective(name, fn, summary, frozenset(needs), table_rate))
         return fn
     return deco
+
+
+def table_at_reach_rate(weights: Mapping[str, float]) -> bool:
+    """Whether any objective of ``weights`` trains the embedding table at the reach rule's rate."""
+    return any(OBJECTIVES[n].table_rate == "reach" for n in weights)
 
 
 @register_objective("task", "CE(g(f(E)), y)")
@@ -228,7 +242,7 @@ def _rt(ctx: StepContext) -> Tensor:
     return robust_loss(ctx.perturbed.logits, ctx.batch.labels, clean, ctx.cfg.rt_kl)
 
 
-@register_objective("ept", "mean over batch tokens of relu(m − (‖W[t] − a_t‖ − ‖W⁰[t] − a_t‖)/ρ)")
+@register_objective("ept", "mean over batch tokens of relu(m − (‖W[t] − a_t‖ − ‖W⁰[t] − a_t‖)/ρ)", table_rate="reach")
 def _ept(ctx: StepContext) -> Tensor:
     ids = torch.unique(ctx.batch.input_ids[ctx.batch.content_mask])
     rows = ctx.table(ids)
@@ -267,6 +281,12 @@ def _cl_rsda(ctx: StepContext) -> Tensor:
     return info_nce_loss(ctx.clean.sentence, ctx.augmented.sentence[:b], ctx.cfg.cl_tau)
 
 
+@register_objective("tablelr", "no loss (0): the embedding table trains at EPT's reach-rule rate; the control "
+                    "that isolates EPT's push from its table learning rate", table_rate="reach")
+def _tablelr(ctx: StepContext) -> Tensor:
+    return ctx.clean.logits.new_zeros(())
+
+
 # ----------------------------------------------------------------------------- variants
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -275,12 +295,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "rt+cl": ("task", "rt", "cl"),
     "ept+apt+rt": ("task", "ept", "apt", "rt"),
     "ept+apt+rt+cl": ("task", "ept", "apt", "rt", "cl"),
+    "rt+tablelr": ("task", "rt", "tablelr"),
     "rsda": ("task", "rsda"),
     "rsda+cl": ("task", "rsda", "cl_rsda"),
 }
 DEFAULT_WEIGHTS: dict[str, float] = {"task": 1.0, "rt": 1.0, "ept": 1.0, "apt": 1.0, "cl": 1.0, "vrn": 0.1,
-                                   "rsda": 1.0, "cl_rsda": 1.0}
-ORDER = ("task", "rt", "ept", "apt", "cl", "vrn", "rsda", "cl_rsda")
+                                   "rsda": 1.0, "cl_rsda": 1.0, "tablelr": 1.0}
+ORDER = ("task", "rt", "ept", "apt", "cl", "vrn", "rsda", "cl_rsda", "tablelr")
 
 
 def resolve_variant(variant: str, weights: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -352,4 +373,5 @@ class TrainingObjective(nn.Module):
 
 
 __all__ = ["Anchors", "ObjectiveConfig", "StepContext", "Objective", "OBJECTIVES", "register_objective", "VARIANTS",
+           "table_at_reach_rate",
            "DEFAULT_WEIGHTS", "resolve_variant", "needs_of", "compute_losses", "TrainingObjective"]

@@ -190,19 +190,21 @@ def make_adamw(groups: list[dict], lr: float) -> torch.optim.Optimizer:
 
 
 
-def table_learning_rate(cfg: Any, weights: Mapping[str, float], mode: str, train: EncodedPairs, total: int,
+def table_learning_rate(cfg: Any, reach_rule: bool, mode: str, train: EncodedPairs, total: int,
                         warmup: int, rho: float, hidden: int, vocab: int,
                         log: Callable[[str], None]) -> tuple[float, Tensor | None, dict[str, Any]]:
     """The table's learning rate for a run of ``total`` steps -> (lr, per-row scale [vocab] or None,
     facts for the checkpoint meta: embedding mode, attention dropout, lr, rule, median touch steps).
 
-    ``cfg`` is the :class:`~alignkit.train.config.TrainConfig`; ``rho`` the RMS row norm of W⁰.
+    ``cfg`` is the :class:`~alignkit.train.config.TrainConfig`; ``rho`` the RMS row norm of W⁰;
+    ``reach_rule``: whether an objective of the run asks for the reach rule's rate (EPT, and the
+    ``tablelr`` control that trains the table at exactly that rate without EPT's loss).
     """
     info: dict[str, Any] = {"embedding_mode": mode, "attention_dropout": cfg.attention_dropout}
     if mode == "frozen":
         info["embedding_lr"] = 0.0
         return 0.0, None, info
-    if "ept" not in weights:
+    if not reach_rule:
         lr = cfg.embedding_lr or cfg.lr
         info["embedding_lr"] = lr
         return lr, None, info

@@ -50,7 +50,7 @@ from alignkit.train.evaluate import (META_FILE, EncodedPairs, autocast_for, eval
                                      tokenize_examples)
 from alignkit.train.model import (PairBatch, PairClassifier, TableView, attention_dropout_of, check_trainable,
                                   set_attention_dropout, use_eager_attention)
-from alignkit.train.objectives import Anchors, TrainingObjective
+from alignkit.train.objectives import Anchors, TrainingObjective, table_at_reach_rate
 from alignkit.train.optim import (RowAdam, content_token_ids, frequent_token_ids, lr_factor, make_adamw, param_groups,
                                   table_learning_rate)
 
@@ -219,8 +219,9 @@ class Trainer:
         total = cfg.max_steps if cfg.max_steps else cfg.epochs * steps_per_epoch
         warmup = int(cfg.warmup_ratio * total)
         train_ids = content_token_ids(train)
-        emb_lr, row_scale, info = table_learning_rate(cfg, self.weights, mode, train, total, warmup, anchors.rho,
-                                                      int(table.shape[1]), int(table.shape[0]), self.log)
+        emb_lr, row_scale, info = table_learning_rate(cfg, table_at_reach_rate(self.weights), mode, train, total,
+                                                      warmup, anchors.rho, int(table.shape[1]), int(table.shape[0]),
+                                                      self.log)
         self.run_info.update(info)
         opt = make_adamw(param_groups(clf, table, mode, cfg.lr, emb_lr, cfg.weight_decay), cfg.lr)
         row_opt = RowAdam(table.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
