@@ -282,17 +282,39 @@ def seed_t_interval(seed_diffs, *, confidence: float = 0.95) -> tuple[float, flo
     """(low, high, p): t-interval of the mean of ``seed_diffs`` ``[n_seeds]`` with df = n − 1,
     and the two-sided one-sample t-test p-value against 0.
 
-    One seed: (nan, nan, nan). Zero spread: the interval is the point itself; p = 1 when every
-    difference is 0, else 0 (the limit of the t-test as the spread vanishes).
+    One seed, or zero spread (every difference equal, to 1e-12 of their size): (nan, nan, nan).
+    With no spread the t statistic is undefined (0/0 or x/0): the seeds cannot say how much
+    the difference varies across training runs, so nothing is "certain" and nothing is significant.
+    The t-test is computed from its definition (scipy's warns of cancellation near equal data).
     """
     d = _as_items(seed_diffs, "per-seed differences")
     if d.size < 2:
         return math.nan, math.nan, math.nan
     m, sd = float(d.mean()), float(d.std(ddof=1))
-    if sd == 0:
-        return m, m, 1.0 if m == 0 else 0.0
-    half = float(sps.t.ppf(0.5 + confidence / 2, d.size - 1)) * sd / math.sqrt(d.size)
-    return m - half, m + half, float(sps.ttest_1samp(d, 0.0).pvalue)
+    if not sd > 1e-12 * max(abs(m), 1e-300):
+        return math.nan, math.nan, math.nan
+    se = sd / math.sqrt(d.size)
+    half = float(sps.t.ppf(0.5 + confidence / 2, d.size - 1)) * se
+    p = float(2.0 * sps.t.sf(abs(m) / se, d.size - 1))
+    return m - half, m + half, p
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of ``p_values`` ``[m]`` (family-wise error, any dependence).
+
+    Sorted p_(1) <= ... <= p_(m): adj_(i) = max over j <= i of min(1, (m − j + 1)·p_(j)); NaN
+    p-values (undefined tests) stay NaN and do not count in m.
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = ok.size
+    adj = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(adj)
+    return out
 
 
 def two_level_bootstrap_ci(item_diffs, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
@@ -326,13 +348,18 @@ def two_level_bootstrap_ci(item_diffs, *, confidence: float = 0.95, n_resamples:
 
 
 def seed_level_difference(candidate, baseline, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
-                          seed: int = DEFAULT_SEED) -> SeedLevelDifference:
+                          seed: int = DEFAULT_SEED, item_ids=None) -> SeedLevelDifference:
     """Compare variant A (``candidate``) with baseline B paired by seed (SPEC §2 v2).
 
     ``candidate`` and ``baseline`` hold one entry per seed, in the same seed order: either a
     1-D array of item scores (position i = the same item in A and B for that seed) or a
     scalar (the seed's aggregate value, when no item scores were kept). Scalars give
     d_s = A_s − B_s, and the two-level bootstrap reduces to resampling seeds.
+
+    The items-only statistics average each item over seeds, so they need the same items in
+    every seed: ``item_ids`` (one array of item ids per seed, in score order) is checked for
+    that, and differing sets are refused. ``significant``: the t-test's p < 1 − confidence
+    (never when p is undefined: one seed or zero spread).
     """
     if len(candidate) != len(baseline) or len(candidate) == 0:
         raise AlignkitError(f"candidate has {len(candidate)} seeds but baseline has {len(baseline)}; "
@@ -350,6 +377,12 @@ def seed_level_difference(candidate, baseline, *, confidence: float = 0.95, n_re
     boot = two_level_bootstrap_ci(e, **kw)
     items = (math.nan, math.nan, math.nan)
     with_items = all(x.size >= 2 for x in a) and len({x.size for x in a}) == 1
+    if with_items and item_ids is not None:
+        ids = [np.asarray(i) for i in item_ids]
+        differ = [k for k in range(1, len(ids)) if not np.array_equal(ids[k], ids[0])]
+        if differ:
+            raise AlignkitError(f"seeds 1 and {differ[0] + 1} were scored on different items; items-only "
+                                "statistics average items across seeds and need the same item set in every seed")
     if with_items:
         cond = paired_difference(np.mean(a, axis=0), np.mean(b, axis=0), **kw)
         items = (cond.ci_low, cond.ci_high, cond.p_value)
@@ -357,7 +390,7 @@ def seed_level_difference(candidate, baseline, *, confidence: float = 0.95, n_re
         diff=float(d.mean()), seed_diffs=d, seed_sd=float(d.std(ddof=1)) if d.size > 1 else math.nan,
         t_low=t_low, t_high=t_high, t_p=t_p, boot_low=boot[0], boot_high=boot[1],
         items_low=items[0], items_high=items[1], items_p=items[2],
-        significant=bool(t_low > 0 or t_high < 0), n_seeds=int(d.size), n_items=int(a[0].size) if with_items else 0)
+        significant=bool(t_p < 1 - confidence), n_seeds=int(d.size), n_items=int(a[0].size) if with_items else 0)
 
 
 @dataclass(frozen=True)
@@ -408,3 +441,64 @@ def checkpoint_correlation(x, y, *, confidence: float = 0.95, n_resamples: int =
                 cis[k] = tuple(float(q) for q in np.quantile(r, [alpha, 1 - alpha]))
     return CheckpointCorrelation(int(xa.size), float(pr.statistic), float(pr.pvalue), *cis[0],
                                  float(sr.statistic), float(sr.pvalue), *cis[1])
+
+
+@dataclass(frozen=True)
+class SeedAwareCorrelation:
+    """Pearson correlation of per-checkpoint x and y when checkpoints share training seeds.
+
+    ``r``/``p``: over all checkpoints; ``ci_low``/``ci_high``: percentile bootstrap over
+    checkpoints (treats them as independent); ``ci_low_seeds``/``ci_high_seeds``: bootstrap
+    that resamples seeds, all checkpoints of a drawn seed together (the seed fixes the data
+    order of every variant, so its checkpoints are not independent); ``r_within_seed`` and
+    ``p_within_seed``: the correlation of x and y after removing each seed's mean (what varies
+    between variants of one seed), tested with df = n − seeds − 1.
+    """
+
+    n: int
+    n_seeds: int
+    r: float
+    p: float
+    ci_low: float
+    ci_high: float
+    ci_low_seeds: float
+    ci_high_seeds: float
+    r_within_seed: float
+    p_within_seed: float
+
+
+def seed_aware_correlation(x, y, seeds, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,
+                           seed: int = DEFAULT_SEED) -> SeedAwareCorrelation:
+    """:class:`SeedAwareCorrelation` of ``x``, ``y`` ``[n_checkpoints]`` with each checkpoint's
+    training ``seeds`` ``[n_checkpoints]``."""
+    c = checkpoint_correlation(x, y, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    xa, ya = _as_items(x, "x"), _as_items(y, "y")
+    s = np.asarray(seeds)
+    if s.shape != xa.shape:
+        raise AlignkitError(f"{s.size} seeds for {xa.size} checkpoints; pass one seed per checkpoint")
+    nan = math.nan
+    groups = [np.flatnonzero(s == k) for k in dict.fromkeys(s.tolist())]
+    lo_s = hi_s = nan
+    if n_resamples and len(groups) >= 2 and not math.isnan(c.pearson):
+        rng = np.random.default_rng(seed)
+        rs = []
+        for _ in range(n_resamples):
+            idx = np.concatenate([groups[g] for g in rng.integers(0, len(groups), size=len(groups))])
+            r = _rowwise_pearson(xa[idx][None], ya[idx][None])[0]
+            if np.isfinite(r):
+                rs.append(r)
+        if rs:
+            alpha = (1 - confidence) / 2
+            lo_s, hi_s = (float(q) for q in np.quantile(rs, [alpha, 1 - alpha]))
+    xw, yw = xa.astype(np.float64).copy(), ya.astype(np.float64).copy()
+    for g in groups:
+        xw[g] -= xw[g].mean()
+        yw[g] -= yw[g].mean()
+    df = xa.size - len(groups) - 1
+    rw = pw = nan
+    if df >= 1 and xw.std() > 0 and yw.std() > 0:
+        rw = float(_rowwise_pearson(xw[None], yw[None])[0])
+        t = rw * math.sqrt(df / max(1e-300, 1.0 - rw * rw))
+        pw = float(2.0 * sps.t.sf(abs(t), df))
+    return SeedAwareCorrelation(int(xa.size), len(groups), c.pearson, c.pearson_p, c.pearson_low, c.pearson_high,
+                                lo_s, hi_s, rw, pw)

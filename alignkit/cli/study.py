@@ -16,6 +16,8 @@ def study(
     out: Optional[Path] = typer.Option(None, "--out", help="Study directory; re-running resumes and skips finished work."),
     reanalyse: Optional[Path] = typer.Option(None, "--reanalyse", help="A finished study folder: recompute its contrasts with the seed-level statistics into reanalysis.md/.csv (there, or in --out); trains nothing."),
     resamples: Optional[int] = typer.Option(None, "--resamples", help="With --reanalyse: bootstrap resamples (default: the study's compare_resamples)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated runs to do now, e.g. 'rt+cl/seed1,base' (no report); finished ones are kept."),
+    report_only: bool = typer.Option(False, "--report-only", help="Train nothing: compare and report from the finished runs (an interim report while runs are missing)."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Train every variant x seed, score all checkpoints and the base, compare, and write report.md."""
@@ -30,6 +32,9 @@ def study(
 
         if config is None or out is None:
             raise AlignkitError("alignkit study needs CONFIG and --out DIR (or --reanalyse DIR for a finished study)")
-        files = run_study(config, out, progress=not quiet)
-    if not quiet:
+        runs = [x.strip() for x in only.split(",") if x.strip()] if only else None
+        files = run_study(config, out, progress=not quiet, only=runs, report_only=report_only)
+    if files.get("report") is None:
+        typer.echo(f"runs written under {files['runs']}")
+    elif not quiet:
         typer.echo(files["report"].read_text())

@@ -135,15 +135,18 @@ def _as_row(series: pd.Series, key: tuple):
     return pd.Series({**series.to_dict(), **dict(zip(MEASUREMENT_KEY, key))})
 
 
-def _shared_items(ia, ib) -> tuple[np.ndarray, np.ndarray] | None:
-    """Scores of candidate and baseline on the items both have, in one order (None if absent)."""
+def _shared_items(ia, ib, with_ids: bool = False):
+    """Scores of candidate and baseline on the items both have, in one order (None if absent);
+    ``with_ids``: also the ids of those items."""
     if ia is None or ib is None:
         return None
     (a_ids, a_sc), (b_ids, b_sc) = ia, ib
+    ids = a_ids
     if not np.array_equal(a_ids, b_ids):
-        _, i, j = np.intersect1d(a_ids, b_ids, return_indices=True)
+        ids, i, j = np.intersect1d(a_ids, b_ids, return_indices=True)
         a_sc, b_sc = a_sc[i], b_sc[j]
-    return a_sc.astype(np.float64), b_sc.astype(np.float64)
+    out = (a_sc.astype(np.float64), b_sc.astype(np.float64))
+    return out + (ids,) if with_ids else out
 
 
 def compare_runs(runs: Sequence[str | os.PathLike], baseline: str | None = None, *,
@@ -229,11 +232,15 @@ def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], it
         a, b = res[res["variant"] == variant], res[res["variant"] == baseline]
         merged = a.merge(b, on=MEASUREMENT_KEY + ["seed"], suffixes=("", "_b")).sort_values("seed", kind="stable")
         for key, g in merged.groupby(MEASUREMENT_KEY, sort=False):
-            cand, base = _seed_entries(g, item_scores)
+            cand, base, ids = _seed_entries(g, item_scores)
             basis = "seeds+items" if cand is not None else "seeds"
             if cand is None:
                 cand, base = list(g["value"]), list(g["value_b"])
-            r = seed_level_difference(cand, base, n_resamples=n_resamples, seed=seed)
+            try:
+                r = seed_level_difference(cand, base, n_resamples=n_resamples, seed=seed, item_ids=ids)
+            except AlignkitError as e:
+                runs = ", ".join(f"{m} vs {mb}" for m, mb in zip(g["model"], g["model_b"]))
+                raise AlignkitError(f"{dict(zip(MEASUREMENT_KEY, key))['metric']} of {runs}: {e}") from None
             rec = dict(zip(MEASUREMENT_KEY, key))
             rec.update(variant=variant, baseline=baseline, value=g["value"].mean(), baseline_value=g["value_b"].mean(),
                        diff=r.diff, ci_low=r.t_low, ci_high=r.t_high, p_value=r.t_p, significant=r.significant,
@@ -244,17 +251,19 @@ def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], it
     return pd.DataFrame(out, columns=SEED_COLUMNS)
 
 
-def _seed_entries(g: pd.DataFrame, item_scores: Callable) -> tuple[list, list] | tuple[None, None]:
-    """Per-seed item scores of candidate and baseline on shared items, or (None, None)."""
-    cand, base = [], []
+def _seed_entries(g: pd.DataFrame, item_scores: Callable) -> tuple[list, list, list] | tuple[None, None, None]:
+    """Per-seed item scores of candidate and baseline on shared items and those items' ids,
+    or (None, None, None)."""
+    cand, base, ids = [], [], []
     for _, r in g.iterrows():
         rb = {**r.to_dict(), **{c: r[f"{c}_b"] for c in ("model", "model_fingerprint", "run_dir") if f"{c}_b" in r}}
-        shared = _shared_items(item_scores(pd.Series(r.to_dict())), item_scores(pd.Series(rb)))
+        shared = _shared_items(item_scores(pd.Series(r.to_dict())), item_scores(pd.Series(rb)), with_ids=True)
         if shared is None or len(shared[0]) < 2:
-            return None, None
+            return None, None, None
         cand.append(shared[0])
         base.append(shared[1])
-    return cand, base
+        ids.append(shared[2])
+    return cand, base, ids
 
 
 def _headline(table: pd.DataFrame) -> list[pd.DataFrame]:

@@ -14,9 +14,12 @@ from alignkit.study.config import BASE_LABEL, StudyConfig
 
 def _item_scores(out: Path, label: str, r) -> tuple[np.ndarray, np.ndarray] | None:
     from alignkit.results.items import load_items
+    from alignkit.study.config import run_dir
 
-    run_dir = out / "scores" / label.replace("/", "-")
-    return load_items(run_dir, r["model_fingerprint"], r["pair"], int(r["layer"]), r["metric"], r["method"],
+    d = run_dir(out, label)
+    if not d.is_dir():
+        d = out / "scores" / label.replace("/", "-")  # studies written before runs/ existed
+    return load_items(d, r["model_fingerprint"], r["pair"], int(r["layer"]), r["metric"], r["method"],
                       r["direction"], dataset=r["lexicon"])
 
 
@@ -29,7 +32,8 @@ def _with_variant(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
-    """Each variant vs each baseline variant, per measurement, paired by seed (SPEC §2 v2).
+    """Each contrast of :meth:`StudyConfig.contrast_list` (never also its mirror), per measurement,
+    paired by seed (SPEC §2 v2, v3), with its outcome ``family`` and Holm-adjusted ``p_adjusted``.
 
     Columns :data:`alignkit.compare.SEED_COLUMNS`: ``diff`` = mean over seeds of d_s (the
     item-paired mean difference of seed s where item scores exist, basis ``seeds+items``;
@@ -37,14 +41,17 @@ def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.D
     t-interval and t-test over seeds (df = seeds − 1), the only basis of ``significant``;
     ``boot_low/boot_high``: two-level bootstrap (seeds, then items); ``items_low/items_high,
     items_p``: items-only CI and permutation p of the seed-averaged item scores, conditional
-    on these checkpoints; ``seed_sd``, ``seed_diffs`` (d_s joined by ';').
+    on these checkpoints; ``seed_sd``, ``seed_diffs`` (d_s joined by ';'); ``family`` (primary, a
+    secondary family's name, exploratory) and ``p_adjusted`` (:func:`alignkit.study.outcomes.assign_families`);
+    ``significant`` = p_adjusted < 0.05.
     """
     from alignkit.results.compare import check_comparable, seed_level_table
+    from alignkit.study.outcomes import assign_families
 
     check_comparable(results)  # e.g. cached scores from an earlier pool size: refuse, never mix
-    contrasts = [(v, b) for b in cfg.baselines for v in cfg.variants if v != b]
-    return seed_level_table(_with_variant(results), contrasts, lambda r: _item_scores(out, r["model"], r),
-                            n_resamples=cfg.compare_resamples, seed=0)
+    table = seed_level_table(_with_variant(results), cfg.contrast_list(), lambda r: _item_scores(out, r["model"], r),
+                             n_resamples=cfg.compare_resamples, seed=0)
+    return assign_families(table, cfg.outcomes, _last_layer(results))
 
 
 # ---------------------------------------------------------------------------- alignment vs accuracy
@@ -85,9 +92,30 @@ def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFra
             for model in align.index:
                 if model.startswith(BASE_LABEL) or model not in acc.index:
                     continue
-                pts.append({"measure": label, "model": model, "variant": variant_of(model), "lang": lang,
+                pts.append({"measure": label, "model": model, "variant": variant_of(model),
+                            "seed": (seed_of(model) or (None, None))[1], "lang": lang,
                             "d_align": align[model] - a0, "d_acc": acc[model] - c0})
-    return pd.DataFrame(pts, columns=["measure", "model", "variant", "lang", "d_align", "d_acc"])
+    return pd.DataFrame(pts, columns=["measure", "model", "variant", "seed", "lang", "d_align", "d_acc"])
+
+
+SUMMARY_COLUMNS = ["measure", "lang", "n", "n_seeds", "r", "p", "ci_low", "ci_high", "ci_low_seeds", "ci_high_seeds",
+                   "r_within_seed", "p_within_seed"]
+
+
+def alignment_accuracy_summary(pts: pd.DataFrame, n_resamples: int = 2000) -> pd.DataFrame:
+    """One row per (measure, language) of :func:`alignment_vs_accuracy`'s points: Pearson ``r``
+    with its p and checkpoint-bootstrap CI, the seed-cluster bootstrap CI (all checkpoints of a
+    seed resampled together) and the within-seed correlation (SPEC §2 v3)."""
+    from alignkit.stats import seed_aware_correlation
+
+    out = []
+    for (label, lang), h in pts.groupby(["measure", "lang"], sort=False):
+        c = seed_aware_correlation(h["d_align"], h["d_acc"], h["seed"].astype(int), n_resamples=n_resamples)
+        out.append({"measure": label, "lang": lang, "n": c.n, "n_seeds": c.n_seeds, "r": c.r, "p": c.p,
+                    "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_low_seeds": c.ci_low_seeds,
+                    "ci_high_seeds": c.ci_high_seeds, "r_within_seed": c.r_within_seed,
+                    "p_within_seed": c.p_within_seed})
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
 
 
 def correlations(pts: pd.DataFrame, n_resamples: int = 2000) -> list[dict]:

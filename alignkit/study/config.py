@@ -12,14 +12,23 @@ Config layout::
     [study]
     base_model = "bundled:multilingual-e5-small"
     variants = ["ft", "rt", "rt+cl", "ept+apt+rt", "ept+apt+rt+cl"]
-    seeds = [1, 2, 3]
+    seeds = [1, 2, 3]                    # or per variant: seeds = { rt = [1,2,3,4,5], default = [1,2,3] }
     pairs = ["en-sw", "en-tr"]           # lexicon pairs scored (BLS, retrieval, cluster gap)
+    tasks = ["lexicon", "tatoeba"]       # optional: the score tasks (alignkit tasks lists them)
     layers = "all"
     pool_size = 2000
     tatoeba = "../shared/data/tatoeba"   # optional
     tatoeba_langs = ["sw", "ur"]         # optional; default: the non-English side of each pair
-    baselines = ["rt", "ft"]
-    train_workers = 2                    # CPU: parallel single-thread training runs (default: cores, <= 4)
+    baselines = ["rt", "ft"]             # each variant - each baseline (never also its mirror)
+    contrasts = ["rt+cl - rt"]           # optional: more contrasts, "variant - baseline"
+    train_workers = 2                    # CPU: parallel single-thread runs (default: cores, <= 4)
+    prune_checkpoints = false            # delete a run's weights once it is scored and evaluated
+    [outcomes]                           # declared before the run (SPEC §2 v3): see docs/studies/README.md
+    primary = { metric = "bls_auc", pair = "en-sw", layer = "last", contrast = "rt+cl - rt" }
+    [outcomes.secondary.alignment]
+    contrasts = ["rt+cl - rt"]
+    measures = ["bls_auc", "tatoeba_acc", "p@1:csls"]   # metric or metric:method
+    layer = "last"                       # "last", "all" or an index; pairs = [...] to restrict
     [train]                              # any `alignkit train` setting (TrainConfig)
     train_file = "../shared/data/xnli/dev-en.tsv"
     max_steps = 60
@@ -29,6 +38,11 @@ Config layout::
     max_rows = 1000
 
 Relative paths in the config are resolved against the config file's directory.
+
+Each finished run's small outputs (result rows, item scores, predictions, training
+diagnostics, manifest; never weights) live under ``<out>/runs/<variant>/seed<k>/``. A run whose
+``results.csv`` is there counts as finished even when its checkpoint is gone, so a study can be
+committed run by run and continued on another machine from a copy of ``runs/``.
 """
 from __future__ import annotations
 
@@ -48,13 +62,17 @@ BASE_LABEL = "base"
 class StudyConfig:
     base_model: str = "bundled:multilingual-e5-small"
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    seeds: list[int] | dict[str, list[int]] = field(default_factory=lambda: [1, 2, 3])
     pairs: list[str] = field(default_factory=lambda: ["en-sw"])
+    tasks: list[str] = field(default_factory=list)  # score tasks; default: lexicon (+ tatoeba with tatoeba)
     layers: str = "all"
     pool_size: int = 2000
     tatoeba: str | None = None
     tatoeba_langs: list[str] = field(default_factory=list)  # default: the non-English side of each pair
     baselines: list[str] = field(default_factory=lambda: ["rt", "ft"])
+    contrasts: list[str] = field(default_factory=list)  # "variant - baseline"; added to those of baselines
+    run_first: list[str] = field(default_factory=list)  # variants trained first (default: the primary's)
+    prune_checkpoints: bool = False
     score_resamples: int = 200
     compare_resamples: int = 2000
     device: str | None = None
@@ -65,6 +83,55 @@ class StudyConfig:
     train_workers: int = 0
     train: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, Any] = field(default_factory=dict)
+
+    def seeds_for(self, variant: str) -> list[int]:
+        """The seeds ``variant`` is trained with (``seeds`` as a list, or its table's entry / ``default``)."""
+        if isinstance(self.seeds, dict):
+            return list(self.seeds.get(variant, self.seeds.get("default", [])))
+        return list(self.seeds)
+
+    def all_seeds(self) -> list[int]:
+        return sorted({s for v in self.variants for s in self.seeds_for(v)})
+
+    def contrast_list(self) -> list[tuple[str, str]]:
+        """(variant, baseline) pairs, each once: every variant against each baseline, the explicit
+        ``contrasts``, and the declared outcomes' contrasts. A pair and its mirror are one contrast;
+        the kept direction is the declared one, else the one whose baseline is listed first in
+        ``variants`` (so ``rt - ft`` with variants ``ft, rt, ...``)."""
+        from alignkit.study.outcomes import outcome_contrasts, parse_contrast
+
+        explicit = [parse_contrast(c) for c in self.contrasts] + outcome_contrasts(self.outcomes)
+        implied = [(v, b) for b in self.baselines for v in self.variants if v != b]
+        out: list[tuple[str, str]] = []
+        seen: set[frozenset] = set()
+        for v, b in explicit:
+            if frozenset((v, b)) not in seen:
+                seen.add(frozenset((v, b)))
+                out.append((v, b))
+        for v, b in implied:
+            if frozenset((v, b)) in seen:
+                continue
+            seen.add(frozenset((v, b)))
+            if self.variants.index(v) < self.variants.index(b):
+                v, b = b, v  # the baseline is the variant listed first
+            out.append((v, b))
+        return out
+
+    def run_order(self) -> list[tuple[str, int]]:
+        """(variant, seed) in training order: the runs of ``run_first`` (default: the primary
+        contrast's variants) first, seed by seed so their pairs complete early, then every other
+        run seed by seed."""
+        from alignkit.study.outcomes import primary_contrast
+
+        prim = self.run_first or primary_contrast(self.outcomes) or ()
+        first = [v for v in self.variants if v in prim]
+        rest = [v for v in self.variants if v not in first]
+        order = []
+        for group in (first, rest):
+            for s in sorted({s for v in group for s in self.seeds_for(v)}):
+                order += [(v, s) for v in group if s in self.seeds_for(v)]
+        return order
 
 
 def load_study_config(path: str | os.PathLike) -> StudyConfig:
@@ -87,16 +154,18 @@ def load_study_config(path: str | os.PathLike) -> StudyConfig:
         return v
 
     study = dict(raw.get("study", {}))
-    unknown = set(raw) - {"study", "train", "eval"}
+    unknown = set(raw) - {"study", "train", "eval", "outcomes"}
     if unknown:
-        raise AlignkitError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}; use [study], [train], [eval]")
-    names = set(StudyConfig.__dataclass_fields__) - {"train", "eval"}
+        raise AlignkitError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}; use [study], [train], [eval], "
+                            "[outcomes]")
+    names = set(StudyConfig.__dataclass_fields__) - {"train", "eval", "outcomes"}
     bad = set(study) - names
     if bad:
         raise AlignkitError(f"{p}: unknown [study] key(s) {', '.join(sorted(bad))}; known: {', '.join(sorted(names))}")
     cfg = StudyConfig(**{k: resolve(v) for k, v in study.items()})
     cfg.train = {k: resolve(v) for k, v in raw.get("train", {}).items()}
     cfg.eval = {k: resolve(v) for k, v in raw.get("eval", {}).items()}
+    cfg.outcomes = dict(raw.get("outcomes", {}))
     bad_eval = set(cfg.eval) - {"data", "langs", "max_rows", "split", "batch_size"}
     if bad_eval:
         raise AlignkitError(f"{p}: unknown [eval] key(s) {', '.join(sorted(bad_eval))}")
@@ -106,8 +175,7 @@ def load_study_config(path: str | os.PathLike) -> StudyConfig:
     for b in cfg.baselines:
         if b not in cfg.variants:
             raise AlignkitError(f"{p}: baseline {b!r} is not among the variants {cfg.variants}")
-    if len(cfg.seeds) < 1 or len(set(cfg.seeds)) != len(cfg.seeds):
-        raise AlignkitError(f"{p}: seeds {cfg.seeds} must be distinct integers (the study asks for >= 3)")
+    check_study(cfg, str(p))
     if cfg.tatoeba_langs and not cfg.tatoeba:
         raise AlignkitError(f"{p}: tatoeba_langs is set but tatoeba (the Tatoeba folder) is not; set both")
     if cfg.tatoeba:
@@ -126,5 +194,38 @@ def load_study_config(path: str | os.PathLike) -> StudyConfig:
     return cfg
 
 
+def check_study(cfg: StudyConfig, where: str) -> None:
+    """Seeds, contrasts and outcomes against the variants (one-line errors naming ``where``)."""
+    from alignkit.study.outcomes import check_outcomes, parse_contrast
+
+    if isinstance(cfg.seeds, dict):
+        bad = [k for k in cfg.seeds if k != "default" and k not in cfg.variants]
+        if bad:
+            raise AlignkitError(f"{where}: seeds names {bad[0]!r}, which is not among the variants {cfg.variants}; "
+                                "use a variant name or 'default'")
+    for v in cfg.variants:
+        seeds = cfg.seeds_for(v)
+        if len(seeds) < 1 or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
+            raise AlignkitError(f"{where}: the seeds of {v} ({seeds}) must be distinct integers; set seeds to a list "
+                                "or a table with an entry for it or 'default'")
+    for v in cfg.run_first:
+        if v not in cfg.variants:
+            raise AlignkitError(f"{where}: run_first names {v!r}, which is not among the variants {cfg.variants}")
+    for c in cfg.contrasts:
+        v, b = parse_contrast(c, where)
+        if v not in cfg.variants or b not in cfg.variants:
+            raise AlignkitError(f"{where}: contrast {c!r} names a variant not among {cfg.variants}")
+    check_outcomes(cfg.outcomes, cfg.variants, where)
+
+
 def _label(variant: str, seed: int) -> str:
     return f"{variant}/seed{seed}"
+
+
+RUNS_DIR = "runs"
+
+
+def run_dir(out: str | os.PathLike, label: str) -> Path:
+    """Where a run's small outputs live: ``<out>/runs/<variant>/seed<k>`` (``runs/base``,
+    ``runs/base+probe`` for the references)."""
+    return Path(out) / RUNS_DIR / label

@@ -177,7 +177,8 @@ def _answer_lines(comparison: pd.DataFrame, cfg: StudyConfig, last: int) -> list
 
 
 def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, plots: list[str],
-                 diagnostics: dict[str, dict] | None = None) -> str:
+                 diagnostics: dict[str, dict] | None = None, missing: list[str] | None = None,
+                 cost: dict | None = None) -> str:
     last = _last_layer(results)
     L = ["# alignkit study report", "",
          "Research question: to what extent does a cross-lingual contrastive loss (CL) during robust training "

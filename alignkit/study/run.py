@@ -1,23 +1,41 @@
-"""Running a study: train every variant x seed (parallel single-thread CPU workers), score every
-checkpoint and the base, evaluate zero-shot accuracy, then compare, plot and report (each stage's
-outputs written atomically and reused on a re-run)."""
+"""Running a study: every run (variant x seed) trained, scored and evaluated in one single-thread
+worker, its small outputs kept under ``<out>/runs/<variant>/seed<k>/``; then compare, plot and
+report from every finished run.
+
+A run is finished when its ``results.csv`` is in its run folder (written last, atomically),
+whether or not its checkpoint still exists. So a study committed run by run (the run folders,
+no weights) continues on a fresh machine from a copy of ``runs/``: finished runs are reused,
+interrupted ones resume from their last training checkpoint where it is still there.
+"""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from alignkit.atomic import ensure_writable_dir, write_text
+from alignkit.errors import AlignkitError
 from alignkit.results.rows import read_csv, to_frame, write_csv
 
-from alignkit.study.config import BASE_LABEL, StudyConfig, _label, load_study_config
-from alignkit.study.analysis import alignment_vs_accuracy, compare_variants
+from alignkit.study.config import BASE_LABEL, StudyConfig, _label, load_study_config, run_dir
+from alignkit.study.analysis import alignment_accuracy_summary, alignment_vs_accuracy, compare_variants
 from alignkit.study.plots import plot_study
 from alignkit.study.report import study_report, training_diagnostics
+
+PROBE_LABEL = BASE_LABEL + "+probe"
+RESULTS = "results.csv"
+#: files of a training run kept in its run folder (small: meta, per-step metrics, diagnostics)
+TRAINING_FILES = ("alignkit_train.json", "metrics.jsonl", "training_diagnostics.json")
+
+
+def is_finished(out: str | os.PathLike, label: str) -> bool:
+    return (run_dir(out, label) / RESULTS).is_file()
 
 
 class Study:
@@ -29,18 +47,9 @@ class Study:
         if self.progress:
             print(f"[study] {msg}", file=sys.stderr, flush=True)
 
-    # -- stages --------------------------------------------------------------------------
-    def _train_configs(self) -> dict[str, Any]:
-        from alignkit.train.config import TrainConfig
-
-        cfgs = {}
-        for variant in self.cfg.variants:
-            for seed in self.cfg.seeds:
-                d = self.out / "checkpoints" / f"{variant}-seed{seed}"
-                cfgs[_label(variant, seed)] = TrainConfig.from_mapping(
-                    {**self.cfg.train, "model": self.cfg.base_model, "variant": variant, "seed": seed, "out": str(d),
-                     "device": self.cfg.device})
-        return cfgs
+    def labels(self) -> list[str]:
+        """Every run of the design in training order, references first."""
+        return [BASE_LABEL, PROBE_LABEL] + [_label(v, s) for v, s in self.cfg.run_order()]
 
     def _on_cpu(self) -> bool:
         import torch
@@ -48,137 +57,212 @@ class Study:
         dev = self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         return str(dev).startswith("cpu")
 
-    def train_all(self) -> dict[str, Path]:
-        """Train every variant x seed; finished runs are skipped, interrupted ones resume.
+    def run_all(self, only: list[str] | None = None) -> None:
+        """Train, score and evaluate every unfinished run (or those in ``only``).
 
         On CPU each run uses one thread (bit-exact across processes and re-runs) and up to
         ``train_workers`` runs go in parallel processes; on CUDA they run one after another.
         """
-        from alignkit.train.trainer import train
-
-        cfgs = self._train_configs()
-        if not self._on_cpu():
-            for label, tc in cfgs.items():
-                self.log(f"train {label}")
-                train(tc, progress=self.progress)
-            return {label: Path(tc.out) for label, tc in cfgs.items()}
+        labels = self.labels()
+        if only:
+            bad = [x for x in only if x not in labels]
+            if bad:
+                raise AlignkitError(f"--only {bad[0]!r} is not a run of this study; runs: {', '.join(labels)}")
+            labels = [x for x in labels if x in only]
+        todo = [x for x in labels if not is_finished(self.out, x)]
+        done = len(labels) - len(todo)
+        if done:
+            self.log(f"{done} of {len(labels)} runs already finished (their outputs are in {self.out / 'runs'})")
+        if not todo:
+            return
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        # default: one worker per core, at most 4 (each holds a model and its optimiser state)
-        workers = self.cfg.train_workers or min(cores, 4)
-        workers = max(1, min(workers, len(cfgs)))
-        if workers == 1:
-            for label, tc in cfgs.items():
-                self.log(f"train {label} (1 thread)")
-                _train_one_thread(tc, self.progress)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+        workers = max(1, min(self.cfg.train_workers or min(cores, 4), len(todo)))
+        if not self._on_cpu() or workers == 1:
+            for label in todo:
+                self.log(f"run {label}")
+                _run_one(self.cfg, str(self.out), label, self.progress, single_thread=self._on_cpu())
+            return
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-            self.log(f"training {len(cfgs)} runs in {workers} parallel processes, one thread each")
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = {label: pool.submit(_train_one_thread, tc, False) for label, tc in cfgs.items()}
-                for label, fut in futures.items():
-                    res = fut.result()  # re-raises a worker's error (AlignkitError -> one-line message)
-                    self.log(f"trained {label}: best English dev accuracy {res[0]:.4f} at step {res[1]}")
-        return {label: Path(tc.out) for label, tc in cfgs.items()}
+        self.log(f"{len(todo)} runs in {workers} parallel processes, one thread each")
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one, self.cfg, str(self.out), label, False, True): label for label in todo}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    info = fut.result()  # re-raises a worker's error (AlignkitError -> one-line message)
+                    self.log(f"finished {futures[fut]} in {info['wall_s']:.0f} s "
+                             f"({len(self.labels()) - sum(not is_finished(self.out, x) for x in self.labels())} "
+                             f"of {len(self.labels())} runs done)")
 
-    def _current(self, cached: pd.DataFrame, label: str, ckpt: str | Path) -> bool:
-        """Whether cached rows were measured on the checkpoint now at ``ckpt`` (same fingerprint);
-        a checkpoint retrained since (new weights) is measured again rather than reported stale."""
-        from alignkit.inputs.encoders import model_fingerprint
+    def finished_results(self) -> pd.DataFrame:
+        frames = [read_csv(run_dir(self.out, x) / RESULTS) for x in self.labels() if is_finished(self.out, x)]
+        if not frames:
+            raise AlignkitError(f"no finished run in {self.out / 'runs'}; run the study first")
+        return pd.concat(frames, ignore_index=True)
 
-        p = Path(ckpt)
-        if not (p / "config.json").is_file():
-            return True  # bundled / hub names: nothing on disk that could have changed under the study
-        if set(cached["model_fingerprint"]) == {model_fingerprint(p)}:
-            return True
-        self.log(f"{label}: checkpoint changed since it was measured; measuring again")
-        return False
-
-    def _eval_rows(self, label: str, ckpt: Path, probe: bool = False) -> pd.DataFrame:
-        from alignkit.train.evaluate import evaluate_task
-
-        cache = self.out / "eval" / f"{label.replace('/', '-')}.csv"
-        if cache.is_file():
-            df = read_csv(cache)
-            if self._current(df, label, ckpt):
-                return df
-        e = self.cfg.eval
-        langs = e.get("langs", ["en", "sw", "ur"])
-        rows = evaluate_task(ckpt, self.cfg.train.get("task", "xnli"), e["data"], langs, split=e.get("split", "test"),
-                             max_rows=e.get("max_rows"), batch_size=e.get("batch_size", 64), device=self.cfg.device)
-        df = to_frame(rows)
-        df["model"] = label
-        write_csv(df, cache)
-        return df
-
-    def _score_rows(self, label: str, ckpt: str | Path) -> pd.DataFrame:
-        from alignkit.scoring import ScoreConfig, score
-
-        d = self.out / "scores" / label.replace("/", "-")
-        if (d / "results.csv").is_file():
-            df = read_csv(d / "results.csv")
-            # scores from before bls_auc existed are measured again, so every checkpoint has the primary outcome
-            stale = (df["metric"] == "bls").any() and not (df["metric"] == "bls_auc").any()
-            if stale:
-                self.log(f"{label}: cached scores predate bls_auc; measuring again")
-            elif self._current(df, label, ckpt):
-                return df
-        self.log(f"score {label}")
-        cfg = ScoreConfig(pairs=list(self.cfg.pairs), layers=self.cfg.layers, pool_size=self.cfg.pool_size,
-                          tatoeba_dir=self.cfg.tatoeba, tatoeba_langs=list(self.cfg.tatoeba_langs),
-                          n_resamples=self.cfg.score_resamples, device=self.cfg.device)
-        df = score([str(ckpt)], out=d, config=cfg, progress=self.progress)
-        df["model"] = label
-        write_csv(df, d / "results.csv")
-        return df
-
-    def run(self) -> dict[str, Path]:
-        from alignkit.train.config import TrainConfig
-        from alignkit.train.probe import train_probe
-
-        ckpts = self.train_all()
-        frames = [self._score_rows(BASE_LABEL, self.cfg.base_model)]
-        probe_dir = self.out / "checkpoints" / "base-probe"
-        probe = train_probe(TrainConfig.from_mapping({**self.cfg.train, "model": self.cfg.base_model,
-                                                      "variant": "probe", "out": str(probe_dir),
-                                                      "device": self.cfg.device}), progress=self.progress)
-        frames.append(self._eval_rows(BASE_LABEL + "+probe", probe.out))
-        for label, ckpt in ckpts.items():
-            frames.append(self._score_rows(label, ckpt))
-            frames.append(self._eval_rows(label, ckpt))
-        write_csv(pd.concat(frames, ignore_index=True), self.out / "results.csv")
-        # compare what was written (fresh rows carry more digits than cached ones read back),
-        # so comparison.csv does not depend on which stages were reused
+    def report(self) -> dict[str, Path]:
+        """Compare, plot and report from every finished run (an interim report while runs are missing)."""
+        missing = [x for x in self.labels() if not is_finished(self.out, x)]
+        write_csv(self.finished_results(), self.out / "results.csv")
+        # compare what was written, so comparison.csv does not depend on which runs were fresh
         results = read_csv(self.out / "results.csv")
         comparison = compare_variants(self.out, results, self.cfg)
         write_csv(comparison, self.out / "comparison.csv")
-        write_csv(alignment_vs_accuracy(results, self.cfg), self.out / "alignment_vs_accuracy.csv")
+        pts = alignment_vs_accuracy(results, self.cfg)
+        write_csv(pts, self.out / "alignment_vs_accuracy.csv")
+        write_csv(alignment_accuracy_summary(pts, self.cfg.compare_resamples),
+                  self.out / "alignment_vs_accuracy_summary.csv")
         plots = plot_study(results, comparison, self.cfg, self.out)
-        write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots,
-                                                        training_diagnostics(ckpts)))
-        write_text(self.out / "study.json", json.dumps({"config": self.cfg.__dict__, "command": sys.argv}, indent=2,
-                                                       default=str))
+        diag = training_diagnostics({x: run_dir(self.out, x) / "training" for x in self.labels()
+                                     if (run_dir(self.out, x) / "training").is_dir()})
+        write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots, diag, missing=missing,
+                                                        cost=self.cost()))
+        write_text(self.out / "study.json", json.dumps({"config": self.cfg.__dict__}, indent=2, default=str))
         return {"results": self.out / "results.csv", "comparison": self.out / "comparison.csv",
                 "report": self.out / "report.md"}
 
+    def cost(self) -> dict[str, Any]:
+        """Wall and CPU seconds of the finished runs (from their cost.json files), summed."""
+        tot: dict[str, Any] = {"runs": 0, "wall_s": 0.0, "cpu_s": 0.0, "machines": []}
+        for x in self.labels():
+            f = run_dir(self.out, x) / "cost.json"
+            if f.is_file():
+                c = json.loads(f.read_text())
+                tot["runs"] += 1
+                tot["wall_s"] += c.get("wall_s", 0.0)
+                tot["cpu_s"] += c.get("cpu_s", 0.0)
+                if c.get("machine") and c["machine"] not in tot["machines"]:
+                    tot["machines"].append(c["machine"])
+        return tot
 
-def _train_one_thread(tc, progress: bool) -> tuple[float, int]:
-    """One training run on one CPU thread (a worker process of ``Study.train_all``, or inline)."""
-    import torch
+    def run(self, only: list[str] | None = None, report_only: bool = False) -> dict[str, Path]:
+        if not report_only:
+            self.run_all(only)
+        if only:
+            return {"runs": self.out / "runs", "report": None}
+        return self.report()
 
-    from alignkit.train.trainer import train
 
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
+# ------------------------------------------------------------------------------------- one run
+
+def _machine() -> str:
+    import platform
+
+    model = ""
     try:
-        res = train(tc, progress=progress)
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+
+
+def _score_config(cfg: StudyConfig, cache_dir: Path):
+    from alignkit.scoring import ScoreConfig
+
+    return ScoreConfig(pairs=list(cfg.pairs), layers=cfg.layers, pool_size=cfg.pool_size, tasks=list(cfg.tasks),
+                       tatoeba_dir=cfg.tatoeba, tatoeba_langs=list(cfg.tatoeba_langs),
+                       n_resamples=cfg.score_resamples, device=cfg.device, cache_dir=str(cache_dir))
+
+
+def _score_into(cfg: StudyConfig, ckpt: str, label: str, work: Path, dest: Path, progress: bool) -> pd.DataFrame:
+    """Score ``ckpt`` in ``work`` (its vector cache too) and keep its item scores and manifest in ``dest``."""
+    from alignkit.scoring import score
+
+    df = score([ckpt], out=work / "score", config=_score_config(cfg, work / "cache"), progress=progress)
+    df["model"] = label
+    if (work / "score" / "items").is_dir():
+        shutil.copytree(work / "score" / "items", dest / "items", dirs_exist_ok=True)
+    shutil.copy2(work / "score" / "manifest.json", dest / "manifest.json")
+    return df
+
+
+def _eval_rows(cfg: StudyConfig, ckpt: Path, label: str, dest: Path) -> pd.DataFrame:
+    from alignkit.train.evaluate import evaluate_task
+
+    e = cfg.eval
+    rows = evaluate_task(ckpt, cfg.train.get("task", "xnli"), e["data"], e.get("langs", ["en", "sw", "ur"]),
+                         split=e.get("split", "test"), max_rows=e.get("max_rows"), batch_size=e.get("batch_size", 64),
+                         device=cfg.device, predictions_dir=dest / "eval")
+    df = to_frame(rows)
+    df["model"] = label
+    return df
+
+
+def _keep_training_files(ckpt: Path, dest: Path) -> None:
+    from alignkit.train.diagnostics import read_training_diagnostics
+
+    (dest / "training").mkdir(parents=True, exist_ok=True)
+    for name in TRAINING_FILES:
+        if (ckpt / name).is_file():
+            shutil.copy2(ckpt / name, dest / "training" / name)
+    diag = read_training_diagnostics(ckpt)  # the summary the report reads, even where training wrote none
+    write_text(dest / "training" / "training_diagnostics.json",
+               json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in diag.items()},
+                          indent=1, sort_keys=True, default=str))
+
+
+def _run_one(cfg: StudyConfig, out: str, label: str, progress: bool, single_thread: bool) -> dict[str, Any]:
+    """Train (or resume), score and evaluate one run and write its run folder; ``results.csv`` last."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from alignkit.train.config import TrainConfig
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    out_p = Path(out)
+    dest = run_dir(out_p, label)
+    slug = label.replace("/", "-")
+    ckpt = out_p / "checkpoints" / slug
+    work = out_p / "work" / slug
+    saved = torch.get_num_threads()
+    limits = threadpool_limits(1) if single_thread else None
+    if single_thread:
+        torch.set_num_threads(1)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        if label == BASE_LABEL:
+            frames = [_score_into(cfg, cfg.base_model, label, work, dest, progress)]
+        elif label == PROBE_LABEL:
+            from alignkit.train.probe import train_probe
+
+            res = train_probe(TrainConfig.from_mapping({**cfg.train, "model": cfg.base_model, "variant": "probe",
+                                                        "out": str(ckpt), "device": cfg.device}), progress=progress)
+            frames = [_eval_rows(cfg, res.out, label, dest)]
+            _keep_training_files(res.out, dest)
+        else:
+            from alignkit.train.trainer import train
+
+            variant, seed = label.rsplit("/seed", 1)
+            tc = TrainConfig.from_mapping({**cfg.train, "model": cfg.base_model, "variant": variant,
+                                           "seed": int(seed), "out": str(ckpt), "device": cfg.device})
+            res = train(tc, progress=progress)
+            frames = [_score_into(cfg, str(res.out), label, work, dest, progress),
+                      _eval_rows(cfg, res.out, label, dest)]
+            _keep_training_files(res.out, dest)
+        cost = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
+                "machine": _machine(), "threads": 1 if single_thread else torch.get_num_threads()}
+        write_text(dest / "cost.json", json.dumps(cost, indent=1))
+        write_csv(pd.concat(frames, ignore_index=True), dest / RESULTS)  # last: the run is finished
     finally:
+        if limits is not None:
+            limits.restore_original_limits()
         torch.set_num_threads(saved)
-    return res.best_dev_acc, res.best_step
+    shutil.rmtree(work, ignore_errors=True)  # the run's vector cache: hundreds of MB, never reused
+    if cfg.prune_checkpoints and label != BASE_LABEL:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return cost
 
 
-def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, progress: bool = True) -> dict[str, Path]:
-    """Python API of ``alignkit study``."""
+def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, progress: bool = True,
+              only: list[str] | None = None, report_only: bool = False) -> dict[str, Path]:
+    """Python API of ``alignkit study``: run every unfinished run (or ``only`` those labels, e.g.
+    ``["rt+cl/seed1"]``, without a report), then compare and report from every finished run
+    (``report_only``: train nothing; an interim report while runs are missing)."""
     cfg = config if isinstance(config, StudyConfig) else load_study_config(config)
-    return Study(cfg, out, progress).run()
+    return Study(cfg, out, progress).run(only=only, report_only=report_only)
