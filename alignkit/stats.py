@@ -278,20 +278,26 @@ class SeedLevelDifference:
     n_items: int
 
 
+#: relative seed SD below which per-seed differences count as equal (float32 resolution)
+ZERO_SPREAD = 1e-6
+
+
 def seed_t_interval(seed_diffs, *, confidence: float = 0.95) -> tuple[float, float, float]:
     """(low, high, p): t-interval of the mean of ``seed_diffs`` ``[n_seeds]`` with df = n − 1,
     and the two-sided one-sample t-test p-value against 0.
 
-    One seed, or zero spread (every difference equal, to 1e-12 of their size): (nan, nan, nan).
-    With no spread the t statistic is undefined (0/0 or x/0): the seeds cannot say how much
-    the difference varies across training runs, so nothing is "certain" and nothing is significant.
+    One seed, or zero spread: (nan, nan, nan). With no spread the t statistic is undefined
+    (0/0 or x/0): the seeds cannot say how much the difference varies across training runs, so
+    nothing is "certain" and nothing is significant. Zero means below float32 resolution: an SD
+    under 1e-6 of the differences' size (scores are stored as float32, so equal differences
+    computed from them can differ in their last bits and would give a huge, meaningless t).
     The t-test is computed from its definition (scipy's warns of cancellation near equal data).
     """
     d = _as_items(seed_diffs, "per-seed differences")
     if d.size < 2:
         return math.nan, math.nan, math.nan
     m, sd = float(d.mean()), float(d.std(ddof=1))
-    if not sd > 1e-12 * max(abs(m), 1e-300):
+    if not sd > ZERO_SPREAD * max(float(np.abs(d).max()), 1e-300):
         return math.nan, math.nan, math.nan
     se = sd / math.sqrt(d.size)
     half = float(sps.t.ppf(0.5 + confidence / 2, d.size - 1)) * se

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import scipy.stats as sps
 import pytest
 
 from alignkit.errors import AlignkitError
@@ -98,7 +99,7 @@ def test_seed_t_interval_degenerate_cases():
     from alignkit.stats import seed_t_interval
 
     assert all(math.isnan(v) for v in seed_t_interval([0.3]))
-    assert seed_t_interval([0.0, 0.0, 0.0]) == (0.0, 0.0, 1.0)
+    assert all(math.isnan(v) for v in seed_t_interval([0.0, 0.0, 0.0]))  # no spread: undefined (SPEC §2 v3)
 
 
 def _seeded_items(seed_offsets, n=400, noise=0.3, rng_seed=0):
@@ -181,3 +182,51 @@ def test_checkpoint_correlation_of_a_linear_relation_and_its_bootstrap_ci():
     assert noisy.spearman_low < noisy.spearman < noisy.spearman_high
     with pytest.raises(AlignkitError, match="one value per checkpoint"):
         checkpoint_correlation(x, x[:5])
+
+
+def test_holm_equals_a_hand_computed_example():
+    from alignkit.stats import holm
+
+    # sorted p: 0.01, 0.02, 0.03, 0.04 (m = 4): 4*0.01, max(that, 3*0.02), max(.., 2*0.03), max(.., 1*0.04)
+    p = np.array([0.03, 0.01, np.nan, 0.04, 0.02])
+    np.testing.assert_allclose(holm(p), [0.06, 0.04, np.nan, 0.06, 0.06])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])  # capped at 1, monotone in the sorted order
+    assert np.isnan(holm([np.nan])).all()
+
+
+def test_zero_seed_spread_gives_undefined_p_and_is_never_significant():
+    from alignkit.stats import seed_level_difference, seed_t_interval
+
+    assert all(np.isnan(seed_t_interval([0.02, 0.02, 0.02])))
+    assert all(np.isnan(seed_t_interval([0.0, 0.0, 0.0])))
+    # float32-rounding noise on equal differences is no spread either (it would give a huge t)
+    assert all(np.isnan(seed_t_interval(np.float32(0.0318) + np.array([0.0, 1e-9, -1e-9]))))
+    r = seed_level_difference([0.7, 0.8, 0.9], [0.6, 0.7, 0.8])
+    assert np.isnan(r.t_p) and not r.significant
+    lo, hi, p = seed_t_interval([0.01, 0.02, 0.03])  # t = 0.02/(0.01/sqrt 3), df 2
+    assert p == pytest.approx(2 * sps.t.sf(0.02 / (0.01 / np.sqrt(3)), 2)) and lo < 0.02 < hi
+
+
+def test_items_only_statistics_refuse_item_sets_that_differ_across_seeds():
+    from alignkit.stats import seed_level_difference
+
+    a, b = [np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0])], [np.array([0.0, 0.0, 1.0])] * 2
+    ok = seed_level_difference(a, b, n_resamples=50, item_ids=[np.array(["x", "y", "z"])] * 2)
+    assert not np.isnan(ok.items_low)
+    with pytest.raises(AlignkitError, match="different items"):
+        seed_level_difference(a, b, n_resamples=50, item_ids=[np.array(["x", "y", "z"]), np.array(["x", "y", "w"])])
+
+
+def test_seed_cluster_bootstrap_is_wider_than_the_checkpoint_bootstrap_with_seed_effects():
+    from alignkit.stats import seed_aware_correlation
+
+    rng = np.random.default_rng(3)
+    seeds = np.repeat(np.arange(4), 5)  # 4 seeds x 5 variants
+    effect = rng.normal(0, 1, 4)[seeds]  # a shared seed effect moves x and y together
+    x = effect + 0.3 * rng.normal(size=20)
+    y = effect + 0.3 * rng.normal(size=20)
+    c = seed_aware_correlation(x, y, seeds, n_resamples=2000)
+    assert c.n == 20 and c.n_seeds == 4 and c.r > 0.8
+    assert (c.ci_high_seeds - c.ci_low_seeds) > 1.5 * (c.ci_high - c.ci_low)
+    # within seeds x and y are independent noise: the correlation the seeds do not explain is small
+    assert abs(c.r_within_seed) < 0.5 and c.p_within_seed > 0.05

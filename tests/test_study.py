@@ -69,34 +69,47 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     acc = res[res["metric"] == "xnli_acc"]
     assert set(acc["pair"]) == {"en", "sw"} and ((acc["value"] >= 0) & (acc["value"] <= 1)).all()
     cmp = pd.read_csv(out / "comparison.csv", keep_default_na=False)
-    assert {("rt+cl", "rt"), ("rt+cl", "ft"), ("rt", "ft"), ("ft", "rt")} <= set(zip(cmp["variant"], cmp["baseline"]))
+    # baselines rt and ft: each pair of variants is one contrast, never also its mirror (SPEC §2 v3)
+    contrasts = set(zip(cmp["variant"], cmp["baseline"]))
+    assert contrasts == {("rt+cl", "rt"), ("rt+cl", "ft"), ("rt", "ft")}
+    assert not cmp.duplicated(["variant", "baseline", "layer", "pair", "metric", "method", "direction"]).any()
+    assert set(cmp["family"]) == {"exploratory"}  # no outcome declared: nothing is primary
     bls = cmp[(cmp["metric"] == "bls") & (cmp["variant"] == "rt+cl") & (cmp["baseline"] == "rt")]
     assert len(bls) == 3 and (bls["n_seeds"] == 3).all() and (bls["basis"] == "seeds+items").all()
     report = (out / "report.md").read_text()
-    assert "## Answer" in report and "rt+cl vs rt" in report
+    assert "## Answer: the primary outcome" in report and "No primary outcome was declared" in report
     assert (out / "bls_by_layer_variants.png").is_file()
     assert "## Every variant at the last layer" in report and "| rt+cl |" in report
     # seed-level statistics: the t-interval over seeds is the CI, the two-level bootstrap and the
     # items-only interval (conditional on the checkpoints) sit beside it
-    assert bls[["ci_low", "ci_high", "boot_low", "boot_high", "items_low", "items_high"]].notna().all().all()
-    assert ((bls["ci_low"] <= bls["diff"]) & (bls["diff"] <= bls["ci_high"])).all()
+    last = bls[bls["layer"] == bls["layer"].max()].iloc[0]
+    assert all(last[c] != "" for c in ("ci_low", "ci_high", "boot_low", "boot_high", "items_low", "items_high"))
+    assert float(last["ci_low"]) <= float(last["diff"]) <= float(last["ci_high"])
     assert set(cmp["metric"]) >= {"bls_auc", "bls_z", "bls_baseline"}
-    # item scores of the new rows are kept and paired (bls_baseline's items are source words)
+    # item scores of the new rows are kept in the run folders and paired
     new_rows = cmp[cmp["metric"].isin(["bls_auc", "bls_z", "bls_baseline"]) & (cmp["variant"] == "rt+cl")
                    & (cmp["baseline"] == "rt")]
     assert len(new_rows) == 9 and (new_rows["basis"] == "seeds+items").all()
-    assert "across training runs" in report and "conditional on these checkpoints" in report
     assert (out / "bls_auc_by_layer_variants.png").is_file()
     pts = pd.read_csv(out / "alignment_vs_accuracy.csv")
-    # 9 checkpoints x (BLS AUC, BLS) on en-sw: 18 rows (was 9 before bls_auc was added)
-    assert list(pts.columns) == ["measure", "model", "variant", "lang", "d_align", "d_acc"] and len(pts) == 18
+    # 9 checkpoints x (BLS AUC, BLS) on en-sw: 18 rows
+    assert list(pts.columns) == ["measure", "model", "variant", "seed", "lang", "d_align", "d_acc"] and len(pts) == 18
+    summary = pd.read_csv(out / "alignment_vs_accuracy_summary.csv")
+    assert {"r", "ci_low_seeds", "ci_high_seeds", "r_within_seed", "p"} <= set(summary.columns)
+    # each run's small outputs: rows, item scores, predictions, training diagnostics, manifest, cost
+    run = out / "runs" / "rt+cl" / "seed2"
+    for f in ("results.csv", "manifest.json", "cost.json", "eval/predictions-sw.tsv",
+              "training/training_diagnostics.json", "training/metrics.jsonl"):
+        assert (run / f).is_file(), f
+    assert list((run / "items").rglob("*.npz")) and not list(run.rglob("*.safetensors"))
 
     # --reanalyse of the finished study (from its files, with its item scores) reproduces comparison.csv
     from alignkit.results.compare import SEED_COLUMNS
 
     assert main(["study", "--reanalyse", str(out), "--out", str(study_dir / "re"), "--quiet"]) == 0
     again = pd.read_csv(study_dir / "re" / "reanalysis.csv", keep_default_na=False)
-    pd.testing.assert_frame_equal(again[SEED_COLUMNS], cmp[SEED_COLUMNS])
+    pd.testing.assert_frame_equal(again[SEED_COLUMNS + ["family", "p_adjusted"]],
+                                  cmp[SEED_COLUMNS + ["family", "p_adjusted"]])
 
     # a re-run with the same seeds trains nothing new and reproduces results.csv exactly
     before = (out / "results.csv").read_bytes()
@@ -104,15 +117,6 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     assert main(["study", str(study_dir / "study.toml"), "--out", str(out), "--quiet"]) == 0
     assert (out / "results.csv").read_bytes() == before
     assert {p: p.stat().st_mtime_ns for p in (out / "checkpoints").rglob("model.safetensors")} == stamp
-
-    # cached measurements of a checkpoint that changed since (other fingerprint) are not reused
-    cached = out / "scores" / "rt-seed2" / "results.csv"
-    stale = pd.read_csv(cached, keep_default_na=False, dtype=str)
-    stale["model_fingerprint"] = "0" * 16
-    stale["value"] = "0.123456"
-    stale.to_csv(cached, index=False)
-    assert main(["study", str(study_dir / "study.toml"), "--out", str(out), "--quiet"]) == 0
-    assert (out / "results.csv").read_bytes() == before
 
     # a from-scratch re-run (new --out: trains, scores and evaluates everything again) with
     # the same seeds reproduces results.csv byte for byte on CPU
@@ -127,6 +131,53 @@ def test_miniature_study_runs_end_to_end_and_resumes(study_dir):
     out3 = study_dir / "out3"
     assert main(["study", str(cfg3), "--out", str(out3), "--quiet"]) == 0
     assert (out3 / "results.csv").read_bytes() == before
+
+
+def test_study_from_committed_run_outputs_trains_nothing_and_gives_the_same_report(study_dir, tmp_path):
+    """A study whose checkpoints were pruned continues on a fresh machine from a copy of its run
+    folders (what is committed): nothing is trained or scored, the report is byte-identical."""
+    import shutil
+
+    cfg = study_dir / "study-prune.toml"
+    cfg.write_text((study_dir / "study.toml").read_text().replace(
+        '"rt+cl"]', '"rt+cl"]\nprune_checkpoints = true').replace("seeds = [1, 2, 3]", "seeds = [1, 2]"))
+    first = tmp_path / "first"
+    assert main(["study", str(cfg), "--out", str(first), "--quiet"]) == 0
+    assert not list((first / "checkpoints").rglob("model.safetensors"))  # weights pruned once scored
+    fresh = tmp_path / "fresh"
+    shutil.copytree(first / "runs", fresh / "runs")  # only what a commit keeps
+    assert main(["study", str(cfg), "--out", str(fresh), "--quiet"]) == 0
+    assert not (fresh / "checkpoints").exists()  # nothing trained
+    for f in ("report.md", "results.csv", "comparison.csv", "alignment_vs_accuracy_summary.csv"):
+        assert (fresh / f).read_bytes() == (first / f).read_bytes(), f
+
+
+def test_per_variant_seed_table_trains_exactly_the_runs_it_names(study_dir, tmp_path):
+    from alignkit.study import load_study_config
+
+    text = (study_dir / "study.toml").read_text().replace(
+        "seeds = [1, 2, 3]", 'seeds = { rt = [1, 2], "rt+cl" = [1, 2], default = [1] }')
+    (study_dir / "study-seeds.toml").write_text(text)
+    cfg = load_study_config(study_dir / "study-seeds.toml")
+    assert cfg.run_order() == [("ft", 1), ("rt", 1), ("rt+cl", 1), ("rt", 2), ("rt+cl", 2)]  # seed by seed
+    cfg.run_first = ["rt", "rt+cl"]  # (default: the primary contrast's variants)
+    assert cfg.run_order() == [("rt", 1), ("rt+cl", 1), ("rt", 2), ("rt+cl", 2), ("ft", 1)]
+    out = tmp_path / "o"
+    assert main(["study", str(study_dir / "study-seeds.toml"), "--out", str(out), "--only", "rt/seed2,ft/seed1",
+                 "--quiet"]) == 0
+    runs = sorted(str(p.parent.relative_to(out / "runs")) for p in (out / "runs").rglob("results.csv"))
+    assert runs == ["ft/seed1", "rt/seed2"]
+    assert main(["study", str(study_dir / "study-seeds.toml"), "--out", str(out), "--quiet"]) == 0
+    runs = sorted(str(p.parent.relative_to(out / "runs")) for p in (out / "runs").rglob("results.csv"))
+    assert runs == ["base", "base+probe", "ft/seed1", "rt+cl/seed1", "rt+cl/seed2", "rt/seed1", "rt/seed2"]
+    cmp = pd.read_csv(out / "comparison.csv", keep_default_na=False)
+    # ft has one seed: contrasts against it pair one seed (p undefined, never significant)
+    vs_ft = cmp[cmp["baseline"] == "ft"]
+    assert (vs_ft["n_seeds"] == 1).all() and vs_ft["p_value"].eq("").all() and not vs_ft["significant"].any()
+    assert (cmp[(cmp["variant"] == "rt+cl") & (cmp["baseline"] == "rt")]["n_seeds"] == 2).all()
+    bad = text.replace('default = [1]', 'rsda = [1]')
+    (study_dir / "bad-seeds.toml").write_text(bad)
+    assert main(["study", str(study_dir / "bad-seeds.toml"), "--out", str(tmp_path / "b"), "--quiet"]) == 2
 
 
 def test_unknown_variant_in_study_config_is_a_one_line_error(study_dir, tmp_path, capsys):
@@ -198,7 +249,7 @@ def test_training_diagnostics_table_is_omitted_without_diagnostics_and_shown_wit
     assert "| 60 |" in line and "| 0.61 |" in line and "| 0.0042 |" in line
 
 
-COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "studies" / "rq-cpu"
+COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "studies" / "rq-cpu-v1"
 
 
 @pytest.mark.skipif(not (COMMITTED / "study.json").is_file(), reason="committed study not found")
@@ -206,7 +257,7 @@ def test_reanalysis_of_the_committed_study_reports_seed_level_intervals(tmp_path
     assert main(["study", "--reanalyse", str(COMMITTED), "--out", str(tmp_path), "--resamples", "200", "--quiet"]) == 0
     md = (tmp_path / "reanalysis.md").read_text()
     line = next(x for x in md.splitlines() if x.startswith("| rt+cl − rt | tatoeba_acc nn | ur->en |"))
-    assert "+4.9, -2.2, +7.8" in line and "[-9.3, +16.3]" in line and "| 0.36 | no |" in line
+    assert "+4.9, -2.2, +7.8" in line and "[-9.3, +16.3]" in line and "| 0.36 | alignment | 1 | no |" in line
     assert "p = 0.002 (sig.)" in line  # what the items-only analysis had claimed
     assert "predates `bls_auc` and `bls_z`" in md
     tab = pd.read_csv(tmp_path / "reanalysis.csv", keep_default_na=False)
@@ -214,6 +265,19 @@ def test_reanalysis_of_the_committed_study_reports_seed_level_intervals(tmp_path
             & (tab["layer"] == 12)].iloc[0]
     assert float(c["baseline_value"]) == pytest.approx(0.7933, abs=1e-4)  # rt: c = bls_raw − bls
     assert float(c["value"]) == pytest.approx(0.5336, abs=1e-4)  # rt+cl
+    # each contrast once: 9 contrasts x 36 measurements at layer 12 and task accuracy = 324 unique tests
+    t = tab[((tab["layer"] == 12) | (tab["layer"] < 0)) & ~tab["metric"].isin(["bls_baseline", "bls_over_headroom"])]
+    assert len(t) == 324 and t[["variant", "baseline"]].drop_duplicates().shape[0] == 9
+    assert not any(((a, b) in set(zip(tab["variant"], tab["baseline"]))) for b, a in zip(tab["variant"], tab["baseline"]))
+    # the outcomes declared post hoc (outcomes-post-hoc.toml): bls en-sw layer 12, rt+cl - rt
+    prim = tab[tab["family"] == "primary"]
+    assert len(prim) == 1 and prim.iloc[0]["metric"] == "bls" and float(prim.iloc[0]["p_adjusted"]) == pytest.approx(
+        float(prim.iloc[0]["p_value"]))
+    assert "declared POST HOC" in (tmp_path / "report.md").read_text()
+    summ = pd.read_csv(tmp_path / "alignment_vs_accuracy_summary.csv").set_index(["measure", "lang"])
+    r = summ.loc[("Tatoeba acc", "sw")]
+    # resampling seeds (checkpoints of a seed share its data order) is far wider than resampling checkpoints
+    assert r["ci_high_seeds"] - r["ci_low_seeds"] > 2 * (r["ci_high"] - r["ci_low"])
 
 
 def test_reanalyse_with_a_config_is_a_one_line_error(tmp_path, capsys):

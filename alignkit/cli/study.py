@@ -16,6 +16,7 @@ def study(
     out: Optional[Path] = typer.Option(None, "--out", help="Study directory; re-running resumes and skips finished work."),
     reanalyse: Optional[Path] = typer.Option(None, "--reanalyse", help="A finished study folder: recompute its contrasts with the seed-level statistics into reanalysis.md/.csv (there, or in --out); trains nothing."),
     resamples: Optional[int] = typer.Option(None, "--resamples", help="With --reanalyse: bootstrap resamples (default: the study's compare_resamples)."),
+    outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="With --reanalyse: a TOML with an [outcomes] table, declared post hoc for a study whose config declared none (the report says so)."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated runs to do now, e.g. 'rt+cl/seed1,base' (no report); finished ones are kept."),
     report_only: bool = typer.Option(False, "--report-only", help="Train nothing: compare and report from the finished runs (an interim report while runs are missing)."),
     quiet: bool = typer.Option(False, "--quiet"),
@@ -26,7 +27,7 @@ def study(
 
         if config is not None:
             raise AlignkitError("--reanalyse takes a study folder and no config; drop the CONFIG argument")
-        files = run_reanalysis(reanalyse, out, n_resamples=resamples)
+        files = run_reanalysis(reanalyse, out, n_resamples=resamples, outcomes=outcomes)
     else:
         from alignkit.study import run_study
 

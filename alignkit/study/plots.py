@@ -8,7 +8,7 @@ import pandas as pd
 
 from alignkit.results.compare import variant_of
 
-from alignkit.study.analysis import alignment_vs_accuracy, correlations, _summary_correlation
+from alignkit.study.analysis import alignment_vs_accuracy
 from alignkit.study.config import BASE_LABEL, StudyConfig
 
 
@@ -38,30 +38,69 @@ def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Pa
 
 
 def _plot_alignment_vs_accuracy(pts: pd.DataFrame, cfg: StudyConfig, path: Path) -> bool:
+    """Δ alignment vs Δ zero-shot accuracy, one point per checkpoint: colour = seed (checkpoints of
+    one seed share their data order), marker = variant; one panel per (measure, language)."""
     import matplotlib.pyplot as plt
 
     from alignkit.results.report import _save
 
     if len(pts) < 3:
         return False
-    corr = correlations(pts, n_resamples=0)
-    measures = list(dict.fromkeys(pts["measure"]))
-    fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4), squeeze=False)
-    for ax, label in zip(axes.flat, measures):
-        g = pts[pts["measure"] == label]
-        langs = list(dict.fromkeys(g["lang"]))
-        for (variant, lang), gv in g.groupby(["variant", "lang"], sort=False):
-            # one colour per variant, one marker per language, the same in every panel
-            ax.scatter(gv["d_align"], gv["d_acc"] * 100, label=f"{variant} ({lang})", s=18,
-                       color=f"C{cfg.variants.index(variant) % 10}" if variant in cfg.variants else "k",
-                       marker="o^sDvP"[langs.index(lang) % 6])
-        c = _summary_correlation(corr, label)
-        ax.set_xlabel(f"Δ{label} vs ft mean (last layer)")
-        ax.set_ylabel("Δ zero-shot accuracy vs ft mean (points)")
-        ax.set_title(f"{label}: r = {c['pearson']:.2f} over {c['n']} checkpoints ({c['langs']})", fontsize=9)
+    panels = list(dict.fromkeys(zip(pts["measure"], pts["lang"])))
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    seeds = sorted(set(pts["seed"].dropna().astype(int)))
+    variants = list(dict.fromkeys(pts["variant"]))
+    for ax, (label, lang) in zip(axes.flat, panels):
+        g = pts[(pts["measure"] == label) & (pts["lang"] == lang)]
+        for (variant, seed), gv in g.groupby(["variant", "seed"], sort=False):
+            ax.scatter(gv["d_align"], gv["d_acc"] * 100, s=22, color=f"C{seeds.index(int(seed)) % 10}",
+                       marker="o^sDvP*X"[variants.index(variant) % 8])
+        ax.set_title(f"{label}, {lang}", fontsize=9)
+        ax.set_xlabel(f"Δ {label} vs ft mean", fontsize=8)
+        ax.set_ylabel("Δ zero-shot acc. (points)", fontsize=8)
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
-        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    handles = ([Line2D([], [], ls="", marker="o", color=f"C{i % 10}", label=f"seed {s}") for i, s in enumerate(seeds)]
+               + [Line2D([], [], ls="", marker="o^sDvP*X"[i % 8], color="grey", label=v)
+                  for i, v in enumerate(variants)])
+    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    _save(fig, path)
+    return True
+
+
+def _plot_strong_vs_weak(res: pd.DataFrame, path: Path) -> bool:
+    """Weak (Tatoeba accuracy) vs strong (tatoeba_strong_p@1, both languages as candidates)
+    alignment at the last layer, per variant (mean over seeds and directions), one panel per language."""
+    import matplotlib.pyplot as plt
+
+    from alignkit.results.report import _save
+
+    last = int(res.loc[res["layer"] >= 0, "layer"].max()) if (res["layer"] >= 0).any() else -1
+    at = res[(res["layer"] == last) & (res["method"].fillna("").isin(["nn", ""]))]
+    weak = at[at["metric"] == "tatoeba_acc"].groupby(["pair", "variant"])["value"].mean()
+    strong = at[at["metric"] == "tatoeba_strong_p@1"].groupby(["pair", "variant"])["value"].mean()
+    both = pd.concat({"weak": weak, "strong": strong}, axis=1).dropna()
+    if both.empty:
+        return False
+    pairs = list(dict.fromkeys(both.index.get_level_values(0)))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.4), squeeze=False)
+    for ax, pair in zip(axes.flat, pairs):
+        g = both.loc[pair]
+        x = range(len(g))
+        ax.bar([i - 0.2 for i in x], g["weak"] * 100, width=0.4, label="weak: Tatoeba acc.")
+        ax.bar([i + 0.2 for i in x], g["strong"] * 100, width=0.4, label="strong: P@1, both languages")
+        ax.set_xticks(list(x), list(g.index), rotation=60, fontsize=7, ha="right")
+        ax.set_title(f"{pair}, layer {last}", fontsize=9)
+        ax.set_ylim(0, 100)
+    axes.flat[0].set_ylabel("percent (mean over seeds, directions)")
+    axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
     return True
@@ -78,6 +117,8 @@ def plot_study(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig
                                 ("bls", "BLS", "bls_by_layer_variants.png")):
         if _plot_by_layer_variants(res, metric, title, out / name):
             files.append(name)
+    if _plot_strong_vs_weak(res, out / "strong_vs_weak.png"):
+        files.append("strong_vs_weak.png")
     if _plot_alignment_vs_accuracy(alignment_vs_accuracy(results, cfg), cfg, out / "alignment_vs_accuracy.png"):
         files.append("alignment_vs_accuracy.png")
     return files

@@ -113,13 +113,13 @@ class Study:
         write_csv(comparison, self.out / "comparison.csv")
         pts = alignment_vs_accuracy(results, self.cfg)
         write_csv(pts, self.out / "alignment_vs_accuracy.csv")
-        write_csv(alignment_accuracy_summary(pts, self.cfg.compare_resamples),
-                  self.out / "alignment_vs_accuracy_summary.csv")
+        summary = alignment_accuracy_summary(pts, self.cfg.compare_resamples)
+        write_csv(summary, self.out / "alignment_vs_accuracy_summary.csv")
         plots = plot_study(results, comparison, self.cfg, self.out)
         diag = training_diagnostics({x: run_dir(self.out, x) / "training" for x in self.labels()
                                      if (run_dir(self.out, x) / "training").is_dir()})
         write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots, diag, missing=missing,
-                                                        cost=self.cost()))
+                                                        cost=self.cost(), correlation_summary=summary))
         write_text(self.out / "study.json", json.dumps({"config": self.cfg.__dict__}, indent=2, default=str))
         return {"results": self.out / "results.csv", "comparison": self.out / "comparison.csv",
                 "report": self.out / "report.md"}
