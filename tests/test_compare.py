@@ -13,7 +13,7 @@ from alignkit.cli import main
 from alignkit.results.items import ItemWriter
 from alignkit.results.rows import row, to_frame, write_csv
 
-STUDY = Path(__file__).resolve().parents[1] / "docs" / "studies" / "rq-cpu" / "results.csv"
+STUDY = Path(__file__).resolve().parents[1] / "docs" / "studies" / "rq-cpu-v1" / "results.csv"
 PAIRS = [f"w{i}\tv{i}" for i in range(40)]
 
 
