@@ -1,18 +1,26 @@
 """The score pipeline: checkpoints x lexicons x layers -> tidy rows, item scores, report, plots.
 
-``score()`` is the Python API behind ``alignkit score``. Vectors come from the extraction
-cache (a warm re-run does no forward pass); every measurement is a pure function from
+``score()`` is the Python API behind ``alignkit score``. The work is split into units, one
+per checkpoint x task x task unit (a lexicon, a Tatoeba language): :func:`score_unit` runs
+one (the extraction that unit needs and every measurement of it) wherever the executor puts
+it (:mod:`alignkit.executors`: in this process, or as a Ray task). The driver keeps a journal
+of finished units (:mod:`alignkit.results.units`) and writes the run's files from them in
+plan order, so every executor writes the same rows. Vectors come from the extraction cache
+(a warm re-run does no forward pass); every measurement is a pure function from
 :mod:`alignkit.metrics`; results are written atomically at the end, so an interrupted run
-leaves no partial ``results.csv`` (re-running picks up the cached vectors).
+leaves no partial ``results.csv`` (re-running skips the finished units and reads cached vectors).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +29,7 @@ from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.errors import AlignkitError
 from alignkit.results.manifest import write_manifest
 from alignkit.results.rows import row, to_frame, write_csv
+from alignkit.results.units import UnitJournal, UnitResult
 
 def _help(text: str, flag: str | None = None, **more) -> dict:
     """Field metadata read by the CLI (help written once, here)."""
@@ -224,19 +233,108 @@ def model_info(enc) -> dict:
 
 
 def manifest(cfg: ScoreConfig, models: list[dict], lexicons: list, command: list[str] | None,
-             seconds: float) -> dict:
+             seconds: float, executor: dict | None = None, units: dict | None = None) -> dict:
     from alignkit.results.manifest import run_manifest
 
     return run_manifest(
         command, config=dict(vars(cfg)), tasks=cfg.selected_tasks(), models=models,
         lexicons=[{"name": lx.name, "pair": lx.pair, "sha256": lx.sha256, "pairs": len(lx.pairs),
                    "sources": len(lx.sources()), "targets": len(lx.targets())} for lx in lexicons],
-        seeds={"bootstrap": cfg.seed, "tsne": cfg.seed, "langid_cv": cfg.seed}, seconds=round(seconds, 1))
+        seeds={"bootstrap": cfg.seed, "tsne": cfg.seed, "langid_cv": cfg.seed}, seconds=round(seconds, 1),
+        executor=executor or {"name": "local"}, units=units or {})
+
+
+@dataclass(frozen=True)
+class ScoreUnit:
+    """One work unit of ``score`` (what :func:`score_unit` gets, pickled to a worker under Ray):
+    one checkpoint (``fingerprint`` as the driver saw it), one task and one of its units."""
+
+    checkpoint: str
+    fingerprint: str
+    task: Any
+    item: Any
+    cfg: ScoreConfig
+    corpora: dict
+    keep_files: bool
+    progress: bool
+
+
+_LAST_ENCODER: dict = {}  # the encoder of the last unit: a worker runs one checkpoint's units in a row
+
+
+def _unit_encoder(checkpoint: str, device: str | None, fingerprint: str | None = None):
+    """The (lazy) encoder of ``checkpoint``, kept for the next unit; one model in memory at a
+    time. A checkpoint whose files differ from the driver's (``fingerprint``) is refused: on a
+    cluster every node must see the same checkpoint at the same path."""
+    from alignkit.inputs.encoders import load_encoder
+
+    key = (checkpoint, device)
+    enc = _LAST_ENCODER.get(key)
+    if enc is None or (fingerprint and enc.fingerprint != fingerprint):
+        _LAST_ENCODER.clear()
+        enc = load_encoder(checkpoint, device=device, lazy=True)
+        _LAST_ENCODER[key] = enc
+    if fingerprint and enc.fingerprint != fingerprint:
+        raise AlignkitError(f"checkpoint {checkpoint} here (fingerprint {enc.fingerprint}) differs from the "
+                            f"driver's ({fingerprint}); give every node the same files at the same path")
+    return enc
+
+
+def score_unit(unit: ScoreUnit) -> UnitResult:
+    """Run one unit: the task measures its unit for the checkpoint (extracting through the
+    vector cache of this node); item files are written to a staging folder and returned as
+    bytes, so they reach the driver from any node."""
+    from alignkit.vectors.cache import VectorCache
+
+    cfg = unit.cfg
+    enc = _unit_encoder(unit.checkpoint, cfg.device, unit.fingerprint)
+    cache = VectorCache(cfg.cache_dir) if cfg.cache_dir else VectorCache()
+    with tempfile.TemporaryDirectory(prefix="alignkit-unit-") as tmp:
+        ctx = ScoringContext(enc, cfg, Path(tmp) if unit.keep_files else None, cache, unit.corpora, unit.progress)
+        ctx.task = unit.task.metadata.name
+        unit.task.evaluate(ctx, unit.item)
+        files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
+    tsne = [(lex.name, layer, xs, ys) for lex, layer, xs, ys in ctx.tsne]
+    return UnitResult(rows=ctx.rows, files=files, tsne=tsne, model=model_info(enc))
+
+
+def _unit_key(cfg: ScoreConfig, checkpoint: str, fingerprint: str, task, item) -> str:
+    """What decides a unit's outputs: the configuration, the checkpoint and its weights, the
+    task and its unit (a lexicon by content)."""
+    from alignkit import __version__
+
+    what = [__version__, checkpoint, fingerprint, task.metadata.name, task.unit_name(item),
+            getattr(item, "sha256", ""), dict(vars(cfg))]
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _plan_units(checkpoints: list[str], encs: list, plan: list, cfg: ScoreConfig, corpora: dict,
+                keep_files: bool, progress: bool, gpus: float) -> list:
+    """Every unit of the run in the order a local run measures them (checkpoint, task, unit)."""
+    from alignkit.executors import Unit
+
+    units = []
+    for ckpt, enc in zip(checkpoints, encs):
+        for task, items in plan:
+            for item in items:
+                payload = ScoreUnit(ckpt, enc.fingerprint, task, item, cfg, corpora, keep_files, progress)
+                label = f"checkpoint {ckpt}, task {task.metadata.name}, {task.unit_name(item)}"
+                units.append(Unit(_unit_key(cfg, ckpt, enc.fingerprint, task, item), label, payload, gpus=gpus))
+    return units
+
+
+def _failure_line(failures: list, total: int, out_dir: Path | None) -> str:
+    first = failures[0]
+    more = f" (and {len(failures) - 1} more: {'; '.join(f.unit.label for f in failures[1:3])}" \
+        f"{', ...' if len(failures) > 3 else ''})" if len(failures) > 1 else ""
+    kept = f"; the other units' rows are in {out_dir / 'partial_results.csv'} and a re-run of the same command " \
+        "runs only the failed units" if out_dir is not None else ""
+    return f"{len(failures)} of {total} units failed: {first.unit.label}: {first.reason}{more}{kept}"
 
 
 def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | None = None,
           config: ScoreConfig | None = None, progress: bool = True, command: list[str] | None = None,
-          **overrides) -> pd.DataFrame:
+          executor: Any = "local", ray_address: str | None = None, **overrides) -> pd.DataFrame:
     """Score checkpoints with the selected tasks (lexicons, Tatoeba, ...), every requested
     layer; return the tidy rows.
 
@@ -245,10 +343,16 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     With ``out``, also writes ``results.csv``, ``manifest.json``, ``summary.md``, plots and
     item-level scores (``items/``) there. Keyword overrides set :class:`ScoreConfig` fields
     (checked like the config itself). Every task's inputs are validated before any model runs.
+    ``executor``: ``"local"`` (this process) or ``"ray"`` (a Ray cluster: ``ray_address``, else
+    ``RAY_ADDRESS``, else a local one; docs/distributed.md), or an
+    :class:`~alignkit.executors.Executor`; every executor gives the same rows. A unit that fails
+    under Ray does not stop the others: their rows go to ``partial_results.csv`` and the
+    AlignkitError names the failed unit; a re-run with the same ``out`` runs only the units
+    that did not finish.
     """
-    from alignkit.inputs.encoders import DEFAULT_MODEL, load_encoder
+    from alignkit.executors import get_executor
+    from alignkit.inputs.encoders import DEFAULT_MODEL
     from alignkit.tasks import get_task
-    from alignkit.vectors.cache import VectorCache
 
     cfg = config or ScoreConfig()
     unknown = [k for k in overrides if k not in ScoreConfig.__dataclass_fields__]
@@ -257,34 +361,78 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg.check()
     if isinstance(checkpoints, str):
         checkpoints = [checkpoints]
-    checkpoints = list(checkpoints or [DEFAULT_MODEL])
+    checkpoints = [str(c) for c in (checkpoints or [DEFAULT_MODEL])]
     t0 = time.time()
     out_dir = ensure_writable_dir(out, "output directory") if out is not None else None
     tasks = [get_task(name) for name in cfg.selected_tasks()]
     lexicons = _resolve_pairs(cfg.pairs) if any(t.needs_lexicons(cfg) for t in tasks) else []
     plan = [(t, t.prepare(cfg, lexicons)) for t in tasks]  # raises now, before hours of work
     corpora = _read_corpora(cfg)
-    cache = VectorCache(cfg.cache_dir) if cfg.cache_dir else VectorCache()
-    rows, models, tsne = [], [], []
-    for ckpt in checkpoints:
-        enc = load_encoder(ckpt, device=cfg.device, lazy=True)  # weights read on the first cache miss
+    encs = []
+    for ckpt in checkpoints:  # every checkpoint checked before any unit runs (weights read by the units)
+        enc = _unit_encoder(ckpt, cfg.device)
         for t in tasks:
             t.check_encoder(enc, cfg)
-        models.append(model_info(enc))  # keep metadata only: one model in memory at a time
-        ctx = ScoringContext(enc, cfg, out_dir, cache, corpora, progress)
-        for task, units in plan:
-            ctx.task = task.metadata.name
-            for unit in units:
-                task.evaluate(ctx, unit)
-        rows += ctx.rows
-        tsne += [(enc.name,) + t for t in ctx.tsne]
-        del ctx, enc
-    df = to_frame(rows)
+        encs.append(enc)
+    owned = not hasattr(executor, "run")
+    ex = get_executor(executor, ray_address)
+    try:
+        local = ex.name == "local"
+        if not local:
+            _LAST_ENCODER.clear()  # the driver holds no model while the workers run
+        on_gpu = str(cfg.device).startswith("cuda") or (cfg.device is None and not local and ex.has_gpus())
+        units = _plan_units(checkpoints, encs, plan, cfg, corpora, out_dir is not None, progress and local,
+                            1.0 if on_gpu else 0.0)
+        journal = UnitJournal(out_dir) if out_dir is not None else None
+        results = {u.key: journal.load(u.key) for u in units if journal is not None and journal.done(u.key)}
+        todo = [u for u in units if u.key not in results]
+        bar = _units_bar(len(units), len(results), progress and not local)
+
+        def finished(unit, result: UnitResult) -> None:
+            if journal is not None:
+                journal.save(unit.key, unit.label, result)
+            results[unit.key] = result
+            bar.update(1)
+
+        try:
+            failures = ex.run(score_unit, todo, finished)
+        finally:
+            bar.close()
+        executor_info = ex.describe()
+    finally:
+        _LAST_ENCODER.clear()
+        if owned:
+            ex.close()
+    done = [(u, results[u.key]) for u in units if u.key in results]
+    df = to_frame([r for _, res in done for r in res.rows])
+    if failures:
+        if out_dir is not None:
+            write_csv(df, out_dir / "partial_results.csv")
+        raise AlignkitError(_failure_line(failures, len(units), out_dir))
     if out_dir is not None:
+        models: dict[str, dict] = {}
+        for u, res in done:
+            models.setdefault(u.payload.checkpoint, res.model)
+        by_name = {lx.name: lx for lx in lexicons}
+        tsne = [(res.model.get("name", u.payload.checkpoint), by_name[name], layer, xs, ys)
+                for u, res in done for name, layer, xs, ys in res.tsne]
         _write_outputs(df, out_dir, tsne, cfg)
-        write_manifest(out_dir / "manifest.json", manifest(cfg, models, lexicons, command, time.time() - t0))
+        info = [models.get(c) or model_info(e) for c, e in zip(checkpoints, encs)]
+        write_manifest(out_dir / "manifest.json", manifest(
+            cfg, info, lexicons, command, time.time() - t0, executor_info,
+            {"total": len(units), "run": len(todo), "reused": len(units) - len(todo)}))
         write_csv(df, out_dir / "results.csv")  # last: its presence means the run completed
+        journal.clear()
+        (out_dir / "partial_results.csv").unlink(missing_ok=True)
     return df
+
+
+def _units_bar(total: int, done: int, show: bool):
+    """The driver's one bar over units (a distributed run; a local run shows its extraction
+    and layer bars instead)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, unit="unit", desc="units", disable=not show, dynamic_ncols=True)
 
 
 def _write_outputs(df: pd.DataFrame, out_dir: Path, tsne: list, cfg: ScoreConfig) -> None:

@@ -18,6 +18,8 @@ def score(
     checkpoints: Optional[List[str]] = typer.Argument(None, help="Model dirs / hub ids (default: bundled:multilingual-e5-small)."),
     out: Path = typer.Option(Path("alignkit-results"), "--out", help="Output directory."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars (extraction, measurement phase) or summary; the measurement bar is also off when stderr is not a terminal."),
+    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster: --ray-address, else RAY_ADDRESS, else a local one; needs alignkit[ray]). Same rows either way."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="HOST:PORT of a Ray cluster's head node (with --executor ray)."),
     **options,
 ) -> None:
     """Score checkpoints layer by layer with the selected tasks (`alignkit tasks`): BLS, retrieval P@k
@@ -25,7 +27,8 @@ def score(
     from alignkit.scoring import score as run_score
 
     cfg = ScoreConfig(**given_options(options, ScoreConfig))
-    df = run_score(checkpoints, out=out, config=cfg, progress=not quiet, command=["alignkit"] + sys.argv[1:])
+    df = run_score(checkpoints, out=out, config=cfg, progress=not quiet, command=["alignkit"] + sys.argv[1:],
+                   executor=executor, ray_address=ray_address)
     if not quiet:
         typer.echo((out / "summary.md").read_text())
         typer.echo(f"wrote {out}/results.csv ({len(df)} rows), summary.md, manifest.json and plots")

@@ -58,6 +58,11 @@ class Task:
         """Measure ``unit`` for ``ctx.enc``: ``ctx.add_row(...)``, ``ctx.items(pair)``."""
         raise NotImplementedError
 
+    def unit_name(self, unit: Any) -> str:
+        """How messages name one of this task's units (default: its ``name``, e.g. a lexicon's)."""
+        name = getattr(unit, "name", None)
+        return name if isinstance(name, str) else str(unit)
+
     def needs_lexicons(self, cfg: Any) -> bool:
         """Whether :meth:`prepare` needs the ``--pairs`` lexicons for ``cfg``."""
         return self.metadata.needs_lexicons

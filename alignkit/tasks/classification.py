@@ -28,6 +28,9 @@ class ClassificationTask(Task):
             raise AlignkitError(f"--tasks {spec.name} needs languages; pass --eval-langs en,sw,ur")
         return [(task_data_dir(spec, cfg.eval_data), list(cfg.eval_langs))]
 
+    def unit_name(self, unit: tuple[Path, list[str]]) -> str:
+        return f"{unit[0]} ({','.join(unit[1])})"
+
     def check_encoder(self, enc: Any, cfg: Any) -> None:
         from alignkit.train.evaluate import HEAD_FILE
 

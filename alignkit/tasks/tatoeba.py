@@ -38,6 +38,9 @@ class SentenceTask(Task):
                 out.append((lang, pair))
         return out
 
+    def unit_name(self, unit: tuple[str, str]) -> str:
+        return f"Tatoeba {unit[0]}"
+
     def evaluate(self, ctx: Any, unit: tuple[str, str]) -> None:
         from alignkit.inputs.tatoeba import read_tatoeba
 
