@@ -350,7 +350,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     AlignkitError names the failed unit; a re-run with the same ``out`` runs only the units
     that did not finish.
     """
-    from alignkit.executors import get_executor
+    from alignkit.executors import executor_class, get_executor
     from alignkit.inputs.encoders import DEFAULT_MODEL
     from alignkit.tasks import get_task
 
@@ -358,6 +358,9 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     unknown = [k for k in overrides if k not in ScoreConfig.__dataclass_fields__]
     if unknown:
         raise TypeError(f"score() got an unknown option {unknown[0]!r}")
+    owned = not hasattr(executor, "run")
+    if owned:
+        executor_class(executor, ray_address)  # a missing package or a bad name fails before any work
     cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg.check()
     if isinstance(checkpoints, str):
         checkpoints = [checkpoints]
@@ -374,8 +377,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
         for t in tasks:
             t.check_encoder(enc, cfg)
         encs.append(enc)
-    owned = not hasattr(executor, "run")
-    ex = get_executor(executor, ray_address)
+    ex = get_executor(executor, ray_address)  # after the checks: no cluster is started for bad input
     try:
         local = ex.name == "local"
         if not local:

@@ -8,7 +8,8 @@ unit asks for), calls ``on_result(unit, result)`` on the driver as each unit fin
 returns the units that failed. Pick one by name with :func:`get_executor`; add one with
 ``EXECUTORS.add(name, cls)``.
 """
-from alignkit.executors.base import EXECUTORS, Executor, Unit, UnitFailure, executor_names, get_executor
+from alignkit.executors.base import (EXECUTORS, Executor, Unit, UnitFailure, executor_class, executor_names,
+                                     get_executor)
 from alignkit.executors import local, ray_cluster  # noqa: F401,E402,I001  (register "local" and "ray")
 
-__all__ = ["EXECUTORS", "Executor", "Unit", "UnitFailure", "executor_names", "get_executor"]
+__all__ = ["EXECUTORS", "Executor", "Unit", "UnitFailure", "executor_class", "executor_names", "get_executor"]

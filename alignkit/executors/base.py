@@ -45,6 +45,10 @@ class Executor:
         calling thread as each finishes (in any order); return the units that failed."""
         raise NotImplementedError
 
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise a one-line AlignkitError when this executor cannot run here (a missing package)."""
+
     def describe(self) -> dict[str, Any]:
         """What the manifest records: the executor's name and the resources it ran on."""
         raise NotImplementedError
@@ -72,17 +76,26 @@ def executor_names() -> list[str]:
     return EXECUTORS.names()
 
 
-def get_executor(name: str | Executor = "local", address: str | None = None) -> Executor:
-    """The executor called ``name`` (an :class:`Executor` is returned as it is); ``address``
-    is the cluster to connect to (``--ray-address``), for executors that connect to one."""
-    if isinstance(name, Executor):
-        return name
+def executor_class(name: str, address: str | None = None) -> type:
+    """The class of the executor called ``name``, checked: a known name, an ``address`` only
+    for executors that connect to a cluster, its packages installed (one-line AlignkitErrors,
+    raised before any work starts)."""
     executor_names()
     if name not in EXECUTORS:
         raise AlignkitError(f"--executor {name!r} is not an executor; use {' or '.join(EXECUTORS.names())}")
     cls = EXECUTORS[name]
     if address and not getattr(cls, "connects", False):
         raise AlignkitError(f"--ray-address needs --executor ray (the {name} executor connects to no cluster)")
+    cls.check_available()
+    return cls
+
+
+def get_executor(name: str | Executor = "local", address: str | None = None) -> Executor:
+    """The executor called ``name`` (an :class:`Executor` is returned as it is); ``address``
+    is the cluster to connect to (``--ray-address``), for executors that connect to one."""
+    if isinstance(name, Executor):
+        return name
+    cls = executor_class(name, address)
     return cls(address=address) if getattr(cls, "connects", False) else cls()
 
 

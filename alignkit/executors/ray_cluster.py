@@ -41,6 +41,10 @@ class RayExecutor(Executor):
     name = "ray"
     connects = True
 
+    @classmethod
+    def check_available(cls) -> None:
+        import_ray()
+
     def __init__(self, address: str | None = None, max_retries: int = MAX_RETRIES):
         ray = import_ray()
         self.ray, self.max_retries, self._started = ray, max_retries, False
