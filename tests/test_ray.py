@@ -163,3 +163,55 @@ def test_executor_ray_without_ray_installed_is_a_one_line_error(tmp_path):
 
 def test_an_unknown_executor_is_a_one_line_error(tmp_path):
     assert main(["score", "--pairs", "en-tr", "--executor", "dask", "--out", str(tmp_path)]) == 2
+
+
+def _study_config(root: Path) -> Path:
+    from test_study import EN, SW, _tsv
+
+    tiny_bert(root / "tiny")
+    data = root / "xnli"
+    data.mkdir()
+    _tsv(data / "train-en.tsv", EN, 48)
+    _tsv(data / "test-en.tsv", EN, 12)
+    _tsv(data / "test-sw.tsv", SW, 12)
+    (root / "en-sw.test.tsv").write_text("cat\tpaka\ndog\tmbwa\nhouse\tnyumba\nwater\tmaji\nbig\tmkubwa\n"
+                                         "small\tmdogo\nhello\thabari\nworld\tdunia\nthe\tya\nis\tni\non\tjuu\n")
+    (root / "study.toml").write_text(f"""
+[study]
+base_model = "{root / 'tiny'}"
+variants = ["ft", "rt+cl"]
+seeds = [1, 2]
+pairs = ["{root / 'en-sw.test.tsv'}"]
+layers = "all"
+pool_size = 0
+baselines = ["ft"]
+score_resamples = 20
+compare_resamples = 50
+device = "cpu"
+train_workers = 1
+
+[train]
+train_file = "xnli/train-en.tsv"
+max_steps = 2
+batch_size = 8
+max_length = 16
+dev_fraction = 0.25
+
+[eval]
+data = "xnli"
+langs = ["en", "sw"]
+""")
+    return root / "study.toml"
+
+
+def test_a_miniature_study_on_ray_gives_the_comparison_of_a_local_one(cluster, tmp_path):
+    config = _study_config(tmp_path)
+    assert main(["study", str(config), "--out", str(tmp_path / "local"), "--quiet"]) == 0
+    assert main(["study", str(config), "--out", str(tmp_path / "ray"), "--executor", "ray", "--quiet"]) == 0
+    for name in ("comparison.csv", "results.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    assert len(pd.read_csv(tmp_path / "ray" / "comparison.csv")) > 0
+    # a re-run finds every run finished and trains nothing
+    stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "runs").rglob("results.csv")}
+    assert main(["study", str(config), "--out", str(tmp_path / "ray"), "--executor", "ray", "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "runs").rglob("results.csv")} == stamp

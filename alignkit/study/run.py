@@ -57,11 +57,12 @@ class Study:
         dev = self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         return str(dev).startswith("cpu")
 
-    def run_all(self, only: list[str] | None = None) -> None:
+    def run_all(self, only: list[str] | None = None, executor: Any = "local", ray_address: str | None = None) -> None:
         """Train, score and evaluate every unfinished run (or those in ``only``).
 
         On CPU each run uses one thread (bit-exact across processes and re-runs) and up to
         ``train_workers`` runs go in parallel processes; on CUDA they run one after another.
+        Another ``executor`` (``"ray"``) runs each as one of its units (:meth:`run_units`).
         """
         labels = self.labels()
         if only:
@@ -75,6 +76,8 @@ class Study:
             self.log(f"{done} of {len(labels)} runs already finished (their outputs are in {self.out / 'runs'})")
         if not todo:
             return
+        if executor != "local":
+            return self.run_units(todo, executor, ray_address)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         workers = max(1, min(self.cfg.train_workers or min(cores, 4), len(todo)))
         if not self._on_cpu() or workers == 1:
@@ -96,6 +99,42 @@ class Study:
                     self.log(f"finished {futures[fut]} in {info['wall_s']:.0f} s "
                              f"({len(self.labels()) - sum(not is_finished(self.out, x) for x in self.labels())} "
                              f"of {len(self.labels())} runs done)")
+
+    def run_units(self, todo: list[str], executor: Any, ray_address: str | None = None) -> None:
+        """Each run as one unit of ``executor`` (Ray: one GPU each on CUDA; one CPU each on a
+        CPU, single-threaded, so bit-exact as a local run). The run folder comes back to the
+        driver, which writes it (``results.csv`` last); a run that fails does not stop the others."""
+        from alignkit.executors import Unit, get_executor
+
+        owned = isinstance(executor, str)
+        ex = get_executor(executor, ray_address)
+        try:
+            on_gpu = str(self.cfg.device).startswith("cuda") if self.cfg.device else ex.has_gpus()
+            units = [Unit(label, f"run {label}", (self.cfg, str(self.out), label, not on_gpu), gpus=float(on_gpu))
+                     for label in todo]
+            self.log(f"{len(todo)} runs as {ex.name} units, one {'GPU' if on_gpu else 'single-threaded CPU'} each")
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(self.labels()), initial=len(self.labels()) - len(todo), unit="run", desc="runs",
+                       disable=not self.progress)
+
+            def finished(unit: Unit, files: dict[str, bytes]) -> None:
+                from alignkit.atomic import write_bytes
+
+                dest = run_dir(self.out, unit.key)
+                for rel in sorted(files, key=lambda r: r == RESULTS):  # results.csv last: the run is finished
+                    write_bytes(dest / rel, files[rel])
+                bar.update(1)
+
+            failures = ex.run(run_unit, units, finished)
+            bar.close()
+        finally:
+            if owned:
+                ex.close()
+        if failures:
+            f = failures[0]
+            raise AlignkitError(f"{len(failures)} of {len(units)} runs failed: {f.unit.label}: {f.reason}; the "
+                                f"finished runs are kept in {self.out / 'runs'} and a re-run does only the rest")
 
     def finished_results(self) -> pd.DataFrame:
         frames = [read_csv(run_dir(self.out, x) / RESULTS) for x in self.labels() if is_finished(self.out, x)]
@@ -138,9 +177,10 @@ class Study:
                     tot["machines"].append(c["machine"])
         return tot
 
-    def run(self, only: list[str] | None = None, report_only: bool = False) -> dict[str, Path]:
+    def run(self, only: list[str] | None = None, report_only: bool = False, executor: Any = "local",
+            ray_address: str | None = None) -> dict[str, Path]:
         if not report_only:
-            self.run_all(only)
+            self.run_all(only, executor, ray_address)
         if only:
             return {"runs": self.out / "runs", "report": None}
         return self.report()
@@ -259,10 +299,26 @@ def _run_one(cfg: StudyConfig, out: str, label: str, progress: bool, single_thre
     return cost
 
 
+def run_unit(payload: tuple[StudyConfig, str, str, bool]) -> dict[str, bytes]:
+    """One run as an executor's unit (on any node): train, score, evaluate; return its run
+    folder's files (small: rows, item scores, training logs; no weights) for the driver."""
+    cfg, out, label, single_thread = payload
+    _run_one(cfg, out, label, False, single_thread)
+    dest = run_dir(out, label)
+    return {p.relative_to(dest).as_posix(): p.read_bytes() for p in sorted(dest.rglob("*")) if p.is_file()}
+
+
 def run_study(config: str | os.PathLike | StudyConfig, out: str | os.PathLike, progress: bool = True,
-              only: list[str] | None = None, report_only: bool = False) -> dict[str, Path]:
+              only: list[str] | None = None, report_only: bool = False, executor: Any = "local",
+              ray_address: str | None = None) -> dict[str, Path]:
     """Python API of ``alignkit study``: run every unfinished run (or ``only`` those labels, e.g.
     ``["rt+cl/seed1"]``, without a report), then compare and report from every finished run
-    (``report_only``: train nothing; an interim report while runs are missing)."""
+    (``report_only``: train nothing; an interim report while runs are missing). ``executor``:
+    ``"local"`` or ``"ray"`` (each run a Ray task; ``ray_address`` as for ``score``)."""
+    if isinstance(executor, str):
+        from alignkit.executors import executor_class
+
+        executor_class(executor, ray_address)  # a missing package fails before any work
     cfg = config if isinstance(config, StudyConfig) else load_study_config(config)
-    return Study(cfg, out, progress).run(only=only, report_only=report_only)
+    return Study(cfg, out, progress).run(only=only, report_only=report_only, executor=executor,
+                                         ray_address=ray_address)
