@@ -358,8 +358,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     unknown = [k for k in overrides if k not in ScoreConfig.__dataclass_fields__]
     if unknown:
         raise TypeError(f"score() got an unknown option {unknown[0]!r}")
-    owned = not hasattr(executor, "run")
-    if owned:
+    if isinstance(executor, str):
         executor_class(executor, ray_address)  # a missing package or a bad name fails before any work
     cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg.check()
     if isinstance(checkpoints, str):
@@ -371,18 +370,23 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     lexicons = _resolve_pairs(cfg.pairs) if any(t.needs_lexicons(cfg) for t in tasks) else []
     plan = [(t, t.prepare(cfg, lexicons)) for t in tasks]  # raises now, before hours of work
     corpora = _read_corpora(cfg)
+    owned = not hasattr(executor, "run")
+    local = (executor if owned else executor.name) == "local"
     encs = []
     for ckpt in checkpoints:  # every checkpoint checked before any unit runs (weights read by the units)
-        enc = _unit_encoder(ckpt, cfg.device)
+        # a distributed driver needs no GPU of its own: the units load the weights where they run
+        enc = _unit_encoder(ckpt, cfg.device if local else "cpu")
         for t in tasks:
             t.check_encoder(enc, cfg)
         encs.append(enc)
     ex = get_executor(executor, ray_address)  # after the checks: no cluster is started for bad input
     try:
-        local = ex.name == "local"
         if not local:
             _LAST_ENCODER.clear()  # the driver holds no model while the workers run
         on_gpu = str(cfg.device).startswith("cuda") or (cfg.device is None and not local and ex.has_gpus())
+        if on_gpu and not local and not ex.has_gpus():  # Ray would wait forever for a GPU that never comes
+            raise AlignkitError(f"--device {cfg.device} needs a GPU but the {ex.name} cluster has none; "
+                                "pass --device cpu or add GPU nodes to the cluster")
         units = _plan_units(checkpoints, encs, plan, cfg, corpora, out_dir is not None, progress and local,
                             1.0 if on_gpu else 0.0)
         journal = UnitJournal(out_dir) if out_dir is not None else None

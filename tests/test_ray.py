@@ -215,3 +215,13 @@ def test_a_miniature_study_on_ray_gives_the_comparison_of_a_local_one(cluster, t
     stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "runs").rglob("results.csv")}
     assert main(["study", str(config), "--out", str(tmp_path / "ray"), "--executor", "ray", "--quiet"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "runs").rglob("results.csv")} == stamp
+
+
+def test_a_gpu_run_on_a_cluster_without_gpus_is_a_one_line_error(cluster, sweep, capsys):
+    root, ckpts, opts, local = sweep
+    # the driver itself has no GPU either: it only reads the checkpoints' configs
+    assert main(_cli_args(root, ckpts[:1], root / "gpu", root / "cache-gpu", "--executor", "ray",
+                          "--device", "cuda")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --device cuda needs a GPU but the ray cluster has none; pass --device cpu or add GPU "
+                   "nodes to the cluster"]

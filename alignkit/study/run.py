@@ -110,6 +110,9 @@ class Study:
         ex = get_executor(executor, ray_address)
         try:
             on_gpu = str(self.cfg.device).startswith("cuda") if self.cfg.device else ex.has_gpus()
+            if on_gpu and not ex.has_gpus():  # Ray would wait forever for a GPU that never comes
+                raise AlignkitError(f"device {self.cfg.device} needs a GPU but the {ex.name} cluster has none; "
+                                    "set device = \"cpu\" in [study] or add GPU nodes to the cluster")
             units = [Unit(label, f"run {label}", (self.cfg, str(self.out), label, not on_gpu), gpus=float(on_gpu))
                      for label in todo]
             self.log(f"{len(todo)} runs as {ex.name} units, one {'GPU' if on_gpu else 'single-threaded CPU'} each")
