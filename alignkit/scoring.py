@@ -370,7 +370,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     lexicons = _resolve_pairs(cfg.pairs) if any(t.needs_lexicons(cfg) for t in tasks) else []
     plan = [(t, t.prepare(cfg, lexicons)) for t in tasks]  # raises now, before hours of work
     corpora = _read_corpora(cfg)
-    owned = not hasattr(executor, "run")
+    owned = isinstance(executor, str)  # a name: this call starts the executor and gives it back
     local = (executor if owned else executor.name) == "local"
     encs = []
     for ckpt in checkpoints:  # every checkpoint checked before any unit runs (weights read by the units)

@@ -225,3 +225,31 @@ def test_a_gpu_run_on_a_cluster_without_gpus_is_a_one_line_error(cluster, sweep,
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --device cuda needs a GPU but the ray cluster has none; pass --device cpu or add GPU "
                    "nodes to the cluster"]
+
+
+def test_a_unit_whose_worker_dies_on_every_try_is_named_and_the_others_are_kept(cluster, sweep):
+    import ray_faults
+    from alignkit.errors import AlignkitError
+    from alignkit.executors.ray_cluster import RayExecutor
+
+    root, ckpts, opts, local = sweep
+    marks = root / "cache-dies-always"
+    marks.mkdir()
+    (marks / "driver.pid").write_text(str(os.getpid()))
+    out = root / "dies-always"
+    ray_faults.register_dies_once()
+    try:  # no retry: the one death is every try this unit gets
+        with pytest.raises(AlignkitError) as e:
+            score(ckpts, out=out, progress=False, cache_dir=str(marks), executor=RayExecutor(max_retries=0),
+                  tasks=["lexicon-dies-once"], **opts)
+    finally:
+        from alignkit.tasks import TASKS
+
+        TASKS.remove("lexicon-dies-once")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"1 of 4 units failed: checkpoint {ckpts[1]}, task lexicon-dies-once, "
+                                              "en-de.test: its worker process died (1 try): ")
+    kept = pd.read_csv(out / "partial_results.csv")
+    expected = pd.read_csv(root / "local" / "results.csv")
+    expected = expected[~((expected["model"] == ckpts[1]) & (expected["pair"] == "en-de"))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, expected)

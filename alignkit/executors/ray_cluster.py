@@ -87,7 +87,8 @@ class RayExecutor(Executor):
                         continue
                     except ray.exceptions.RayError as e:  # its worker or node died on every try
                         tries = self.max_retries + 1
-                        failures.append(UnitFailure(unit, f"its worker died {tries} times ({one_line(e)})", tries))
+                        failures.append(UnitFailure(unit, f"its worker process died ({tries} "
+                                                          f"{'try' if tries == 1 else 'tries'}): {one_line(e)}", tries))
                         continue
                     on_result(unit, result)
         finally:
