@@ -248,7 +248,7 @@ def test_a_unit_whose_worker_dies_on_every_try_is_named_and_the_others_are_kept(
         TASKS.remove("lexicon-dies-once")
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(f"1 of 4 units failed: checkpoint {ckpts[1]}, task lexicon-dies-once, "
-                                              "en-de.test: its worker process died (1 try): ")
+                                              "en-de.test.tsv: its worker process died (1 try): ")
     kept = pd.read_csv(out / "partial_results.csv")
     expected = pd.read_csv(root / "local" / "results.csv")
     expected = expected[~((expected["model"] == ckpts[1]) & (expected["pair"] == "en-de"))].reset_index(drop=True)
