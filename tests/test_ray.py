@@ -253,3 +253,25 @@ def test_a_unit_whose_worker_dies_on_every_try_is_named_and_the_others_are_kept(
     expected = pd.read_csv(root / "local" / "results.csv")
     expected = expected[~((expected["model"] == ckpts[1]) & (expected["pair"] == "en-de"))].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, expected)
+
+
+def test_an_unreachable_ray_address_is_a_one_line_error_at_once(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.time()
+    p = subprocess.run([str(Path(sys.executable).with_name("alignkit")), "score", "--pairs", "en-tr", "--executor",
+                        "ray", "--ray-address", f"127.0.0.1:{port}", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot reach the Ray cluster at 127.0.0.1:{port} "), p.stderr
+    assert time.time() - t < 60  # not Ray's minutes of retries
+
+
+def test_a_ray_address_without_the_ray_executor_is_a_one_line_error(tmp_path, capsys):
+    assert main(["score", "--pairs", "en-tr", "--ray-address", "10.0.0.1:6379", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --ray-address needs --executor ray (the local executor connects to no cluster)"]

@@ -18,7 +18,7 @@ def score(
     checkpoints: Optional[List[str]] = typer.Argument(None, help="Model dirs / hub ids (default: bundled:multilingual-e5-small)."),
     out: Path = typer.Option(Path("alignkit-results"), "--out", help="Output directory."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars (extraction, measurement phase) or summary; the measurement bar is also off when stderr is not a terminal."),
-    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster: --ray-address, else RAY_ADDRESS, else a local one; needs alignkit[ray]). Same rows either way."),
+    executor: str = typer.Option("local", "--executor", help="local (this process) or ray (a Ray cluster: --ray-address, else RAY_ADDRESS, else a local one; needs the ray extra). Same rows either way."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="HOST:PORT of a Ray cluster's head node (with --executor ray)."),
     **options,
 ) -> None:

@@ -19,7 +19,7 @@ def study(
     outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="With --reanalyse: a TOML with an [outcomes] table, declared post hoc for a study whose config declared none (the report says so)."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated runs to do now, e.g. 'rt+cl/seed1,base' (no report); finished ones are kept."),
     report_only: bool = typer.Option(False, "--report-only", help="Train nothing: compare and report from the finished runs (an interim report while runs are missing)."),
-    executor: str = typer.Option("local", "--executor", help="local (parallel single-thread processes on CPU) or ray (each run a Ray task: one GPU each on CUDA, one CPU each on CPU; needs alignkit[ray])."),
+    executor: str = typer.Option("local", "--executor", help="local (parallel single-thread processes on CPU) or ray (each run a Ray task: one GPU each on CUDA, one CPU each on CPU; needs the ray extra)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="HOST:PORT of a Ray cluster's head node (with --executor ray; default RAY_ADDRESS, else a local cluster)."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:

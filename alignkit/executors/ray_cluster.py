@@ -34,6 +34,25 @@ def import_ray():
     return ray
 
 
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse in one line a ``HOST:PORT`` nothing listens on (Ray itself would retry for
+    minutes, logging each try)."""
+    import socket
+
+    if address in ("auto", "local") or "://" in address:
+        return  # Ray's own forms: the local cluster of `ray start`, a new one, a ray:// client
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise AlignkitError(f"Ray address {address!r} must look like HOST:PORT (the head node's GCS port, "
+                            "e.g. 10.0.0.1:6379); check --ray-address or RAY_ADDRESS")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise AlignkitError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); start it with "
+                            "`ray start --head` or fix --ray-address / RAY_ADDRESS, or unset both for a local "
+                            "cluster") from None
+
+
 class RayExecutor(Executor):
     """Runs units as Ray tasks; see the module docstring. ``address``: the cluster to join
     (None: Ray's own lookup, ending in a new local cluster)."""
@@ -54,6 +73,8 @@ class RayExecutor(Executor):
         self.ray, self.max_retries, self.gpu_share, self._started = ray, max_retries, gpu_share, False
         if not ray.is_initialized():
             where = address or os.environ.get("RAY_ADDRESS")
+            if where:
+                _reachable(where)
             try:
                 # no dashboard, no worker logs echoed into the driver's terminal (they stay in
                 # Ray's session folder): the driver shows one progress bar over units
@@ -64,6 +85,10 @@ class RayExecutor(Executor):
                                     "--ray-address or RAY_ADDRESS (HOST:PORT of the head node), or unset both "
                                     "to start a local cluster") from None
             self._started = True
+        elif address and address not in ("auto", ray.get_runtime_context().gcs_address):
+            raise AlignkitError(f"this process is already connected to the Ray cluster at "
+                                f"{ray.get_runtime_context().gcs_address}, not {address}; drop the address or "
+                                "call ray.shutdown() first")
         self._remote = ray.remote(_call)
 
     def run(self, fn: Callable[[Any], Any], units: Sequence[Unit],
