@@ -96,8 +96,8 @@ class RayExecutor(Executor):
         ray = self.ray
         pending: dict[Any, Unit] = {}
         for unit in units:
-            task = self._remote.options(num_cpus=unit.cpus, num_gpus=unit.gpus * self.gpu_share, max_retries=self.max_retries,
-                                        retry_exceptions=False, name=unit.label[:100])
+            task = self._remote.options(num_cpus=unit.cpus, num_gpus=unit.gpus * self.gpu_share,
+                                        max_retries=self.max_retries, retry_exceptions=False, name=unit.label[:100])
             pending[task.remote(fn, unit.payload)] = unit
         failures: list[UnitFailure] = []
         try:

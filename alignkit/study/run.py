@@ -118,8 +118,7 @@ class Study:
             self.log(f"{len(todo)} runs as {ex.name} units, one {'GPU' if on_gpu else 'single-threaded CPU'} each")
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(self.labels()), initial=len(self.labels()) - len(todo), unit="run", desc="runs",
-                       disable=not self.progress)
+            bar = tqdm(total=len(todo), unit="run", desc="runs", disable=not self.progress)
 
             def finished(unit: Unit, files: dict[str, bytes]) -> None:
                 from alignkit.atomic import write_bytes
@@ -131,6 +130,8 @@ class Study:
 
             failures = ex.run(run_unit, units, finished)
             bar.close()
+            # where these runs went (the study's own manifest, study.json, is rewritten by every report)
+            write_text(self.out / "executor.json", json.dumps({**ex.describe(), "runs": todo}, indent=1))
         finally:
             if owned:
                 ex.close()
