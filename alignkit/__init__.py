@@ -10,6 +10,7 @@ Data flow (docs/architecture.md)::
 Public API (lazy: ``import alignkit`` stays cheap, torch loads on first use):
 
 * :func:`score` / :class:`ScoreConfig` — ``alignkit score``: checkpoints x tasks x layers -> rows
+  (``executor="ray"``: its units as Ray tasks on a cluster; docs/distributed.md)
 * :func:`compare_runs` — ``alignkit compare``: paired differences with CIs (checkpoint or seed level)
 * :func:`run_study` — ``alignkit study``: the research question end to end
 * :func:`train` / :class:`TrainConfig` — ``alignkit train``
