@@ -93,13 +93,22 @@ def make_checkpoints(args, root: Path) -> list[str]:
 
 
 def run(args) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="alignkit-ray-bench-"))
+    try:
+        return _measure(args, root)
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)  # checkpoints, caches and both runs' outputs
+
+
+def _measure(args, root: Path) -> dict:
     import ray
 
     from alignkit.executors.local import LocalExecutor
     from alignkit.executors.ray_cluster import RayExecutor
     from alignkit.scoring import score
 
-    root = Path(tempfile.mkdtemp(prefix="alignkit-ray-bench-"))
     ckpts = make_checkpoints(args, root)
     pairs = args.pairs.split(",")
     if args.tiny:
