@@ -36,8 +36,7 @@ def _help(text: str, flag: str | None = None, **more) -> dict:
     return {"help": text, **({"flag": flag} if flag else {}), **more}
 
 
-MODES = ("isolated", "contextual")
-POOLINGS = ("mean", "first")
+from alignkit.vectors.pooling import check_mode, check_pooling, check_template  # noqa: E402
 
 
 @dataclass
@@ -52,7 +51,11 @@ class ScoreConfig:
         "Comma-separated pairs (en-tr,en-de) or lexicon files; default: all shipped."))
     layers: str = field(default="all", metadata=_help("'all' or comma-separated indices, e.g. 0,4,8,12."))
     mode: str = field(default="isolated", metadata=_help("isolated | contextual"))
-    pooling: str = field(default="mean", metadata=_help("mean | first (sub-word pooling)"))
+    pooling: str = field(default="mean", metadata=_help(
+        "mean | first | last | weighted: how a word's or sentence's own tokens become one vector."))
+    template: str | None = field(default=None, metadata=_help(
+        "Input template with {text}, e.g. 'Translate: {text}' (same for every language; only the "
+        "text's own tokens are pooled)."))
     pool_size: int = field(default=20000, metadata=_help(
         "Most frequent target-language words added to the retrieval pool (0 = test words only)."))
     csls_k: int = field(default=10, metadata=_help("Neighbours k of the CSLS radii."))
@@ -75,6 +78,9 @@ class ScoreConfig:
     device: str | None = field(default=None, metadata=_help(
         "cpu, cuda, cuda:N (default: cuda if present). On a GPU, extraction runs in bf16/fp16 and the "
         "retrieval GEMMs and top-k in fp32 (TF32 off)."))
+    dtype: str | None = field(default=None, metadata=_help(
+        "fp32 | bf16: the model's weights and forward (default fp32 on CPU; on CUDA bf16, fp16 for encoders "
+        "without bf16). fp16 is refused for decoder-only models."))
     cache_dir: str | None = field(default=None, metadata=_help("Vector cache (default $ALIGNKIT_CACHE)."))
     eval_data: str | None = field(default=None, metadata=_help(
         "Task data folder ({split}-{lang}.tsv) for classification tasks (--tasks xnli / pawsx); "
@@ -95,10 +101,9 @@ class ScoreConfig:
 
         for name in ("pairs", "tasks", "tatoeba_langs", "eval_langs"):
             setattr(self, name, comma_list(getattr(self, name)))
-        if self.mode not in MODES:
-            raise AlignkitError(f"--mode {self.mode!r} is not a mode; use {' or '.join(MODES)}")
-        if self.pooling not in POOLINGS:
-            raise AlignkitError(f"--pooling {self.pooling!r} is not a pooling; use {' or '.join(POOLINGS)}")
+        check_mode(self.mode, "--mode")
+        check_pooling(self.pooling, "--pooling")
+        self.template = check_template(self.template)
         for name, flag, low in (("pool_size", "--pool-size", 0), ("csls_k", "--csls-k", 1),
                                 ("n_resamples", "--resamples", 0), ("tsne_sample", "--tsne-sample", 2)):
             v = getattr(self, name)
@@ -179,7 +184,8 @@ class ScoringContext:
         if self.cfg.mode == "contextual" and corpus is None:
             raise AlignkitError(f"contextual mode needs a corpus for language {lang}; pass --corpus {lang}=FILE")
         return word_vectors(self.enc, words, layers=self.layers, mode=self.cfg.mode, pooling=self.cfg.pooling,
-                            corpus=corpus, progress=self.progress, cache=self.cache, cached_only=cached_only)
+                            corpus=corpus, progress=self.progress, cache=self.cache, cached_only=cached_only,
+                            template=self.cfg.template)
 
     def word_vectors_of(self, *requests: tuple[list[str], str]) -> list[np.ndarray]:
         """:meth:`word_vectors` of each ``(words, lang)``: those in the cache read on parallel
@@ -194,10 +200,12 @@ class ScoringContext:
         return [v if v is not None else self.word_vectors(*r) for v, r in zip(found, requests)]
 
     def sentence_vectors(self, sentences: list[str]) -> np.ndarray:
-        """``[layers, sentences, dim]``: mean over non-special tokens (the model's prefix applied)."""
+        """``[layers, sentences, dim]``: ``cfg.pooling`` over the sentence's own tokens (the model's prefix
+        applied; inside ``cfg.template`` when given)."""
         from alignkit.vectors.extract import sentence_vectors
 
-        return sentence_vectors(self.enc, sentences, layers=self.layers, progress=self.progress, cache=self.cache)
+        return sentence_vectors(self.enc, sentences, layers=self.layers, progress=self.progress, cache=self.cache,
+                                pooling=self.cfg.pooling, template=self.cfg.template)
 
     def row(self, **kw) -> dict:
         return row(model=self.enc.name, model_fingerprint=self.enc.fingerprint, mode=self.cfg.mode, **kw)
@@ -228,8 +236,15 @@ class ScoringContext:
 
 def model_info(enc) -> dict:
     """What the manifest records about a scored checkpoint (so the model itself can be freed)."""
-    return {"name": enc.name, "fingerprint": enc.fingerprint, "path": str(enc.path), "layers": enc.num_layers,
-            "hidden_size": enc.hidden_size, "device": str(enc.device), "dtype": str(enc.dtype)}
+    info = {"name": enc.name, "fingerprint": enc.fingerprint, "path": str(enc.path), "layers": enc.num_layers,
+            "hidden_size": enc.hidden_size, "device": str(enc.device), "dtype": str(enc.dtype),
+            "architecture": getattr(enc, "architecture", "encoder")}
+    if hasattr(enc, "last_layer_normed"):
+        info["last_layer_normed"] = bool(enc.last_layer_normed)
+    adapt = getattr(enc, "batch_adaptation", None)
+    if adapt is not None:
+        info["batch"] = adapt.as_dict()
+    return info
 
 
 def manifest(cfg: ScoreConfig, models: list[dict], lexicons: list, command: list[str] | None,
@@ -262,17 +277,17 @@ class ScoreUnit:
 _LAST_ENCODER: dict = {}  # the encoder of the last unit: a worker runs one checkpoint's units in a row
 
 
-def _unit_encoder(checkpoint: str, device: str | None, fingerprint: str | None = None):
+def _unit_encoder(checkpoint: str, device: str | None, fingerprint: str | None = None, dtype: str | None = None):
     """The (lazy) encoder of ``checkpoint``, kept for the next unit; one model in memory at a
     time. A checkpoint whose files differ from the driver's (``fingerprint``) is refused: on a
     cluster every node must see the same checkpoint at the same path."""
     from alignkit.inputs.encoders import load_encoder
 
-    key = (checkpoint, device)
+    key = (checkpoint, device, dtype)
     enc = _LAST_ENCODER.get(key)
     if enc is None or (fingerprint and enc.fingerprint != fingerprint):
         _LAST_ENCODER.clear()
-        enc = load_encoder(checkpoint, device=device, lazy=True)
+        enc = load_encoder(checkpoint, device=device, dtype=dtype, lazy=True)
         _LAST_ENCODER[key] = enc
     if fingerprint and enc.fingerprint != fingerprint:
         raise AlignkitError(f"checkpoint {checkpoint} here (fingerprint {enc.fingerprint}) differs from the "
@@ -287,7 +302,8 @@ def score_unit(unit: ScoreUnit) -> UnitResult:
     from alignkit.vectors.cache import VectorCache
 
     cfg = unit.cfg
-    enc = _unit_encoder(unit.checkpoint, cfg.device, unit.fingerprint)
+    enc = _unit_encoder(unit.checkpoint, cfg.device, unit.fingerprint, cfg.dtype)
+    halvings = getattr(getattr(enc, "batch_adaptation", None), "halvings", 0)
     cache = VectorCache(cfg.cache_dir) if cfg.cache_dir else VectorCache()
     with tempfile.TemporaryDirectory(prefix="alignkit-unit-") as tmp:
         ctx = ScoringContext(enc, cfg, Path(tmp) if unit.keep_files else None, cache, unit.corpora, unit.progress)
@@ -295,7 +311,10 @@ def score_unit(unit: ScoreUnit) -> UnitResult:
         unit.task.evaluate(ctx, unit.item)
         files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
     tsne = [(lex.name, layer, xs, ys) for lex, layer, xs, ys in ctx.tsne]
-    return UnitResult(rows=ctx.rows, files=files, tsne=tsne, model=model_info(enc))
+    info = model_info(enc)
+    if "batch" in info:  # this unit's out-of-memory halvings (the state lives on for the next unit)
+        info["batch"]["oom_halvings"] -= halvings
+    return UnitResult(rows=ctx.rows, files=files, tsne=tsne, model=info)
 
 
 def _unit_key(cfg: ScoreConfig, checkpoint: str, fingerprint: str, task, item) -> str:
@@ -321,6 +340,18 @@ def _plan_units(checkpoints: list[str], encs: list, plan: list, cfg: ScoreConfig
                 label = f"checkpoint {ckpt}, task {task.metadata.name}, {task.unit_name(item)}"
                 units.append(Unit(_unit_key(cfg, ckpt, enc.fingerprint, task, item), label, payload, gpus=gpus))
     return units
+
+
+def _merge_batch(into: dict, unit_model: dict) -> None:
+    """Add a later unit's ``batch`` record to a checkpoint's manifest entry: out-of-memory
+    halvings summed over units, the smallest batch cap kept."""
+    batch, have = unit_model.get("batch"), into.get("batch")
+    if batch is None or have is None:
+        into["batch"] = have or batch
+        return
+    caps = [c for c in (have.get("max_rows_after_oom"), batch.get("max_rows_after_oom")) if c is not None]
+    into["batch"] = {"oom_halvings": have.get("oom_halvings", 0) + batch.get("oom_halvings", 0),
+                     "max_rows_after_oom": min(caps) if caps else None}
 
 
 def _failure_line(failures: list, total: int, out_dir: Path | None) -> str:
@@ -375,7 +406,7 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     encs = []
     for ckpt in checkpoints:  # every checkpoint checked before any unit runs (weights read by the units)
         # a distributed driver needs no GPU of its own: the units load the weights where they run
-        enc = _unit_encoder(ckpt, cfg.device if local else "cpu")
+        enc = _unit_encoder(ckpt, cfg.device if local else "cpu", dtype=cfg.dtype)
         for t in tasks:
             t.check_encoder(enc, cfg)
         encs.append(enc)
@@ -418,7 +449,11 @@ def score(checkpoints: Sequence[str] | str | None = None, *, out: str | Path | N
     if out_dir is not None:
         models: dict[str, dict] = {}
         for u, res in done:
-            models.setdefault(u.payload.checkpoint, res.model)
+            ckpt = u.payload.checkpoint
+            if ckpt in models:
+                _merge_batch(models[ckpt], res.model)
+            else:
+                models[ckpt] = dict(res.model)
         by_name = {lx.name: lx for lx in lexicons}
         tsne = [(res.model.get("name", u.payload.checkpoint), by_name[name], layer, xs, ys)
                 for u, res in done for name, layer, xs, ys in res.tsne]

@@ -43,3 +43,56 @@ def tiny_gpt2(path: Path) -> Path:
     GPT2Model(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, n_positions=32)).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return Path(path)
+
+
+# --------------------------------------------------------------------------- decoder-only models
+
+DECODER_CORPUS = [
+    "the cat is on the house", "the dog drinks water", "a big house and a small cat",
+    "kedi evde", "köpek su içer", "büyük ev ve küçük kedi", "die katze ist im haus", "der hund trinkt wasser",
+    "ein großes haus und eine kleine katze", "hello world", "translate the word", "Translate: hello",
+] + WORDS
+
+DECODER_ARCHS = ("llama", "qwen2", "gemma2", "mistral")
+
+
+def tiny_bpe(add_bos: bool, vocab_size: int = 400):
+    """A byte-level BPE tokenizer trained here on :data:`DECODER_CORPUS` (well under a second):
+    ``<|endoftext|>`` is eos (and no pad token, as Qwen ships it); ``add_bos``: ``<s>`` first."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(DECODER_CORPUS * 3, trainer=trainer)
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    kw = {"bos_token": "<s>"} if add_bos else {}
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", **kw)
+
+
+def tiny_decoder(path: Path, arch: str = "qwen2", layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
+    """A random-weight decoder-only model of ``arch`` (:data:`DECODER_ARCHS`) + trained BPE tokenizer,
+    saved with save_pretrained at ``path`` (no LM head: what AutoModel loads)."""
+    import torch
+    import transformers as tf
+
+    tok = tiny_bpe(add_bos=arch != "qwen2")
+    common = dict(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                  eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    cfg = {"llama": lambda: tf.LlamaConfig(**common),
+           "qwen2": lambda: tf.Qwen2Config(**common),
+           "gemma2": lambda: tf.Gemma2Config(**common, head_dim=hidden // 4, sliding_window=16,
+                                             query_pre_attn_scalar=hidden // 4),
+           "mistral": lambda: tf.MistralConfig(**common, sliding_window=16)}[arch]()
+    torch.manual_seed(seed)
+    model = tf.AutoModel.from_config(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return Path(path)

