@@ -6,7 +6,7 @@ import pytest
 from alignkit.cli import main
 from alignkit.inputs.encoders import load_encoder, query_prefix_for
 from alignkit.errors import AlignkitError
-from tinymodels import tiny_bert, tiny_gpt2
+from tinymodels import tiny_bert, tiny_gpt2, tiny_vit
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +59,11 @@ def test_directory_without_config_is_rejected(tmp_path, capsys):
         load_encoder(str(tmp_path / "empty"))
 
 
-def test_non_encoder_checkpoint_is_rejected(tmp_path):
-    with pytest.raises(AlignkitError, match="not an encoder"):
-        load_encoder(str(tiny_gpt2(tmp_path / "gpt2")))
+def test_a_checkpoint_neither_encoder_nor_causal_lm_is_rejected_and_a_causal_one_loads_as_a_decoder(tmp_path):
+    with pytest.raises(AlignkitError, match="not an encoder or a decoder-only"):
+        load_encoder(str(tiny_vit(tmp_path / "vit")))
+    dec = load_encoder(str(tiny_gpt2(tmp_path / "gpt2")))           # recognised by capability, not by name
+    assert dec.architecture == "decoder" and dec.num_layers == 1
 
 
 def test_corrupt_weights_are_reported(tmp_path, capsys):
@@ -150,4 +152,4 @@ def test_a_lazy_encoder_reports_corrupt_weights_when_it_first_needs_them(tmp_pat
     with pytest.raises(AlignkitError, match="cannot load weights"):
         lazy.tokenize(["cat"])
     with pytest.raises(AlignkitError, match="not an encoder"):   # non-encoders fail at once, lazy or not
-        load_encoder(str(tiny_gpt2(tmp_path / "gpt2")), lazy=True)
+        load_encoder(str(tiny_vit(tmp_path / "vit")), lazy=True)

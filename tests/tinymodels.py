@@ -37,6 +37,15 @@ def tiny_bert(path: Path, layers: int = 2, hidden: int = 32, seed: int = 0) -> P
     return Path(path)
 
 
+def tiny_vit(path: Path) -> Path:
+    """A model that is neither an encoder of text nor a causal LM (a tiny random ViT)."""
+    from transformers import ViTConfig, ViTModel
+
+    ViTModel(ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                       image_size=8, patch_size=4)).save_pretrained(path)
+    return Path(path)
+
+
 def tiny_gpt2(path: Path) -> Path:
     from transformers import GPT2Config, GPT2Model
 
