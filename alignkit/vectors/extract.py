@@ -289,7 +289,7 @@ def word_vectors(encoder: Any, words: Sequence[str], layers: str | Sequence[int]
         cache.save(key, vecs, arrays={"occurrences": occ_u},
                    meta={"kind": "words", "mode": mode, "pooling": pooling, "items": len(uniq),
                          "model": encoder.fingerprint, "name": getattr(encoder, "name", "")})
-        vecs = vecs[_slots(stored, layer_idx)]
+        vecs = _select(vecs, _slots(stored, layer_idx))
     identity = len(take) == len(uniq) and np.array_equal(take, np.arange(len(uniq)))
     return _word_result(vecs if identity else vecs[:, take], layer_idx, mode, pooling, words,
                         occ_u[take], False)
@@ -319,6 +319,11 @@ def _slots(stored: list[int], layers: list[int]) -> list[int]:
     """Where each of ``layers`` sits among the ``stored`` ones."""
     return list(layers) if len(stored) and stored[0] == 0 and stored[-1] == len(stored) - 1 else \
         [stored.index(layer) for layer in layers]
+
+
+def _select(vecs: np.ndarray, slots: list[int]) -> np.ndarray:
+    """``vecs[slots]``, without a copy when that is every layer in order (a 25-layer pool is GBs)."""
+    return vecs if slots == list(range(vecs.shape[0])) else vecs[slots]
 
 
 def _take(vecs: np.ndarray, layers: list[int], rows: np.ndarray) -> np.ndarray:
@@ -392,7 +397,7 @@ def sentence_vectors(encoder: Any, sentences: Sequence[str], layers: str | Seque
         cache.save(key, vecs, meta={"kind": "sentences", "items": len(sentences), "prefix": prefix,
                                     "pooling": pooling, "model": encoder.fingerprint,
                                     "name": getattr(encoder, "name", "")})
-        vecs = vecs[_slots(stored, layer_idx)]
+        vecs = _select(vecs, _slots(stored, layer_idx))
     return _sentence_result(vecs, layer_idx, len(sentences), False, pooling)
 
 
