@@ -119,7 +119,11 @@ def test_train_refuses_a_decoder_in_one_line(root, tmp_path, capsys):
 @pytest.mark.parametrize("arch", DECODER_ARCHS)
 def test_vectors_equal_a_per_text_forward_whatever_batch_and_padding_side(decoders, arch):
     dec = decoders[arch]
+    from alignkit.vectors.forward import plan_batches
+
     ref = np.stack([_reference(dec, t, "mean") for t in TEXTS], axis=1)
+    lengths = np.array([len(dec.tokenizer(t)["input_ids"]) for t in TEXTS])
+    assert any(len(set(lengths[b])) > 1 for b in plan_batches(lengths, 12, pad=True))   # some batch is padded
     for side in ("left", "right"):
         dec.tokenizer.padding_side = side
         for batch_tokens in (3, 12, 2048):   # one text a batch, a few mixed lengths, everything at once
@@ -241,10 +245,11 @@ def test_every_measure_has_rows_for_every_layer(root, arch, tmp_path):
         sel = df[(df.metric == metric) & (df.method == method)]
         assert sorted(set(sel.layer)) == layers, (metric, method)
         assert np.isfinite(sel.value.astype(float)).all(), (metric, method)
-    mexa = df[(df.metric == "mexa")]
-    per_layer = mexa[mexa.method == ""].value.astype(float)
-    agg = mexa[mexa.layer == -1].set_index("method").value.astype(float)
-    assert agg["layer_mean"] == pytest.approx(per_layer.mean()) and agg["layer_max"] == pytest.approx(per_layer.max())
+    per_layer = df[df.metric == "mexa"].value.astype(float)
+    agg = df[df.metric == "mexa_layers"]
+    assert set(agg.layer) == {-1}
+    agg = agg.set_index("method").value.astype(float)
+    assert agg["mean"] == pytest.approx(per_layer.mean()) and agg["max"] == pytest.approx(per_layer.max())
     model = json.loads((out / "manifest.json").read_text())["models"][0]
     assert model["architecture"] == "decoder" and model["last_layer_normed"] is True
     assert model["dtype"] == "torch.float32" and model["batch"]["oom_halvings"] == 0
@@ -281,3 +286,21 @@ def test_extract_writes_sentence_vectors_with_pooling_and_template_for_decoders_
     np.testing.assert_allclose(np.load(tmp_path / "dec.npz")["vectors"][:, 1],
                                _reference(dec, "the cat", "last", "Say: {text}")[:2], atol=1e-5, rtol=0)
     assert main(["extract", str(root / "tinyllama"), "--out", str(tmp_path / "x.npz")]) == 2   # neither input
+
+
+def test_compare_pairs_two_decoder_runs_and_refuses_runs_with_different_templates(root, tmp_path, capsys):
+    runs = {}
+    for name, model, extra in (("llama", "tinyllama", []), ("mistral", "tinymistral", []),
+                               ("templated", "tinyllama", ["--template", "Word: {text}"])):
+        runs[name] = tmp_path / name
+        assert main(["score", str(root / model), "--pairs", str(root / "en-tr.test.tsv"), "--pool-size", "30",
+                     "--resamples", "0", "--no-cluster", "--cache-dir", str(root / "cache"), "--out",
+                     str(runs[name]), "--quiet"] + extra) == 0
+    assert main(["compare", str(runs["llama"]), str(runs["mistral"]), "--resamples", "50",
+                 "--out", str(tmp_path / "cmp"), "--quiet"]) == 0
+    assert (tmp_path / "cmp" / "comparison.csv").is_file()
+    capsys.readouterr()
+    assert main(["compare", str(runs["mistral"]), str(runs["templated"]), "--out", str(tmp_path / "cmp2"),
+                 "--quiet"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and "runs differ in template" in err[0]

@@ -109,7 +109,9 @@ def check_comparable(df: pd.DataFrame, manifests: dict[str, dict | None] | None 
     present = {d: m for d, m in (manifests or {}).items() if m}
     for setting, what in (("pooling", "pooling"), ("template", "template"), ("mode", "mode"),
                           ("pool_size", "pool size")):
-        vals = {d: m.get("config", {}).get(setting) for d, m in present.items()}
+        # an absent setting (a manifest older than it) is skipped; a template of None is "no template"
+        vals = {d: m["config"][setting] if setting != "template" or m["config"][setting] else "none"
+                for d, m in present.items() if setting in m.get("config", {})}
         vals = {d: v for d, v in vals.items() if v is not None}
         if len(set(map(str, vals.values()))) > 1:
             raise AlignkitError(f"runs differ in {what} ({' vs '.join(f'{v} in {d}' for d, v in vals.items())}); "

@@ -1,7 +1,7 @@
 """MEXA (SPEC §2 v2; Kargaran et al. 2024) on Tatoeba: per layer, the share of parallel
 sentences whose translation has the strictly highest cosine in both its row and its column
 of the cosine matrix; and, as its authors report it, aggregated over the scored layers
-(SPEC §2 v3): method ``layer_mean`` and ``layer_max``, layer -1 (not a layer), no CI."""
+(SPEC §2 v3): metric ``mexa_layers``, method ``mean`` and ``max``, layer -1 (not a layer), no CI."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,13 +12,15 @@ from alignkit.tasks.tatoeba import SentenceTask
 
 register_measure(Measure("mexa", "MEXA (translation is the strict row and column maximum)", unit="share",
                          family="sentences", percent=True, summary=True, short="MEXA", plots=(("", "MEXA"),)))
+register_measure(Measure("mexa_layers", "MEXA over the scored layers (mean, max)", unit="share", family="sentences",
+                         percent=True, short="MEXA layers"))
 
 
 @register_task
 class MexaTask(SentenceTask):
     metadata = TaskMetadata(
         name="mexa", type="bitext", description="MEXA alignment score on Tatoeba sentences",
-        measures=("mexa",), methods=("", "layer_mean", "layer_max"), dataset="tatoeba",
+        measures=("mexa", "mexa_layers"), methods=("", "mean", "max"), dataset="tatoeba",
         reference="Kargaran et al. 2024")
 
     def evaluate(self, ctx: Any, unit: tuple[str, str]) -> None:
@@ -28,8 +30,8 @@ class MexaTask(SentenceTask):
         if not per_layer:
             return
         values = [r["value"] for r in per_layer]
-        for method, value in (("layer_mean", sum(values) / len(values)), ("layer_max", max(values))):
-            ctx.add_row(layer=None, pair=per_layer[0]["pair"], metric="mexa", method=method,
+        for method, value in (("mean", sum(values) / len(values)), ("max", max(values))):
+            ctx.add_row(layer=None, pair=per_layer[0]["pair"], metric="mexa_layers", method=method,
                         direction=per_layer[0]["direction"], value=value, n=per_layer[0]["n"],
                         pool_size=per_layer[0]["pool_size"], lexicon=self.metadata.dataset)
 

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from alignkit.errors import AlignkitError
-from alignkit.train.losses import mean_pool, task_loss
+from alignkit.train.losses import task_loss
+from alignkit.vectors.pooling import masked_mean
 
 
 @runtime_checkable
@@ -180,10 +181,10 @@ class PairClassifier(nn.Module):
         out = self.encoder(inputs_embeds=embeds, attention_mask=batch.attention_mask,
                            output_attentions=attentions, output_hidden_states=need_hidden, **kwargs)
         last = out.last_hidden_state
-        pooled = mean_pool(last, batch.content_mask)
+        pooled = masked_mean(last, batch.content_mask)
         sentence = None
         if sentence_layer is not None:
-            sentence = pooled if not need_hidden else mean_pool(out.hidden_states[sentence_layer], batch.content_mask)
+            sentence = pooled if not need_hidden else masked_mean(out.hidden_states[sentence_layer], batch.content_mask)
         logits = self.head(self.dropout(pooled)) if with_head else None
         return PassOutput(logits, sentence, tuple(out.attentions) if attentions else None)
 

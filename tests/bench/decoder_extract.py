@@ -2,6 +2,7 @@
 
     python tests/bench/decoder_extract.py [--words 20000] [--rounds 3] [--naive-words 50] [--threads N]
     python tests/bench/decoder_extract.py --tiny          # a seconds-long check that the script runs
+    python tests/bench/decoder_extract.py --device cuda --peak-tflops 989   # a GPU: bf16, vs the card's roofline
 
 The model is a random-weight decoder of Qwen2.5-0.5B's shape (24 layers, hidden 896, GQA with
 14 query and 2 key/value heads, intermediate 4864, SwiGLU) with its vocabulary shrunk to a
@@ -21,6 +22,11 @@ real loading code. Everything is measured in one run, on the same machine, in ro
   ``word_vectors`` (all layers, no cache), each as a ratio of the limit;
 - peak RSS of a fresh process that only loads the model and extracts every word at all
   L + 1 layers, against weights + the vectors kept (layers x words x hidden x 4 bytes) + 1 GB.
+
+With ``--device cuda`` the model runs in bf16 (alignkit's GPU default; pooling stays fp32),
+the GEMM rate is measured with bf16 matmuls on the card, and tokens/s and the achieved
+GEMM FLOP/s are also printed against ``--peak-tflops`` (the card's dense bf16 peak, from its
+data sheet); peak GPU memory replaces the RSS check. Not yet run on a GPU.
 """
 from __future__ import annotations
 
@@ -92,27 +98,38 @@ def flops_per_word(shape: dict, lengths: np.ndarray) -> float:
     return float(total) / len(lengths)
 
 
-def gemm_rate(shape: dict, tokens: int, threads: int) -> dict[str, float]:
-    """fp32 FLOP/s of the model's projection GEMMs over ``tokens`` rows: intra-op and per-core streams."""
+def gemm_rate(shape: dict, tokens: int, threads: int, device: str = "cpu") -> dict[str, float]:
+    """FLOP/s of the model's projection GEMMs over ``tokens`` rows: fp32 on CPU (intra-op and
+    per-core streams), bf16 on a GPU (chunks of 2048 and 65536 rows)."""
     from concurrent.futures import ThreadPoolExecutor
 
     h, ff, layers = shape["hidden"], shape["ff"], shape["layers"]
     kv = h // shape["heads"] * shape["kv_heads"]
     outs = [h, kv, kv, h, ff, ff]
     ins = [h, h, h, h, h, h]
-    ws = [[torch.randn(i, o) * 0.02 for i, o in zip(ins + [ff], outs + [h])] for _ in range(layers)]
+    dt = torch.float32 if device == "cpu" else torch.bfloat16
+    ws = [[(torch.randn(i, o) * 0.02).to(device, dt) for i, o in zip(ins + [ff], outs + [h])] for _ in range(layers)]
     chunk = 2048
     flops_per_row = 2 * sum(w.shape[0] * w.shape[1] for w in ws[0]) * layers
 
-    def run(rows: int) -> None:
-        x = torch.randn(min(chunk, rows), h)
-        xf = torch.randn(min(chunk, rows), ff)
+    def run(rows: int, chunk: int = chunk) -> None:
+        x = torch.randn(min(chunk, rows), h).to(device, dt)
+        xf = torch.randn(min(chunk, rows), ff).to(device, dt)
         for start in range(0, rows, chunk):
             for layer in ws:
                 for w in layer:
                     torch.matmul(xf if w.shape[0] == ff else x, w)
 
     out = {}
+    if device != "cpu":
+        for c in (2048, 65536):
+            run(min(tokens, c), c)                      # warm-up
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            run(tokens, c)
+            torch.cuda.synchronize()
+            out[f"bf16 chunks of {c}"] = flops_per_row * tokens / (time.perf_counter() - t)
+        return out
     torch.set_num_threads(threads)
     t = time.perf_counter()
     run(tokens)
@@ -130,11 +147,17 @@ def gemm_rate(shape: dict, tokens: int, threads: int) -> dict[str, float]:
     return out
 
 
+def _sync(dec) -> None:
+    if dec.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def one_word_per_forward(dec, words: list[str]) -> None:
     with torch.inference_mode():
         for w in words:
-            ids = torch.tensor([dec.tokenizer(w)["input_ids"]])
+            ids = torch.tensor([dec.tokenizer(w)["input_ids"]], device=dec.device)
             dec.model(input_ids=ids, output_hidden_states=True, use_cache=False)
+    _sync(dec)
 
 
 def padded_batches(dec, words: list[str], batch: int = 256) -> None:
@@ -142,8 +165,9 @@ def padded_batches(dec, words: list[str], batch: int = 256) -> None:
     with torch.inference_mode():
         for s in range(0, len(order), batch):
             enc = dec.tokenizer([words[i] for i in order[s:s + batch]], padding=True, return_tensors="pt")
-            dec.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True,
-                      use_cache=False)
+            dec.model(input_ids=enc["input_ids"].to(dec.device), attention_mask=enc["attention_mask"].to(dec.device),
+                      output_hidden_states=True, use_cache=False)
+    _sync(dec)
 
 
 def rss_child(model: str, words_file: str) -> None:
@@ -166,6 +190,8 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8000)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--tiny", action="store_true", help="tiny shapes and 300 words: checks the script runs")
+    ap.add_argument("--device", default="cpu", help="cpu (fp32) or cuda (bf16)")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, for the roofline")
     ap.add_argument("--rss-child", nargs=2, metavar=("MODEL", "WORDS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.rss_child:
@@ -180,7 +206,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "qwen-shape"
         build_model(path, words, shape, vocab)
-        dec = load_encoder(str(path), device="cpu")
+        dec = load_encoder(str(path), device=a.device)
         lengths = np.array([len(dec.tokenizer(w)["input_ids"]) for w in words])
         fpw = flops_per_word(shape, lengths)
         weights = sum(p.numel() * p.element_size() for p in dec.model.parameters())
@@ -189,7 +215,7 @@ def main() -> None:
               f"torch {torch.__version__}")
         rows = []
         for r in range(a.rounds):
-            rates = gemm_rate(shape, int(lengths.sum()), a.threads)
+            rates = gemm_rate(shape, int(lengths.sum()), a.threads, a.device)
             best = max(rates.values())
             limit = best / fpw
             t = time.perf_counter()
@@ -200,7 +226,14 @@ def main() -> None:
             padded = len(words) / (time.perf_counter() - t)
             t = time.perf_counter()
             word_vectors(dec, words, layers="all", progress=False)
+            _sync(dec)
             ours = len(words) / (time.perf_counter() - t)
+            if a.device != "cpu":
+                achieved = ours * fpw
+                peak = f" = {achieved / (a.peak_tflops * 1e12):.2f} of the {a.peak_tflops} TFLOP/s peak" \
+                    if a.peak_tflops else ""
+                print(f"round {r}: alignkit {ours * lengths.mean():.0f} tokens/s, {achieved / 1e12:.2f} TFLOP/s "
+                      f"achieved{peak}; peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
             rows.append((limit, naive, padded, ours))
             print(f"round {r}: GEMM " + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in rates.items()) +
                   f" GFLOP/s -> limit {limit:.1f} words/s; one word/forward {naive:.2f} ({naive / limit:.2f}), "
@@ -209,6 +242,8 @@ def main() -> None:
         med = np.median(np.array(rows), axis=0)
         print(f"median: limit {med[0]:.1f} words/s; alignkit {med[3]:.1f} = {med[3] / med[0]:.2f} of the limit; "
               f"padded {med[2] / med[0]:.2f}; one word/forward {med[1] / med[0]:.3f}")
+        if a.device != "cpu":
+            return
         del dec
         words_file = Path(tmp) / "words.txt"
         words_file.write_text("\n".join(words), encoding="utf-8")
