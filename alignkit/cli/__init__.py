@@ -14,7 +14,7 @@ from alignkit.errors import AlignkitError
 
 app = typer.Typer(
     name="alignkit",
-    help="Measure and improve cross-lingual alignment of multilingual encoders, layer by layer.",
+    help="Measure and improve cross-lingual alignment of multilingual encoders and decoder-only LLMs, layer by layer.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -12,6 +12,8 @@ Vector extraction (:mod:`alignkit.vectors`) uses only the narrow :class:`Encoder
 (shape, fingerprint, ``tokenize``, per-layer ``hidden_states``); ``Encoder`` satisfies it, and
 its ``hidden_states`` runs a fused CPU forward registered for the model_type in
 :data:`alignkit.inputs.fused.FUSED_FORWARDS` when there is one, else transformers' forward.
+A checkpoint whose config builds a causal LM loads as a
+:class:`alignkit.inputs.decoders.Decoder` instead (same protocol, per-layer pooling hooks).
 """
 from __future__ import annotations
 

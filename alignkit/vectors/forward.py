@@ -12,10 +12,17 @@ padding and no attention mask is needed; batches are filled up to a token budget
 happens on the device, per batch, as one small batched matmul with a ``[groups, tokens]``
 weight matrix; on CPU, batches run concurrently, one per intra-op thread, each
 single-threaded.
+
+Decoder-only models (``pads_freely``) differ in two ways, both declared on the model object:
+neighbouring lengths share a batch, right-padded (a causal model's tokens never see later
+positions, so the pads change nothing a pick reads), and each layer is pooled inside the
+forward through the model's ``pool_layers`` instead of a generator over ``hidden_states``.
+On CUDA out-of-memory a batch is retried in halves (:class:`BatchAdaptation`).
 """
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -209,17 +216,13 @@ class BatchAdaptation:
 
     max_rows: int | None = None
     halvings: int = 0
-    _lock: Any = field(default=None, repr=False)
+    _lock: Any = field(default_factory=threading.Lock, repr=False)
 
     def as_dict(self) -> dict:
         return {"oom_halvings": self.halvings, "max_rows_after_oom": self.max_rows}
 
     def run(self, fn, batch: np.ndarray) -> list:
         """``[fn(part) for part in parts of batch]``, halving on out-of-memory."""
-        import threading
-
-        if self._lock is None:
-            self._lock = threading.Lock()
         out, pending = [], [batch]
         while pending:
             part = pending.pop(0)
