@@ -304,3 +304,23 @@ def test_compare_pairs_two_decoder_runs_and_refuses_runs_with_different_template
                  "--quiet"]) == 2
     err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert len(err) == 1 and "runs differ in template" in err[0]
+
+
+def test_a_warm_rescore_of_a_decoder_reads_no_weights_and_runs_no_forward(root, tmp_path, monkeypatch):
+    import alignkit
+    import alignkit.inputs.decoders as decoders_module
+    from alignkit.inputs.decoders import LazyDecoder
+
+    kw = dict(pairs=[str(root / "en-tr.test.tsv")], pool_size=30, n_resamples=0, cluster=False,
+              cache_dir=str(tmp_path / "c"), progress=False)
+    first = alignkit.score(str(root / "tinygemma2"), **kw)                # loads, extracts, memoises the facts
+
+    def no_load(*a, **k):
+        raise AssertionError("the warm run loaded the model")
+
+    monkeypatch.setattr(decoders_module, "load_decoder", no_load)
+    assert isinstance(load_encoder(str(root / "tinygemma2"), lazy=True), LazyDecoder)
+    again = alignkit.score(str(root / "tinygemma2"), **kw)
+    pd.testing.assert_frame_equal(first, again)
+    with pytest.raises(AssertionError, match="loaded the model"):   # a cold key does need the model
+        alignkit.score(str(root / "tinygemma2"), **{**kw, "pooling": "last"})

@@ -20,6 +20,10 @@ states. :func:`load_decoder` checks the hooks against transformers' own ``hidden
 a probe input and falls back to ``output_hidden_states=True`` (correct, more memory) when they
 disagree.
 
+Loading records what it found (``last_layer_normed``, shape, pad id) per weights and dtype in
+the user cache, so a later ``load_encoder(..., lazy=True)`` of the same directory returns a
+:class:`LazyDecoder`: a re-score whose vectors are cached reads no weights and runs no forward.
+
 A causal model's token at position p never attends to positions after p, so right padding
 (and no attention mask) leaves every text's own tokens exactly as a forward of the text alone
 (``pads_freely``): extraction pads batches on the right whatever the tokenizer's side.
@@ -212,6 +216,119 @@ def _agrees(dec: Decoder) -> tuple[bool, bool]:
     return same, normed
 
 
+_FACTS_FILE = "decoder_facts.json"
+
+
+def _facts_key(fingerprint: str, dtype: Any) -> str:
+    return f"{fingerprint}|{str(dtype).replace('torch.', '')}"
+
+
+def remembered_facts(fingerprint: str, dtype: Any) -> dict | None:
+    """What loading a decoder found out (``last_layer_normed``, ``hooked``, ``pad_token_id``,
+    layers, width), memoised per weights and dtype in the user cache; None if never loaded."""
+    import json
+
+    from alignkit.inputs.bundled import cache_root
+
+    try:
+        return json.loads((cache_root() / _FACTS_FILE).read_text()).get(_facts_key(fingerprint, dtype))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _remember(dec: Decoder) -> None:
+    import json
+
+    from alignkit.atomic import write_text
+    from alignkit.inputs.bundled import cache_root
+
+    f = cache_root() / _FACTS_FILE
+    try:
+        memo = json.loads(f.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    memo[_facts_key(dec.fingerprint, dec.dtype)] = {
+        "last_layer_normed": bool(dec.last_layer_normed), "hooked": bool(dec.hooked),
+        "pad_token_id": int(dec.pad_token_id), "num_layers": int(dec.num_layers), "hidden_size": int(dec.hidden_size)}
+    try:
+        write_text(f, json.dumps(memo))
+    except (OSError, AlignkitError):
+        pass  # the memo only saves a load on warm runs
+
+
+class LazyDecoder:
+    """A :class:`Decoder` of a local checkpoint loaded before (its facts memoised), whose weights
+    load on first use: a run whose vectors are all cached reads no weights and runs no forward.
+    Everything a cache key needs (fingerprint, dtype, ``last_layer_normed``) is known without them.
+    """
+
+    architecture = "decoder"
+    default_pooling = "mean"
+    pads_freely = True
+    stores_all_layers = False
+    query_prefix = ""
+    normalize = None
+
+    def __init__(self, name: str, path: Path, device: str | None, dtype: str | None, fingerprint: str,
+                 dt: Any, facts: dict):
+        from alignkit.inputs.encoders import pick_device
+
+        self.name, self.path, self.fingerprint, self.dtype = name, path, fingerprint, dt
+        self.device = pick_device(device)
+        self.num_layers, self.hidden_size = int(facts["num_layers"]), int(facts["hidden_size"])
+        self.last_layer_normed = bool(facts["last_layer_normed"])
+        self._args = (device, dtype)
+        self._dec: Decoder | None = None
+
+    cache_fields = Decoder.cache_fields
+
+    def load(self) -> Decoder:
+        """The loaded :class:`Decoder` (loading it now if needed)."""
+        if self._dec is None:
+            from alignkit.inputs.encoders import load_encoder
+
+            dec = load_encoder(self.path, *self._args)
+            if (dec.fingerprint, dec.num_layers, dec.last_layer_normed) != (self.fingerprint, self.num_layers,
+                                                                          self.last_layer_normed):
+                raise AlignkitError(f"checkpoint {self.name} changed while it was being scored; run again")
+            dec.name = self.name
+            self._dec = dec
+        return self._dec
+
+    @property
+    def loaded(self) -> bool:
+        return self._dec is not None
+
+    model = property(lambda self: self.load().model)
+    tokenizer = property(lambda self: self.load().tokenizer)
+    max_length = property(lambda self: self.load().max_length)
+    pad_token_id = property(lambda self: self.load().pad_token_id)
+
+    def tokenize(self, texts: list[str], **kwargs):
+        return self.load().tokenize(texts, **kwargs)
+
+    def pool_layers(self, *args, **kwargs):
+        return self.load().pool_layers(*args, **kwargs)
+
+    def hidden_states(self, *args, **kwargs):
+        return self.load().hidden_states(*args, **kwargs)
+
+
+def lazy_decoder(name: str, where: Path, device: str | None, dtype: str | None) -> LazyDecoder | None:
+    """A :class:`LazyDecoder` when this directory's decoder was loaded before in this dtype, else None."""
+    from alignkit.inputs.encoders import model_fingerprint, pick_device
+
+    try:
+        dt = decoder_dtype(pick_device(device), dtype, name)
+    except AlignkitError:
+        return None  # the eager load gives the error
+    fingerprint = model_fingerprint(where)
+    facts = remembered_facts(fingerprint, dt)
+    if not facts or not {"num_layers", "hidden_size", "last_layer_normed"} <= set(facts):
+        return None
+    return LazyDecoder(name, where, device, dtype, fingerprint, dt, facts)
+
+
 def load_decoder(name: str, where: Path | str, config: Any, device: str | None, dtype: str | None) -> Decoder:
     """Load a decoder-only checkpoint (directory or hub id) as a :class:`Decoder` (eval mode, no KV cache)."""
     import logging
@@ -266,7 +383,8 @@ def load_decoder(name: str, where: Path | str, config: Any, device: str | None, 
             h.remove()
         dec._handles.clear()
         dec.hooked = False
+    _remember(dec)
     return dec
 
 
-__all__ = ["Decoder", "decoder_dtype", "is_causal_lm_config", "load_decoder"]
+__all__ = ["Decoder", "LazyDecoder", "decoder_dtype", "is_causal_lm_config", "lazy_decoder", "load_decoder"]

@@ -341,6 +341,15 @@ def _lazy_config(where: Path) -> dict | None:
     return config if ok else None
 
 
+def _maybe_decoder(where: Path) -> bool:
+    """Whether config.json names a model type that is not an encoder's (a decoder, maybe)."""
+    try:
+        config = json.loads((where / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and (config.get("model_type") not in ENCODER_TYPES or bool(config.get("is_decoder")))
+
+
 def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = None,
                  dtype: str | None = None, *, lazy: bool = False, decoders: bool = True) -> Any:
     """Load a checkpoint: ``bundled:multilingual-e5-small`` (default), a local HF dir, or a hub id.
@@ -358,6 +367,12 @@ def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = Non
         config = _lazy_config(where)
         if config is not None:
             return LazyEncoder(name, where, device, dtype, config)
+        if decoders and _maybe_decoder(where):
+            from alignkit.inputs.decoders import lazy_decoder
+
+            lazy_dec = lazy_decoder(name, where, device, dtype)
+            if lazy_dec is not None:
+                return lazy_dec
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     try:

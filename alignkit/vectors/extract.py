@@ -174,10 +174,12 @@ def _check_items(items: Sequence[str], what: str) -> list[str]:
 
 
 def _check_encoder(encoder: Any) -> None:
+    from alignkit.inputs.decoders import Decoder, LazyDecoder
     from alignkit.inputs.encoders import Encoder, EncoderProtocol, LazyEncoder
 
-    # the protocol check reads every member (max_length too): it would load a LazyEncoder
-    if not isinstance(encoder, (Encoder, LazyEncoder)) and not isinstance(encoder, EncoderProtocol):
+    # the protocol check reads every member (max_length too): it would load a lazy model
+    if not isinstance(encoder, (Encoder, LazyEncoder, Decoder, LazyDecoder)) and \
+            not isinstance(encoder, EncoderProtocol):
         missing = [m for m in ("name", "fingerprint", "num_layers", "hidden_size", "device", "dtype",
                                "query_prefix", "normalize", "max_length", "tokenize", "hidden_states")
                    if not hasattr(encoder, m)]
