@@ -324,3 +324,19 @@ def test_a_warm_rescore_of_a_decoder_reads_no_weights_and_runs_no_forward(root, 
     pd.testing.assert_frame_equal(first, again)
     with pytest.raises(AssertionError, match="loaded the model"):   # a cold key does need the model
         alignkit.score(str(root / "tinygemma2"), **{**kw, "pooling": "last"})
+
+
+def test_contextual_last_pooling_reads_each_occurrences_last_own_token(decoders):
+    dec = decoders["qwen2"]
+    corpus = ["the big house", "a small house and a cat"]
+    v = word_vectors(dec, ["house"], mode="contextual", corpus=corpus, pooling="last", progress=False)
+    assert v.info.occurrences.tolist() == [2]
+    refs = []
+    for sentence in corpus:
+        enc = dec.tokenizer(sentence, return_offsets_mapping=True)
+        a = sentence.index("house")
+        pos = [p for p, (x, y) in enumerate(enc["offset_mapping"]) if x < a + 5 and y > a][-1]
+        with torch.inference_mode():
+            hs = dec.model(input_ids=torch.tensor([enc["input_ids"]]), output_hidden_states=True).hidden_states
+        refs.append(np.stack([h[0, pos].numpy() for h in hs]))
+    np.testing.assert_allclose(v[:, 0], (refs[0] + refs[1]) / 2, atol=1e-5, rtol=0)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from alignkit.vectors.forward import Picks, tokenise
+from alignkit.vectors.pooling import pooling_weights
 
 
 def normalise(encoder: Any, texts: list[str]) -> list[str]:
@@ -105,10 +106,14 @@ def contextual_plan(encoder: Any, words: list[str], pooling: str, corpus: list[s
             seq, offs, special = seq_of[si]
             pos = [p for p, ((x, y), s) in enumerate(zip(offs, special)) if not s and x < b and y > a]
             if pos:  # empty when truncation cut the occurrence off
-                spans.append((seq, pos[:1] if pooling == "first" else pos))
+                spans.append((seq, pos))
         per_word.append(spans)
         counts[wi] = len(spans)
     for wi, spans in enumerate(per_word):
-        for seq, pos in spans:
-            picks.add(seq, pos, wi, 1.0 / (len(pos) * len(spans)))
+        for seq, pos in spans:   # each occurrence pooled as an isolated word is, then averaged
+            pos, weights = pooling_weights(pos, pooling)
+            if pooling == "weighted":
+                picks.add(seq, pos, wi, [w / len(spans) for w in weights])
+            else:  # equal weights: 1 / (positions x occurrences), as ever
+                picks.add(seq, pos, wi, 1.0 / (len(pos) * len(spans)))
     return counts
