@@ -178,8 +178,20 @@ def rss_child(model: str, words_file: str) -> None:
     words = Path(words_file).read_text(encoding="utf-8").splitlines()
     dec = load_encoder(model, device="cpu")
     v = word_vectors(dec, words, layers="all", progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_rss": peak, "shape": list(v.shape)}))
+    print(json.dumps({"peak_rss": peak_rss(), "shape": list(v.shape)}))
+
+
+def peak_rss() -> int:
+    """This process's peak RSS in bytes: VmHWM (of this process's own memory map). Not
+    ``ru_maxrss``: Linux carries it across exec, so a child would report its parent's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main() -> None:
@@ -191,12 +203,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--tiny", action="store_true", help="tiny shapes and 300 words: checks the script runs")
     ap.add_argument("--device", default="cpu", help="cpu (fp32) or cuda (bf16)")
+    ap.add_argument("--layers", type=int, default=None, help="override the layer count (a shorter check)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak, for the roofline")
     ap.add_argument("--rss-child", nargs=2, metavar=("MODEL", "WORDS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.rss_child:
         return rss_child(*a.rss_child)
-    shape = TINY if a.tiny else QWEN05B
+    shape = dict(TINY if a.tiny else QWEN05B)
+    if a.layers:
+        shape["layers"] = a.layers
     n_words = 300 if a.tiny else a.words
     vocab = 600 if a.tiny else a.vocab
     from alignkit.inputs.encoders import load_encoder
