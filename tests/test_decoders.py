@@ -95,6 +95,26 @@ def test_a_causal_checkpoint_loads_as_a_decoder_with_pad_eos_fp32_and_a_normed_l
     assert dec.num_layers == LAYERS[arch]
 
 
+@pytest.mark.parametrize("arch", ["phi", "phi3", "olmo", "olmo2"])
+def test_other_causal_families_load_by_capability_and_match_a_per_text_forward(tmp_path, arch):
+    dec = load_encoder(str(tiny_decoder(tmp_path / arch, arch)), device="cpu")
+    assert dec.architecture == "decoder" and dec.hooked and dec.last_layer_normed
+    ref = np.stack([_reference(dec, t, "weighted") for t in TEXTS], axis=1)
+    np.testing.assert_allclose(sentence_vectors(dec, TEXTS, pooling="weighted", batch_tokens=12, progress=False),
+                               ref, atol=1e-5, rtol=0)
+
+
+def test_without_hooks_the_fallback_forward_gives_the_same_vectors(decoders):
+    dec = decoders["gemma2"]
+    hooked = sentence_vectors(dec, TEXTS, layers="0,1", progress=False)
+    dec.hooked = False                                   # as when the hooks disagree with hidden_states
+    try:
+        plain = sentence_vectors(dec, TEXTS, layers="0,1", progress=False)
+    finally:
+        dec.hooked = True
+    np.testing.assert_allclose(plain, hooked, atol=1e-6, rtol=0)
+
+
 def test_fp16_is_refused_in_one_line(root, capsys):
     with pytest.raises(AlignkitError, match="fp16 is refused"):
         load_encoder(str(root / "tinyqwen2"), device="cpu", dtype="fp16")

@@ -86,7 +86,8 @@ def tiny_bpe(add_bos: bool, vocab_size: int = 400):
 
 
 def tiny_decoder(path: Path, arch: str = "qwen2", layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
-    """A random-weight decoder-only model of ``arch`` (:data:`DECODER_ARCHS`) + trained BPE tokenizer,
+    """A random-weight decoder-only model of ``arch`` (:data:`DECODER_ARCHS`, or phi, phi3, olmo,
+    olmo2) + trained BPE tokenizer,
     saved with save_pretrained at ``path`` (no LM head: what AutoModel loads)."""
     import torch
     import transformers as tf
@@ -99,7 +100,11 @@ def tiny_decoder(path: Path, arch: str = "qwen2", layers: int = 2, hidden: int =
            "qwen2": lambda: tf.Qwen2Config(**common),
            "gemma2": lambda: tf.Gemma2Config(**common, head_dim=hidden // 4, sliding_window=16,
                                              query_pre_attn_scalar=hidden // 4),
-           "mistral": lambda: tf.MistralConfig(**common, sliding_window=16)}[arch]()
+           "mistral": lambda: tf.MistralConfig(**common, sliding_window=16),
+           "phi": lambda: tf.PhiConfig(**common),
+           "phi3": lambda: tf.Phi3Config(**common, pad_token_id=tok.eos_token_id),
+           "olmo": lambda: tf.OlmoConfig(**common),
+           "olmo2": lambda: tf.Olmo2Config(**common)}[arch]()
     torch.manual_seed(seed)
     model = tf.AutoModel.from_config(cfg)
     model.save_pretrained(path)
