@@ -5,7 +5,7 @@ Data flow (docs/architecture.md)::
     inputs (encoders, lexicons, task data) -> vectors (extraction, cache)
         -> measurements (metrics: pure functions; tasks: what score runs)
         -> results (tidy rows, items, manifest, summary, plots, compare) -> study
-    train: fine-tunes encoders into checkpoints the rest of the kit scores
+    training: fine-tunes encoders into checkpoints the rest of the kit scores
 
 Public API (lazy: ``import alignkit`` stays cheap, torch loads on first use):
 
@@ -13,10 +13,12 @@ Public API (lazy: ``import alignkit`` stays cheap, torch loads on first use):
   (``executor="ray"``: its units as Ray tasks on a cluster; docs/distributed.md)
 * :func:`compare_runs` — ``alignkit compare``: paired differences with CIs (checkpoint or seed level)
 * :func:`run_study` — ``alignkit study``: the research question end to end
-* :func:`train` / :class:`TrainConfig` — ``alignkit train``
+* :func:`train` / :class:`TrainConfig` — ``alignkit train`` (the package behind it is
+  :mod:`alignkit.training`, so ``alignkit.train`` is always this function)
 * :func:`load_encoder`, :func:`word_vectors`, :func:`sentence_vectors`, :func:`load_lexicon` — the stages
 * :func:`register_measure` / :class:`Measure`, :func:`register_task` / :class:`Task` /
-  :class:`TaskMetadata` — extend what is measured (one registry per kind of extension)
+  :class:`TaskMetadata` — extend what is measured; :func:`register_objective` — extend how
+  encoders are trained (one registry per kind of extension)
 * :class:`AlignkitError` — every user-facing error (one line naming the problem and the fix)
 """
 __version__ = "0.1.0"
@@ -28,8 +30,8 @@ _LAZY = {
     "ScoreConfig": ("alignkit.scoring", "ScoreConfig"),
     "compare_runs": ("alignkit.results.compare", "compare_runs"),
     "run_study": ("alignkit.study", "run_study"),
-    "train": ("alignkit.train", "train"),
-    "TrainConfig": ("alignkit.train", "TrainConfig"),
+    "train": ("alignkit.training", "train"),
+    "TrainConfig": ("alignkit.training", "TrainConfig"),
     "load_encoder": ("alignkit.inputs.encoders", "load_encoder"),
     "word_vectors": ("alignkit.vectors.extract", "word_vectors"),
     "sentence_vectors": ("alignkit.vectors.extract", "sentence_vectors"),
@@ -39,6 +41,7 @@ _LAZY = {
     "Task": ("alignkit.tasks", "Task"),
     "TaskMetadata": ("alignkit.tasks", "TaskMetadata"),
     "register_task": ("alignkit.tasks", "register_task"),
+    "register_objective": ("alignkit.training.objectives", "register_objective"),
 }
 
 __all__ = ["AlignkitError", "__version__", *_LAZY]

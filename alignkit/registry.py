@@ -1,6 +1,6 @@
 """One small registry class behind every kind of extension (after lm-evaluation-harness's
 ``@register_model``): measurements (:mod:`alignkit.results.measures`), tasks
-(:mod:`alignkit.tasks`), training objectives (:mod:`alignkit.train.objectives`) and fused
+(:mod:`alignkit.tasks`), training objectives (:mod:`alignkit.training.objectives`) and fused
 encoder forwards (:mod:`alignkit.inputs.fused`). The core looks things up by name; it never
 names a concrete entry.
 

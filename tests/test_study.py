@@ -236,7 +236,7 @@ def test_correlations_use_one_point_per_checkpoint_per_language_and_averaged():
 
 
 def test_training_diagnostics_table_is_omitted_without_diagnostics_and_shown_with_them(tmp_path, monkeypatch):
-    import alignkit.train.diagnostics as diag
+    import alignkit.training.diagnostics as diag
     from alignkit.study.report import diagnostics_table, training_diagnostics
 
     assert training_diagnostics({"rt/seed1": tmp_path / "missing"}) == {}

@@ -1,4 +1,4 @@
-"""The narrow training-encoder interface (alignkit.train.model.TrainableEncoder)."""
+"""The narrow training-encoder interface (alignkit.training.model.TrainableEncoder)."""
 from __future__ import annotations
 
 import re
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from alignkit.train import model as tm
-from alignkit.train import objectives as ob
+from alignkit.training import model as tm
+from alignkit.training import objectives as ob
 
 
 class ToyEncoder(nn.Module):

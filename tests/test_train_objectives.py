@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from alignkit.errors import AlignkitError
-from alignkit.train import codeswitch, losses, model
-from alignkit.train import objectives as ob
-from alignkit.train.optim import RowAdam
+from alignkit.training import codeswitch, losses, model
+from alignkit.training import objectives as ob
+from alignkit.training.optim import RowAdam
 
 
 # ----------------------------------------------------------------------------- EPT

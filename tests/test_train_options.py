@@ -83,7 +83,7 @@ def test_a_command_without_kwargs_or_a_field_declared_twice_is_refused():
 
 def test_train_help_lists_every_config_field_with_its_help(monkeypatch, capsys):
     from alignkit.cli import main
-    from alignkit.train.config import ObjectiveConfig, TrainConfig
+    from alignkit.training.config import ObjectiveConfig, TrainConfig
 
     monkeypatch.setenv("COLUMNS", "400")  # one line per option: flags and help are not wrapped
     assert main(["train", "--help"]) == 0
@@ -100,7 +100,7 @@ def test_train_help_lists_every_config_field_with_its_help(monkeypatch, capsys):
 
 
 def test_load_train_config_merges_toml_and_overrides(tmp_path):
-    from alignkit.train.config import load_train_config
+    from alignkit.training.config import load_train_config
 
     conf = tmp_path / "c.toml"
     conf.write_text('train-file = "a.tsv"\nlr = 0.1\neval_langs = "sw,ur"\n[objective]\nepsilon = 0.2\n'
@@ -118,8 +118,8 @@ def test_load_train_config_merges_toml_and_overrides(tmp_path):
 
 
 def test_run_training_dispatches_the_probe_variant(monkeypatch):
-    from alignkit.train import probe, trainer
-    from alignkit.train.config import TrainConfig
+    from alignkit.training import probe, trainer
+    from alignkit.training.config import TrainConfig
 
     calls = []
     monkeypatch.setattr(probe, "train_probe", lambda cfg, progress: calls.append(("probe", cfg.variant)))

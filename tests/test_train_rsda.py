@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from alignkit.errors import AlignkitError
-from alignkit.train.objectives import resolve_variant
-from alignkit.train.rsda import SynonymAugmenter, rsda_rng
-from alignkit.train.synonyms import find_wordnet_dir, load_synonyms, parse_synonyms, synset_lemmas
+from alignkit.training.objectives import resolve_variant
+from alignkit.training.rsda import SynonymAugmenter, rsda_rng
+from alignkit.training.synonyms import find_wordnet_dir, load_synonyms, parse_synonyms, synset_lemmas
 
 try:
     find_wordnet_dir()
@@ -124,7 +124,7 @@ def test_only_words_with_synonyms_change_and_only_into_a_synonym():
 
 
 def test_stop_words_and_single_letters_are_never_replaced_nor_inserted():
-    from alignkit.train.rsda import content_table
+    from alignkit.training.rsda import content_table
 
     t = content_table({"a": ("ampere",), "still": ("distillery", "even"), "car": ("auto", "i", "still")})
     assert t == {"car": ("auto",)}
@@ -182,7 +182,7 @@ def env(tmp_path_factory):
 def test_rsda_training_takes_steps_with_its_loss_parts_keeps_labels_and_reads_no_lexicon(env, monkeypatch,
                                                                                            variant, parts):
     from alignkit.inputs import lexicons
-    from alignkit.train import trainer as trainer_mod
+    from alignkit.training import trainer as trainer_mod
     from tests.test_train_trainer import cfg
 
     def no_lexicon(*a, **k):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from alignkit.cli import main
-from alignkit.train.trainer import TrainConfig, train
+from alignkit.training.trainer import TrainConfig, train
 
 WORDS = ("the a man woman dog cat runs sleeps eats park house street city is was he she they it in on "
          "at big small red blue green happy sad today").split()
@@ -167,7 +167,7 @@ def test_killed_run_resumes_to_the_same_final_weights(env):
 
 
 def test_resumed_ept_run_reports_the_same_table_diagnostics(env):
-    from alignkit.train.diagnostics import read_training_diagnostics
+    from alignkit.training.diagnostics import read_training_diagnostics
 
     kw = dict(variant="ept+rt", max_steps=6, save_every=2, eval_every=6)
     full = train(cfg(env, "dres-full", **kw), progress=False)
@@ -192,10 +192,10 @@ def test_toml_config_with_cli_override(env, tmp_path):
 
 
 def test_linear_probe_checkpoint_reproduces_its_dev_accuracy(env, tmp_path):
-    from alignkit.train.evaluate import evaluate_task
+    from alignkit.training.evaluate import evaluate_task
 
     c = cfg(env, "probe", variant="probe", dev_file=str(env["data"] / "test-en.tsv"))
-    from alignkit.train.probe import train_probe
+    from alignkit.training.probe import train_probe
 
     res = train_probe(c, progress=False)
     rows = evaluate_task(res.out, "xnli", env["data"], ["en"])
@@ -288,7 +288,7 @@ def test_torchrun_ddp_smoke_on_cpu(env, tmp_path):
 
 
 def test_interrupted_final_evaluation_is_finished_without_retraining(env, monkeypatch):
-    import alignkit.train.trainer as tr
+    import alignkit.training.trainer as tr
 
     c = cfg(env, "eval-cut", max_steps=2, eval_data=str(env["data"]), eval_langs="sw")
     real = tr.evaluate_task
@@ -314,7 +314,7 @@ def _table(out: Path) -> torch.Tensor:
 
 
 def test_ept_alone_moves_the_touched_rows_to_the_margin_within_a_few_dozen_steps(env):
-    from alignkit.train.diagnostics import read_training_diagnostics
+    from alignkit.training.diagnostics import read_training_diagnostics
 
     res = train(cfg(env, "ept-alone", variant="ept", weights="task=0", max_steps=30, eval_every=30,
                     lr=1e-3), progress=False)
@@ -348,7 +348,7 @@ def test_dense_and_sparse_paths_apply_the_same_table_learning_rate(env):
 def test_embedding_lr_rule_sets_the_table_lr_of_ept_runs_and_is_recorded(env):
     import math
 
-    from alignkit.train.diagnostics import embedding_lr_rule, read_training_diagnostics
+    from alignkit.training.diagnostics import embedding_lr_rule, read_training_diagnostics
 
     from safetensors.torch import load_file
 
@@ -370,7 +370,7 @@ def test_embedding_lr_rule_sets_the_table_lr_of_ept_runs_and_is_recorded(env):
 def test_ept_apt_rt_run_reports_apt_loss_and_shares_the_dropout_setting(env):
     import math
 
-    from alignkit.train.diagnostics import KEYS, read_training_diagnostics
+    from alignkit.training.diagnostics import KEYS, read_training_diagnostics
 
     d = read_training_diagnostics(train(cfg(env, "apt", variant="ept+apt+rt", max_steps=6, eval_every=6),
                                         progress=False).out)
@@ -387,8 +387,8 @@ def test_apt_with_attention_dropout_on_is_refused(env):
 
 
 def test_every_variant_runs_with_the_configured_attention_dropout(env, monkeypatch):
-    from alignkit.train import model as train_model
-    from alignkit.train import trainer
+    from alignkit.training import model as train_model
+    from alignkit.training import trainer
 
     seen = []
     real = train_model.set_attention_dropout
@@ -415,7 +415,7 @@ def test_training_on_the_evaluated_split_is_refused(env):
 
 
 def test_row_budget_gives_rows_above_the_median_the_median_budget():
-    from alignkit.train.optim import RowAdam, row_budget_scale
+    from alignkit.training.optim import RowAdam, row_budget_scale
 
     scale = row_budget_scale({1: 1.0, 2: 2.0, 3: 4.0}, vocab=5)
     assert scale.tolist() == [1.0, 1.0, 1.0, 0.5, 1.0]
@@ -432,7 +432,7 @@ def test_row_budget_gives_rows_above_the_median_the_median_budget():
 def test_eval_task_refuses_the_split_the_checkpoint_was_trained_on(env, tmp_path):
     from alignkit.errors import AlignkitError
     from alignkit.inputs.taskdata import zero_shot_split
-    from alignkit.train.evaluate import evaluate_task
+    from alignkit.training.evaluate import evaluate_task
 
     meta = {"config": {"train_file": str(env["data"] / "test-en.tsv")}}
     with pytest.raises(AlignkitError, match="same split"):  # refused before any data or model is touched

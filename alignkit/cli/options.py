@@ -1,6 +1,6 @@
 """Typer options built from a config dataclass's fields: defaults and help written once.
 
-A config dataclass (e.g. :class:`alignkit.train.config.TrainConfig`) declares, per field,
+A config dataclass (e.g. :class:`alignkit.training.config.TrainConfig`) declares, per field,
 its type, its default and, in ``dataclasses.field(metadata=...)``, how it shows on the
 command line:
 

@@ -1,7 +1,7 @@
 """`alignkit train` and `alignkit eval-task`: parse -> one library call -> print.
 
-The `train` options are the fields of :class:`~alignkit.train.config.TrainConfig` and
-:class:`~alignkit.train.config.ObjectiveConfig` (help and defaults declared there, turned
+The `train` options are the fields of :class:`~alignkit.training.config.TrainConfig` and
+:class:`~alignkit.training.config.ObjectiveConfig` (help and defaults declared there, turned
 into typer options by :mod:`alignkit.cli.options`).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import typer
 from alignkit.cli import app
 from alignkit.cli.options import given_options, with_dataclass_options
 from alignkit.inputs.text import comma_list
-from alignkit.train.config import ObjectiveConfig, TrainConfig
+from alignkit.training.config import ObjectiveConfig, TrainConfig
 
 
 @app.command("train", context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,8 +26,8 @@ def train_cmd(
     **options,
 ) -> None:
     """Fine-tune an encoder on English task data with the SPEC §3 objectives (resumable)."""
-    from alignkit.train.config import load_train_config
-    from alignkit.train.trainer import run_training
+    from alignkit.training.config import load_train_config
+    from alignkit.training.trainer import run_training
 
     cfg = load_train_config(config, given_options(options, TrainConfig, ObjectiveConfig))
     res = run_training(cfg, progress=not quiet)
@@ -53,7 +53,7 @@ def eval_task_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N."),
 ) -> None:
     """Zero-shot accuracy of a fine-tuned checkpoint per language -> tidy results.csv (metric xnli_acc)."""
-    from alignkit.train.evaluate import eval_task_to_dir
+    from alignkit.training.evaluate import eval_task_to_dir
 
     rows = eval_task_to_dir(ckpt, task, data, comma_list(langs), out, split=split, max_rows=max_rows,
                             batch_size=batch_size, max_length=max_length, seed=seed, device=device)

@@ -136,8 +136,8 @@ class StudyConfig:
 
 def load_study_config(path: str | os.PathLike) -> StudyConfig:
     """Read and validate a study TOML (unknown keys are errors, not silently ignored)."""
-    from alignkit.train.config import TrainConfig, load_toml
-    from alignkit.train.objectives import VARIANTS
+    from alignkit.training.config import TrainConfig, load_toml
+    from alignkit.training.objectives import VARIANTS
 
     p = Path(path)
     raw = load_toml(p)

@@ -175,10 +175,10 @@ DIAGNOSTIC_COLUMNS = ("steps", "embedding_lr", "ept_anchor", "attention_dropout"
 
 
 def training_diagnostics(ckpts: dict[str, Path]) -> dict[str, dict]:
-    """label -> :func:`alignkit.train.diagnostics.read_training_diagnostics` of its checkpoint;
+    """label -> :func:`alignkit.training.diagnostics.read_training_diagnostics` of its checkpoint;
     empty when that function is unavailable, runs whose diagnostics cannot be read left out."""
     try:
-        from alignkit.train.diagnostics import read_training_diagnostics
+        from alignkit.training.diagnostics import read_training_diagnostics
     except ImportError:
         return {}
     out = {}

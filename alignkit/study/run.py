@@ -227,7 +227,7 @@ def _score_into(cfg: StudyConfig, ckpt: str, label: str, work: Path, dest: Path,
 
 
 def _eval_rows(cfg: StudyConfig, ckpt: Path, label: str, dest: Path) -> pd.DataFrame:
-    from alignkit.train.evaluate import evaluate_task
+    from alignkit.training.evaluate import evaluate_task
 
     e = cfg.eval
     rows = evaluate_task(ckpt, cfg.train.get("task", "xnli"), e["data"], e.get("langs", ["en", "sw", "ur"]),
@@ -239,7 +239,7 @@ def _eval_rows(cfg: StudyConfig, ckpt: Path, label: str, dest: Path) -> pd.DataF
 
 
 def _keep_training_files(ckpt: Path, dest: Path) -> None:
-    from alignkit.train.diagnostics import read_training_diagnostics
+    from alignkit.training.diagnostics import read_training_diagnostics
 
     (dest / "training").mkdir(parents=True, exist_ok=True)
     for name in TRAINING_FILES:
@@ -256,7 +256,7 @@ def _run_one(cfg: StudyConfig, out: str, label: str, progress: bool, single_thre
     import torch
     from threadpoolctl import threadpool_limits
 
-    from alignkit.train.config import TrainConfig
+    from alignkit.training.config import TrainConfig
 
     t0, c0 = time.perf_counter(), time.process_time()
     out_p = Path(out)
@@ -273,14 +273,14 @@ def _run_one(cfg: StudyConfig, out: str, label: str, progress: bool, single_thre
         if label == BASE_LABEL:
             frames = [_score_into(cfg, cfg.base_model, label, work, dest, progress)]
         elif label == PROBE_LABEL:
-            from alignkit.train.probe import train_probe
+            from alignkit.training.probe import train_probe
 
             res = train_probe(TrainConfig.from_mapping({**cfg.train, "model": cfg.base_model, "variant": "probe",
                                                         "out": str(ckpt), "device": cfg.device}), progress=progress)
             frames = [_eval_rows(cfg, res.out, label, dest)]
             _keep_training_files(res.out, dest)
         else:
-            from alignkit.train.trainer import train
+            from alignkit.training.trainer import train
 
             variant, seed = label.rsplit("/seed", 1)
             tc = TrainConfig.from_mapping({**cfg.train, "model": cfg.base_model, "variant": variant,

@@ -32,14 +32,14 @@ class ClassificationTask(Task):
         return f"{unit[0]} ({','.join(unit[1])})"
 
     def check_encoder(self, enc: Any, cfg: Any) -> None:
-        from alignkit.train.evaluate import HEAD_FILE
+        from alignkit.training.evaluate import HEAD_FILE
 
         if not (Path(str(enc.path)) / HEAD_FILE).is_file():
             raise AlignkitError(f"{enc.name} has no classifier head ({HEAD_FILE}); --tasks {self.metadata.name} "
                                 "measures checkpoints written by `alignkit train`")
 
     def evaluate(self, ctx: Any, unit: tuple[Path, list[str]]) -> None:
-        from alignkit.train.evaluate import evaluate_task
+        from alignkit.training.evaluate import evaluate_task
 
         data, langs = unit
         cfg = ctx.cfg

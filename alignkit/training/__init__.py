@@ -3,24 +3,24 @@ contrastive objectives of SPEC §3, and zero-shot task evaluation of the checkpo
 
 Modules, by role:
 
-* :mod:`~alignkit.train.config` -- :class:`TrainConfig`, :class:`ObjectiveConfig` (each field
+* :mod:`~alignkit.training.config` -- :class:`TrainConfig`, :class:`ObjectiveConfig` (each field
   with its CLI help), TOML loading, :func:`load_train_config` (TOML + overrides).
-* :mod:`~alignkit.train.losses` -- the loss maths as pure functions on tensors.
-* :mod:`~alignkit.train.model` -- the narrow encoder interface of training
-  (:class:`~alignkit.train.model.TrainableEncoder`), ``PairClassifier``, ``PairBatch``, ``TableView``.
-* :mod:`~alignkit.train.objectives` -- the objective registry :data:`OBJECTIVES`, the named
+* :mod:`~alignkit.training.losses` -- the loss maths as pure functions on tensors.
+* :mod:`~alignkit.training.model` -- the narrow encoder interface of training
+  (:class:`~alignkit.training.model.TrainableEncoder`), ``PairClassifier``, ``PairBatch``, ``TableView``.
+* :mod:`~alignkit.training.objectives` -- the objective registry :data:`OBJECTIVES`, the named
   :data:`VARIANTS` (``ft``, ``rt``, ``rt+cl``, ``ept+apt+rt``, ``ept+apt+rt+cl``, ``rsda``,
   ``rsda+cl``), :func:`resolve_variant`, the per-step passes and their weighted sum.
-* :mod:`~alignkit.train.codeswitch`, :mod:`~alignkit.train.rsda`, :mod:`~alignkit.train.synonyms`
+* :mod:`~alignkit.training.codeswitch`, :mod:`~alignkit.training.rsda`, :mod:`~alignkit.training.synonyms`
   -- the code-switched and RS-DA views.
-* :mod:`~alignkit.train.optim` -- AdamW groups, row-wise Adam, lr schedule, the table-lr reach rule.
-* :mod:`~alignkit.train.checkpoint` -- atomic dirs, resume states, the HF checkpoint, the manifest.
-* :mod:`~alignkit.train.trainer` -- the loop: :func:`train` (resumable, seeded; sparse embedding
+* :mod:`~alignkit.training.optim` -- AdamW groups, row-wise Adam, lr schedule, the table-lr reach rule.
+* :mod:`~alignkit.training.checkpoint` -- atomic dirs, resume states, the HF checkpoint, the manifest.
+* :mod:`~alignkit.training.trainer` -- the loop: :func:`train` (resumable, seeded; sparse embedding
   updates on CPU, bf16 + DDP on GPUs) and :func:`run_training` (probe or fine-tuning).
-* :mod:`~alignkit.train.probe` -- the :func:`train_probe` baseline.
-* :mod:`~alignkit.train.evaluate` -- :func:`evaluate_task` (accuracy per language as tidy rows,
+* :mod:`~alignkit.training.probe` -- the :func:`train_probe` baseline.
+* :mod:`~alignkit.training.evaluate` -- :func:`evaluate_task` (accuracy per language as tidy rows,
   metric ``xnli_acc``) and :func:`eval_task_to_dir` (``alignkit eval-task``).
-* :mod:`~alignkit.train.diagnostics` -- does EPT/APT act? :func:`read_training_diagnostics`.
+* :mod:`~alignkit.training.diagnostics` -- does EPT/APT act? :func:`read_training_diagnostics`.
 
 Importing this package is cheap: the names below load their module (and torch) on first use.
 Formulas, choices and hyper-parameters: docs/method.md.
@@ -44,7 +44,7 @@ __all__ = list(_HOME)
 
 def __getattr__(name: str):
     if name in _HOME:
-        value = getattr(importlib.import_module(f"alignkit.train.{_HOME[name]}"), name)
+        value = getattr(importlib.import_module(f"alignkit.training.{_HOME[name]}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

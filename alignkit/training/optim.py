@@ -6,7 +6,7 @@ rows its batch touches into a small leaf tensor and :class:`RowAdam` updates onl
 (lazy Adam), so steps that train the table (EPT) cost about what a frozen-table step costs
 instead of a 96M-parameter dense update. :func:`table_learning_rate` picks the table's
 learning rate (docs/method.md): ``embedding_lr`` if set; with EPT the reach rule of
-:func:`~alignkit.train.diagnostics.embedding_lr_rule` for the median touched row, with
+:func:`~alignkit.training.diagnostics.embedding_lr_rule` for the median touched row, with
 :func:`row_budget_scale` capping the budget of more frequent rows; else ``lr``.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from alignkit.train.diagnostics import embedding_lr_rule
-from alignkit.train.evaluate import EncodedPairs
+from alignkit.training.diagnostics import embedding_lr_rule
+from alignkit.training.evaluate import EncodedPairs
 
 
 class RowAdam:
@@ -196,7 +196,7 @@ def table_learning_rate(cfg: Any, reach_rule: bool, mode: str, train: EncodedPai
     """The table's learning rate for a run of ``total`` steps -> (lr, per-row scale [vocab] or None,
     facts for the checkpoint meta: embedding mode, attention dropout, lr, rule, median touch steps).
 
-    ``cfg`` is the :class:`~alignkit.train.config.TrainConfig`; ``rho`` the RMS row norm of W⁰;
+    ``cfg`` is the :class:`~alignkit.training.config.TrainConfig`; ``rho`` the RMS row norm of W⁰;
     ``reach_rule``: whether an objective of the run asks for the reach rule's rate (EPT, and the
     ``tablelr`` control that trains the table at exactly that rate without EPT's loss).
     """

@@ -28,8 +28,8 @@ import torch
 
 from alignkit.atomic import write_text
 from alignkit.errors import AlignkitError
-from alignkit.train.evaluate import HEAD_FILE, META_FILE
-from alignkit.train.model import save_encoder
+from alignkit.training.evaluate import HEAD_FILE, META_FILE
+from alignkit.training.model import save_encoder
 
 RUN_FILE = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -212,11 +212,11 @@ def load_state(path: Path, clf, opt, row_opt, device, tracker) -> dict:
 
 def rsda_source(cfg) -> dict | None:
     """Where RS-DA's synonyms came from (WordNet dir, word count), or None when the run has no RS-DA."""
-    from alignkit.train.objectives import resolve_variant
+    from alignkit.training.objectives import resolve_variant
 
     if cfg.variant == "probe" or not {"rsda", "cl_rsda"} & set(resolve_variant(cfg.variant, cfg.weights)):
         return None
-    from alignkit.train.synonyms import find_wordnet_dir, load_synonyms
+    from alignkit.training.synonyms import find_wordnet_dir, load_synonyms
 
     d = find_wordnet_dir(cfg.objective.wordnet_dir)
     return {"source": "WordNet 3.0", "dir": str(d), "words": len(load_synonyms(d))}

@@ -3,11 +3,11 @@
 :class:`StepContext` runs each forward pass an objective asks for once per step (clean,
 VME-perturbed, reference attention with W⁰, code-switched, RS-DA copies), and the registry
 :data:`OBJECTIVES` (an :class:`alignkit.registry.Registry`) maps a name to the function that
-turns those passes into a loss; the maths itself is in :mod:`alignkit.train.losses`.
+turns those passes into a loss; the maths itself is in :mod:`alignkit.training.losses`.
 :data:`VARIANTS` names the combinations the study trains; :func:`resolve_variant` turns a
 variant (or any ``+``-joined objective names) and weight overrides into weights λ, and
 :class:`TrainingObjective` is L = Σ λ_n L_n as one module. :class:`Anchors` holds what EPT and
-APT compare against (W⁰, ρ, the centroid). Notation: :mod:`alignkit.train.losses`.
+APT compare against (W⁰, ρ, the centroid). Notation: :mod:`alignkit.training.losses`.
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from torch import Tensor, nn
 
 from alignkit.errors import AlignkitError
 from alignkit.registry import Registry
-from alignkit.train.config import ObjectiveConfig
-from alignkit.train.losses import (attention_pull_loss, embedding_push_loss, info_nce_loss, pgd_perturbation,
+from alignkit.training.config import ObjectiveConfig
+from alignkit.training.losses import (attention_pull_loss, embedding_push_loss, info_nce_loss, pgd_perturbation,
                                    rms_row_norm, robust_loss, sample_in_ball, task_loss, variance_penalty)
-from alignkit.train.model import PairBatch, PairClassifier, PassOutput, TableView, layer_count_of
+from alignkit.training.model import PairBatch, PairClassifier, PassOutput, TableView, layer_count_of
 
 
 # ----------------------------------------------------------------------------- anchors

@@ -3,7 +3,7 @@
 Each English word that has synonyms is replaced by a uniform pick from {itself} ∪ its
 synonyms, independently per word, in each of ``copies`` augmented copies of a training
 example (Huang et al. release 3 copies for XNLI, 10 for PAWS-X). Labels are unchanged.
-The synonym table is WordNet 3.0 (:mod:`alignkit.train.synonyms`), not their
+The synonym table is WordNet 3.0 (:mod:`alignkit.training.synonyms`), not their
 counter-fitted neighbours; no bilingual lexicon (so no lexicon test split) is read.
 
 alignkit's reading: a word is a ``\\w+`` run with inner apostrophes (``it's`` is one word,
@@ -51,7 +51,7 @@ class SynonymAugmenter:
 
     @classmethod
     def from_wordnet(cls, copies: int = 3, directory: str | None = None) -> "SynonymAugmenter":
-        from alignkit.train.synonyms import load_synonyms
+        from alignkit.training.synonyms import load_synonyms
 
         return cls(content_table(load_synonyms(directory)), copies)
 

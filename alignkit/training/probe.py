@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from alignkit.atomic import ensure_writable_dir
-from alignkit.train.checkpoint import BEST_PREFIX, atomic_dir, promote_best, save_hf_checkpoint, write_manifest
-from alignkit.train.config import TrainConfig
-from alignkit.train.evaluate import autocast_for, collate, pad_id_of, tokenize_examples
-from alignkit.train.model import PairClassifier
-from alignkit.train.trainer import Trainer, TrainResult
+from alignkit.training.checkpoint import BEST_PREFIX, atomic_dir, promote_best, save_hf_checkpoint, write_manifest
+from alignkit.training.config import TrainConfig
+from alignkit.training.evaluate import autocast_for, collate, pad_id_of, tokenize_examples
+from alignkit.training.model import PairClassifier
+from alignkit.training.trainer import Trainer, TrainResult
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ import torch
 from alignkit.errors import AlignkitError
 from alignkit.results.rows import row
 from alignkit.inputs.taskdata import PairExample, get_task, read_task_split, subsample
-from alignkit.train.model import PairBatch, PairClassifier
+from alignkit.training.model import PairBatch, PairClassifier
 
 HEAD_FILE = "classifier_head.safetensors"
 META_FILE = "alignkit_train.json"

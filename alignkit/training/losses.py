@@ -3,7 +3,7 @@
 Notation (SPEC §3): W is the input word-embedding table, W⁰ a frozen copy taken before
 training, E = W[x] the embeddings of an English batch, f the encoder, g the classifier
 head, y the labels, ρ the RMS norm of the rows of W⁰. The unit tests pin each function to
-known values; :mod:`alignkit.train.objectives` turns them into registered objectives.
+known values; :mod:`alignkit.training.objectives` turns them into registered objectives.
 
 The published paper (Ding et al. 2022) gives no code; these formulas are alignkit's own
 reading of its text (SPEC §3), documented with the choices made in docs/method.md.

@@ -96,7 +96,7 @@ class TableTracker:
         out["row_movement_median_rho"] = float(move.median())
         out["row_movement_q90_rho"] = float(torch.quantile(move, 0.9))
         if self.ept is not None:
-            from alignkit.train.losses import push_distance
+            from alignkit.training.losses import push_distance
 
             anchors, name, margin = self.ept
             a, s = anchors.ept_targets(ids.to(anchors.table0.device), name)
@@ -175,7 +175,7 @@ def read_training_diagnostics(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     (the first window is step 1 alone).
     """
     from alignkit.errors import AlignkitError
-    from alignkit.train.evaluate import META_FILE
+    from alignkit.training.evaluate import META_FILE
 
     d = Path(ckpt_dir)
     f = d / DIAGNOSTICS_FILE
@@ -187,7 +187,7 @@ def read_training_diagnostics(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
             raise AlignkitError(f"{d} is not a checkpoint written by `alignkit train` (no {META_FILE}); "
                                 "pass a training output directory")
         meta = json.loads((d / META_FILE).read_text())
-        from alignkit.train.checkpoint import METRICS_FILE
+        from alignkit.training.checkpoint import METRICS_FILE
 
         out = summarize_metrics(_read_jsonl(d / METRICS_FILE), meta)
     for k in KEYS:

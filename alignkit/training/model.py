@@ -1,7 +1,7 @@
 """The model side of training: the narrow encoder interface, the classifier and the batch.
 
 Training code talks to the encoder only through :class:`TrainableEncoder` and the helpers of
-this module; nothing else in :mod:`alignkit.train` reaches into HuggingFace internals
+this module; nothing else in :mod:`alignkit.training` reaches into HuggingFace internals
 (``model.encoder.layer``, module names, ``config`` attributes, ``save_pretrained``).
 
 :class:`TrainableEncoder` -- what a fine-tunable encoder must offer (any BERT-family
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from alignkit.errors import AlignkitError
-from alignkit.train.losses import task_loss
+from alignkit.training.losses import task_loss
 from alignkit.vectors.pooling import masked_mean
 
 

@@ -2,9 +2,9 @@
 
 * AdamW with a linear schedule (optional warm-up) and global-norm gradient clipping,
   gradient accumulation, bf16 autocast on CUDA, DDP when launched by ``torchrun``; sparse
-  row updates of the embedding table on CPU (:mod:`alignkit.train.optim`).
+  row updates of the embedding table on CPU (:mod:`alignkit.training.optim`).
 * Model selection on English dev; the best model is written as a HuggingFace checkpoint
-  (:mod:`alignkit.train.checkpoint`).
+  (:mod:`alignkit.training.checkpoint`).
 * Resume: a complete training state is saved (atomically, as ``state-{step}/``) at every
   evaluation / ``save_every`` steps; re-running the same command continues from the last one
   and, on CPU, ends with the same weights as an uninterrupted run.
@@ -16,7 +16,7 @@
 objective, optimisers), :meth:`Trainer._resume`, :meth:`Trainer._train_step` (one optimiser
 step over the micro-batches), :meth:`Trainer._log_step`, :meth:`Trainer._evaluate_and_save`
 and :meth:`Trainer._finalize`. :func:`run_training` dispatches a config to :func:`train` or the
-linear probe (:func:`alignkit.train.probe.train_probe`).
+linear probe (:func:`alignkit.training.probe.train_probe`).
 """
 from __future__ import annotations
 
@@ -38,20 +38,20 @@ from alignkit import __version__
 from alignkit.atomic import ensure_writable_dir, write_text
 from alignkit.inputs.taskdata import get_task, grouped_holdout_split, read_pair_file, subsample
 from alignkit.errors import AlignkitError
-from alignkit.train.batches import pair_batch, step_micro_batches
-from alignkit.train.checkpoint import (BEST_PREFIX, METRICS_FILE, STATE_PREFIX, TMP_PREFIX, load_state, mark_run,
+from alignkit.training.batches import pair_batch, step_micro_batches
+from alignkit.training.checkpoint import (BEST_PREFIX, METRICS_FILE, STATE_PREFIX, TMP_PREFIX, load_state, mark_run,
                                        numbered, promote_best, prune_numbered, run_status, save_best, save_state,
                                        trim_jsonl, write_manifest)
-from alignkit.train.codeswitch import CodeSwitcher
-from alignkit.train.config import TrainConfig, load_toml  # noqa: F401 - load_toml: the old import path
-from alignkit.train.diagnostics import TableTracker
-from alignkit.train.distributed import barrier, process_group
-from alignkit.train.evaluate import (META_FILE, EncodedPairs, autocast_for, evaluate_task, pad_id_of, predict,
+from alignkit.training.codeswitch import CodeSwitcher
+from alignkit.training.config import TrainConfig, load_toml  # noqa: F401 - load_toml: the old import path
+from alignkit.training.diagnostics import TableTracker
+from alignkit.training.distributed import barrier, process_group
+from alignkit.training.evaluate import (META_FILE, EncodedPairs, autocast_for, evaluate_task, pad_id_of, predict,
                                      tokenize_examples)
-from alignkit.train.model import (PairBatch, PairClassifier, TableView, attention_dropout_of, check_trainable,
+from alignkit.training.model import (PairBatch, PairClassifier, TableView, attention_dropout_of, check_trainable,
                                   set_attention_dropout, use_eager_attention)
-from alignkit.train.objectives import Anchors, TrainingObjective, table_at_reach_rate
-from alignkit.train.optim import (RowAdam, content_token_ids, frequent_token_ids, lr_factor, make_adamw, param_groups,
+from alignkit.training.objectives import Anchors, TrainingObjective, table_at_reach_rate
+from alignkit.training.optim import (RowAdam, content_token_ids, frequent_token_ids, lr_factor, make_adamw, param_groups,
                                   table_learning_rate)
 
 
@@ -122,7 +122,7 @@ class Trainer:
         return train, dev
 
     def _status(self) -> tuple[str, dict | None]:
-        """:func:`~alignkit.train.checkpoint.run_status` of ``out`` for this run's settings."""
+        """:func:`~alignkit.training.checkpoint.run_status` of ``out`` for this run's settings."""
         return run_status(self.out, self.cfg.identity())
 
     def _mark(self, trained: bool, complete: bool) -> None:
@@ -208,7 +208,7 @@ class Trainer:
         if "cl" in self.weights and cfg.objective.cl_view == "codeswitch":
             switcher = CodeSwitcher.from_lexicons(cfg.objective.codeswitch_lexicons, cfg.objective.codeswitch_prob)
         if "rsda" in self.weights or "cl_rsda" in self.weights:  # RS-DA: WordNet synonyms, no lexicon
-            from alignkit.train.rsda import SynonymAugmenter
+            from alignkit.training.rsda import SynonymAugmenter
 
             self.augmenter = SynonymAugmenter.from_wordnet(cfg.objective.rsda_copies, cfg.objective.wordnet_dir)
         train = tokenize_examples(enc, train_ex, cfg.max_length, enc.query_prefix)
@@ -409,7 +409,7 @@ class Trainer:
     # -- pieces ---------------------------------------------------------------------------
     def _make_batch(self, data: EncodedPairs, examples, indices: Sequence[int], pad_id: int,
                     switcher: CodeSwitcher | None, enc, epoch: int) -> PairBatch:
-        """:func:`~alignkit.train.batches.pair_batch` with this run's seed, length and RS-DA augmenter."""
+        """:func:`~alignkit.training.batches.pair_batch` with this run's seed, length and RS-DA augmenter."""
         return pair_batch(data, examples, indices, pad_id, enc, epoch, self.cfg.seed, self.cfg.max_length,
                           switcher, self.augmenter)
 
@@ -430,7 +430,7 @@ class Trainer:
     def _finalize(self, state: dict, total: int) -> dict:
         """Move the best checkpoint's files to the top of ``out``; write manifest and diagnostics;
         drop resume states."""
-        from alignkit.train.diagnostics import summarize_metrics, write_training_diagnostics
+        from alignkit.training.diagnostics import summarize_metrics, write_training_diagnostics
 
         promote_best(self.out)
         meta = json.loads((self.out / META_FILE).read_text())
@@ -454,16 +454,16 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
 def run_training(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """The run ``cfg`` describes: the linear probe for ``variant = "probe"``, else fine-tuning."""
     if cfg.variant == "probe":
-        from alignkit.train.probe import train_probe
+        from alignkit.training.probe import train_probe
 
         return train_probe(cfg, progress=progress)
     return train(cfg, progress=progress)
 
 
 def __getattr__(name: str):
-    # ``train_probe`` lives in alignkit.train.probe (which imports this module); the old path keeps working.
+    # ``train_probe`` lives in alignkit.training.probe (which imports this module); the old path keeps working.
     if name == "train_probe":
-        from alignkit.train.probe import train_probe
+        from alignkit.training.probe import train_probe
 
         return train_probe
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

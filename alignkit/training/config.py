@@ -205,7 +205,7 @@ class TrainConfig:
 
     def check(self) -> dict[str, float]:
         """Validate; return the resolved objective weights."""
-        from alignkit.train.objectives import resolve_variant
+        from alignkit.training.objectives import resolve_variant
 
         if not self.train_file:
             raise AlignkitError("no training file; pass --train-file (e.g. .../xnli/dev-en.tsv)")

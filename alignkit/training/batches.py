@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from alignkit.train.codeswitch import CodeSwitcher, example_rng
-from alignkit.train.evaluate import EncodedPairs, collate, tokenize_pairs
-from alignkit.train.model import PairBatch
-from alignkit.train.optim import epoch_order
+from alignkit.training.codeswitch import CodeSwitcher, example_rng
+from alignkit.training.evaluate import EncodedPairs, collate, tokenize_pairs
+from alignkit.training.model import PairBatch
+from alignkit.training.optim import epoch_order
 
 
 def step_micro_batches(n: int, seed: int, step: int, steps_per_epoch: int, batch_size: int, rank: int, ws: int,
