@@ -9,7 +9,7 @@ import pytest
 from alignkit.cli import main
 from alignkit.errors import AlignkitError
 from alignkit.registry import Registry
-from alignkit.results.measures import MEASURES, Measure, register_measure
+from alignkit.measures import MEASURES, Measure, register_measure
 from alignkit.tasks import TASKS, Task, TaskMetadata, register_task
 from tinymodels import tiny_bert
 
@@ -124,7 +124,7 @@ def test_registry_refuses_a_second_registration_and_names_known_entries_on_a_mis
 
 
 def test_every_metric_a_builtin_task_declares_is_registered_with_a_known_item_family():
-    from alignkit.results.measures import FAMILIES, MEASURES as REG
+    from alignkit.measures import FAMILIES, MEASURES as REG
     from alignkit.tasks import task_names
 
     for name in task_names():

@@ -118,14 +118,14 @@ def test_load_train_config_merges_toml_and_overrides(tmp_path):
 
 
 def test_run_training_dispatches_the_probe_variant(monkeypatch):
-    from alignkit.training import probe, trainer
+    from alignkit.training import probe, run, trainer
     from alignkit.training.config import TrainConfig
 
     calls = []
     monkeypatch.setattr(probe, "train_probe", lambda cfg, progress: calls.append(("probe", cfg.variant)))
     monkeypatch.setattr(trainer, "train", lambda cfg, progress: calls.append(("train", cfg.variant)))
-    trainer.run_training(TrainConfig(variant="probe"), progress=False)
-    trainer.run_training(TrainConfig(variant="rt"), progress=False)
+    run.run_training(TrainConfig(variant="probe"), progress=False)
+    run.run_training(TrainConfig(variant="rt"), progress=False)
     assert calls == [("probe", "probe"), ("train", "rt")]
 
 

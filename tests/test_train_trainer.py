@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from alignkit.cli import main
-from alignkit.training.trainer import TrainConfig, train
+from alignkit.training.config import TrainConfig
+from alignkit.training.trainer import train
 
 WORDS = ("the a man woman dog cat runs sleeps eats park house street city is was he she they it in on "
          "at big small red blue green happy sad today").split()
@@ -192,7 +193,7 @@ def test_toml_config_with_cli_override(env, tmp_path):
 
 
 def test_linear_probe_checkpoint_reproduces_its_dev_accuracy(env, tmp_path):
-    from alignkit.training.evaluate import evaluate_task
+    from alignkit.tasks.classification import evaluate_task
 
     c = cfg(env, "probe", variant="probe", dev_file=str(env["data"] / "test-en.tsv"))
     from alignkit.training.probe import train_probe
@@ -432,7 +433,7 @@ def test_row_budget_gives_rows_above_the_median_the_median_budget():
 def test_eval_task_refuses_the_split_the_checkpoint_was_trained_on(env, tmp_path):
     from alignkit.errors import AlignkitError
     from alignkit.inputs.taskdata import zero_shot_split
-    from alignkit.training.evaluate import evaluate_task
+    from alignkit.tasks.classification import evaluate_task
 
     meta = {"config": {"train_file": str(env["data"] / "test-en.tsv")}}
     with pytest.raises(AlignkitError, match="same split"):  # refused before any data or model is touched

@@ -27,7 +27,7 @@ def train_cmd(
 ) -> None:
     """Fine-tune an encoder on English task data with the SPEC §3 objectives (resumable)."""
     from alignkit.training.config import load_train_config
-    from alignkit.training.trainer import run_training
+    from alignkit.training.run import run_training
 
     cfg = load_train_config(config, given_options(options, TrainConfig, ObjectiveConfig))
     res = run_training(cfg, progress=not quiet)
@@ -53,7 +53,7 @@ def eval_task_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N."),
 ) -> None:
     """Zero-shot accuracy of a fine-tuned checkpoint per language -> tidy results.csv (metric xnli_acc)."""
-    from alignkit.training.evaluate import eval_task_to_dir
+    from alignkit.tasks.classification import eval_task_to_dir
 
     rows = eval_task_to_dir(ckpt, task, data, comma_list(langs), out, split=split, max_rows=max_rows,
                             batch_size=batch_size, max_length=max_length, seed=seed, device=device)

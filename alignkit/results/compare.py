@@ -129,8 +129,7 @@ def check_comparable(df: pd.DataFrame, manifests: dict[str, dict | None] | None 
 def _items(r) -> tuple[np.ndarray, np.ndarray] | None:
     from alignkit.results.items import load_items
 
-    return load_items(r.run_dir, r.model_fingerprint, r.pair, int(r.layer), r.metric, r.method, r.direction,
-                      dataset=r.lexicon)
+    return load_items(r.run_dir, r.model_fingerprint, r.pair, int(r.layer), r.metric, r.method, r.direction)
 
 
 def _as_row(series: pd.Series, key: tuple):

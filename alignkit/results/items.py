@@ -5,6 +5,10 @@ Layout: ``RUN_DIR/items/{model_fingerprint}/{task}/{pair}.npz``; in each file, t
 per source word, the corrected cosine or the AUC share per test pair, 0/1 hits per Tatoeba
 sentence), and ``"ids|{family}|{direction}"`` holds the item identifiers they line up with;
 the family of a metric (what one item is) comes from the measurement registry.
+
+The task folder is written by the scoring context of the task that measured the rows, so
+the items carry their task: reading them back looks for the one file of the pair that holds
+the measurement's key, and never asks the task registry which task wrote a row.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from alignkit.atomic import atomic_path
+from alignkit.errors import AlignkitError
 from alignkit.results.measures import item_family
 
 
@@ -49,23 +54,40 @@ class ItemWriter:
         return self.path
 
 
+_KEYS: dict[Path, tuple[tuple[int, int], frozenset[str]]] = {}
+
+
+def _keys_of(path: Path) -> frozenset[str]:
+    """The array names of an items file (cached while its size and mtime stay the same)."""
+    st = path.stat()
+    stamp = (st.st_size, st.st_mtime_ns)
+    hit = _KEYS.get(path)
+    if hit is None or hit[0] != stamp:
+        with np.load(path) as z:
+            hit = _KEYS[path] = (stamp, frozenset(z.files))
+    return hit[1]
+
+
 def load_items(run_dir: str | os.PathLike, fingerprint: str, pair: str, layer: int, metric: str, method: str,
-               direction: str, dataset: str = "") -> tuple[np.ndarray, np.ndarray] | None:
+               direction: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(ids, scores) for one measurement of a run, or None when the run did not keep them.
 
-    ``dataset`` is the row's ``lexicon`` column: with the metric it names the task whose
-    folder holds the items (:func:`alignkit.tasks.task_for_row`)."""
-    from alignkit.tasks import task_for_row
-
-    task = task_for_row(metric, dataset, method)
-    if task is None or int(layer) < 0:
+    The measurement's file is the one of ``pair`` under some task folder of the model that
+    holds its key (``layer|metric|method|direction``); two task folders holding the same key
+    for one pair is an error (two tasks wrote one measurement)."""
+    if int(layer) < 0:
         return None
-    path = items_path(run_dir, fingerprint, task, pair)
-    if not path.is_file():
+    k = item_key(layer, metric, method, direction)
+    model_dir = Path(run_dir) / "items" / fingerprint
+    holders = [p for p in sorted(model_dir.glob(f"*/{pair}.npz")) if k in _keys_of(p)] if model_dir.is_dir() else []
+    if not holders:
         return None
-    with np.load(path) as z:
-        k = item_key(layer, metric, method, direction)
+    if len(holders) > 1:
+        raise AlignkitError(f"item scores of {metric} {method} {direction} layer {layer} for {pair} were written by "
+                            f"{len(holders)} tasks ({', '.join(p.parent.name for p in holders)}); a measurement "
+                            "(metric, method) must come from one task")
+    with np.load(holders[0]) as z:
         ik = ids_key(item_family(metric), direction)
-        if k not in z or ik not in z:
+        if ik not in z:
             return None
         return z[ik], z[k]

@@ -20,7 +20,7 @@ def _item_scores(out: Path, label: str, r) -> tuple[np.ndarray, np.ndarray] | No
     if not d.is_dir():
         d = out / "scores" / label.replace("/", "-")  # studies written before runs/ existed
     return load_items(d, r["model_fingerprint"], r["pair"], int(r["layer"]), r["metric"], r["method"],
-                      r["direction"], dataset=r["lexicon"])
+                      r["direction"])
 
 
 def _with_variant(results: pd.DataFrame) -> pd.DataFrame:

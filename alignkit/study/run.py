@@ -227,7 +227,7 @@ def _score_into(cfg: StudyConfig, ckpt: str, label: str, work: Path, dest: Path,
 
 
 def _eval_rows(cfg: StudyConfig, ckpt: Path, label: str, dest: Path) -> pd.DataFrame:
-    from alignkit.training.evaluate import evaluate_task
+    from alignkit.tasks.classification import evaluate_task
 
     e = cfg.eval
     rows = evaluate_task(ckpt, cfg.train.get("task", "xnli"), e["data"], e.get("langs", ["en", "sw", "ur"]),

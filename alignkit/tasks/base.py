@@ -27,9 +27,9 @@ class TaskMetadata:
     - ``default``: run when ``--tasks`` is not given; ``enabled_by``: or when this
       :class:`~alignkit.scoring.ScoreConfig` field is set (``tatoeba_dir`` for Tatoeba).
     - ``needs_lexicons``: :meth:`Task.prepare` receives the resolved ``--pairs`` lexicons.
-    - ``methods``: the ``method`` values its rows carry (None: any); with ``measures`` and
-      ``dataset`` it tells which task wrote a row (two tasks may write one metric with
-      different methods, e.g. ``p@1`` by ``nn`` and by ``margin``).
+    - ``methods``: the ``method`` values its rows carry (None: any); two tasks may write one
+      metric with different methods (``p@1`` by ``nn`` and by ``margin``), never the same
+      (metric, method): item scores are found by that key.
     """
 
     name: str
@@ -77,37 +77,3 @@ TASKS: Registry[type] = Registry("task")
 def register_task(cls: type, *, replace: bool = False) -> type:
     """Class decorator: register a :class:`Task` subclass under ``cls.metadata.name``."""
     return TASKS.add(cls.metadata.name, cls, replace=replace)
-
-
-def _builtins() -> None:
-    import alignkit.tasks  # noqa: F401  (importing the package registers the built-in tasks)
-
-
-def get_task(name: str) -> Task:
-    _builtins()
-    return TASKS[name]()
-
-
-def task_names() -> list[str]:
-    _builtins()
-    return TASKS.names()
-
-
-def default_tasks(cfg: Any) -> list[str]:
-    """Tasks run when ``--tasks`` is not given: the default ones, and those switched on by a
-    config field (e.g. ``--tatoeba DIR``)."""
-    _builtins()
-    return [name for name, cls in TASKS.items()
-            if cls.metadata.default or (cls.metadata.enabled_by and getattr(cfg, cls.metadata.enabled_by, None))]
-
-
-def task_for_row(metric: str, dataset: str, method: str = "") -> str | None:
-    """Name of the task that wrote a row with this ``metric``, ``lexicon`` column (``dataset``)
-    and ``method``: the task declaring the metric (and method) for that dataset, else the
-    lexicon-based task declaring it; None when no registered task declares it."""
-    _builtins()
-    owners = [cls.metadata for cls in TASKS.values() if metric in cls.metadata.measures
-              and (cls.metadata.methods is None or method in cls.metadata.methods)]
-    exact = [m.name for m in owners if m.dataset == dataset]
-    over_lexicons = [m.name for m in owners if m.dataset is None]
-    return (exact or over_lexicons or [None])[0]

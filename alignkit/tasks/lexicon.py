@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from alignkit.errors import AlignkitError
-from alignkit.results.measures import Measure, register_measure
+from alignkit.measures import Measure, register_measure
 from alignkit.tasks.base import Task, TaskMetadata, register_task
 
 RETRIEVAL_METHODS = (("nn", False), ("csls", False), ("nn", True), ("csls", True))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alignkit.results.measures import Measure, register_measure
+from alignkit.measures import Measure, register_measure
 from alignkit.tasks.base import TaskMetadata, register_task
 from alignkit.tasks.tatoeba import SentenceTask
 

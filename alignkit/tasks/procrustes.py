@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from alignkit.errors import AlignkitError
-from alignkit.results.measures import Measure, register_measure
+from alignkit.measures import Measure, register_measure
 from alignkit.tasks.base import TaskMetadata, register_task
 from alignkit.tasks.lexicon import KS, LexiconPools, WordTask
 

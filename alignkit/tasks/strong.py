@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from alignkit.results.measures import Measure, register_measure
+from alignkit.measures import Measure, register_measure
 from alignkit.tasks.base import TaskMetadata, register_task
 from alignkit.tasks.lexicon import LexiconPools, WordTask
 from alignkit.tasks.tatoeba import SentenceTask

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from alignkit.results.measures import Measure, register_measure
+from alignkit.measures import Measure, register_measure
 from alignkit.tasks.base import Task, TaskMetadata, register_task
 
 register_measure(Measure("tatoeba_acc", "Tatoeba accuracy", unit="share", family="sentences", summary=True,

@@ -16,10 +16,11 @@ Modules, by role:
 * :mod:`~alignkit.training.optim` -- AdamW groups, row-wise Adam, lr schedule, the table-lr reach rule.
 * :mod:`~alignkit.training.checkpoint` -- atomic dirs, resume states, the HF checkpoint, the manifest.
 * :mod:`~alignkit.training.trainer` -- the loop: :func:`train` (resumable, seeded; sparse embedding
-  updates on CPU, bf16 + DDP on GPUs) and :func:`run_training` (probe or fine-tuning).
+  updates on CPU, bf16 + DDP on GPUs).
+* :mod:`~alignkit.training.run` -- :func:`run_training`: the probe or fine-tuning, as the config says.
 * :mod:`~alignkit.training.probe` -- the :func:`train_probe` baseline.
-* :mod:`~alignkit.training.evaluate` -- :func:`evaluate_task` (accuracy per language as tidy rows,
-  metric ``xnli_acc``) and :func:`eval_task_to_dir` (``alignkit eval-task``).
+* :mod:`~alignkit.training.pairs` -- the sentence-pair pipeline (tokenise, pad, predict) that
+  training and the classification tasks share.
 * :mod:`~alignkit.training.diagnostics` -- does EPT/APT act? :func:`read_training_diagnostics`.
 
 Importing this package is cheap: the names below load their module (and torch) on first use.
@@ -33,9 +34,8 @@ _HOME = {
     "TrainConfig": "config", "ObjectiveConfig": "config", "load_train_config": "config", "load_toml": "config",
     "OBJECTIVES": "objectives", "VARIANTS": "objectives", "register_objective": "objectives",
     "resolve_variant": "objectives",
-    "TrainResult": "trainer", "train": "trainer", "run_training": "trainer",
+    "TrainResult": "trainer", "train": "trainer", "run_training": "run",
     "train_probe": "probe",
-    "evaluate_task": "evaluate", "eval_task_to_dir": "evaluate", "load_classifier": "evaluate",
     "read_training_diagnostics": "diagnostics",
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from alignkit.training.codeswitch import CodeSwitcher, example_rng
-from alignkit.training.evaluate import EncodedPairs, collate, tokenize_pairs
+from alignkit.training.pairs import EncodedPairs, collate, tokenize_pairs
 from alignkit.training.model import PairBatch
 from alignkit.training.optim import epoch_order
 

@@ -28,7 +28,7 @@ import torch
 
 from alignkit.atomic import write_text
 from alignkit.errors import AlignkitError
-from alignkit.training.evaluate import HEAD_FILE, META_FILE
+from alignkit.inputs.finetuned import HEAD_FILE, META_FILE
 from alignkit.training.model import save_encoder
 
 RUN_FILE = "run_config.json"

@@ -175,7 +175,7 @@ def read_training_diagnostics(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
     (the first window is step 1 alone).
     """
     from alignkit.errors import AlignkitError
-    from alignkit.training.evaluate import META_FILE
+    from alignkit.inputs.finetuned import META_FILE
 
     d = Path(ckpt_dir)
     f = d / DIAGNOSTICS_FILE

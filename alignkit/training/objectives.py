@@ -12,17 +12,19 @@ APT compare against (W⁰, ρ, the centroid). Notation: :mod:`alignkit.training.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from alignkit.errors import AlignkitError
 from alignkit.registry import Registry
-from alignkit.training.config import ObjectiveConfig
 from alignkit.training.losses import (attention_pull_loss, embedding_push_loss, info_nce_loss, pgd_perturbation,
                                    rms_row_norm, robust_loss, sample_in_ball, task_loss, variance_penalty)
 from alignkit.training.model import PairBatch, PairClassifier, PassOutput, TableView, layer_count_of
+
+if TYPE_CHECKING:  # only an annotation: the config module imports this one to resolve variants
+    from alignkit.training.config import ObjectiveConfig
 
 
 # ----------------------------------------------------------------------------- anchors
@@ -372,6 +374,6 @@ class TrainingObjective(nn.Module):
 
 
 
-__all__ = ["Anchors", "ObjectiveConfig", "StepContext", "Objective", "OBJECTIVES", "register_objective", "VARIANTS",
+__all__ = ["Anchors", "StepContext", "Objective", "OBJECTIVES", "register_objective", "VARIANTS",
            "table_at_reach_rate",
            "DEFAULT_WEIGHTS", "resolve_variant", "needs_of", "compute_losses", "TrainingObjective"]

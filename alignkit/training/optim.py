@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from alignkit.training.diagnostics import embedding_lr_rule
-from alignkit.training.evaluate import EncodedPairs
+from alignkit.training.pairs import EncodedPairs
 
 
 class RowAdam:

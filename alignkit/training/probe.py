@@ -17,7 +17,7 @@ import torch
 from alignkit.atomic import ensure_writable_dir
 from alignkit.training.checkpoint import BEST_PREFIX, atomic_dir, promote_best, save_hf_checkpoint, write_manifest
 from alignkit.training.config import TrainConfig
-from alignkit.training.evaluate import autocast_for, collate, pad_id_of, tokenize_examples
+from alignkit.training.pairs import autocast_for, collate, pad_id_of, tokenize_examples
 from alignkit.training.model import PairClassifier
 from alignkit.training.trainer import Trainer, TrainResult
 

@@ -15,7 +15,7 @@
 :meth:`Trainer.run` is the loop, in named steps: :meth:`Trainer._setup` (model, data,
 objective, optimisers), :meth:`Trainer._resume`, :meth:`Trainer._train_step` (one optimiser
 step over the micro-batches), :meth:`Trainer._log_step`, :meth:`Trainer._evaluate_and_save`
-and :meth:`Trainer._finalize`. :func:`run_training` dispatches a config to :func:`train` or the
+and :meth:`Trainer._finalize`. :func:`alignkit.training.run.run_training` dispatches a config to :func:`train` or the
 linear probe (:func:`alignkit.training.probe.train_probe`).
 """
 from __future__ import annotations
@@ -43,11 +43,12 @@ from alignkit.training.checkpoint import (BEST_PREFIX, METRICS_FILE, STATE_PREFI
                                        numbered, promote_best, prune_numbered, run_status, save_best, save_state,
                                        trim_jsonl, write_manifest)
 from alignkit.training.codeswitch import CodeSwitcher
-from alignkit.training.config import TrainConfig, load_toml  # noqa: F401 - load_toml: the old import path
+from alignkit.training.config import TrainConfig
 from alignkit.training.diagnostics import TableTracker
 from alignkit.training.distributed import barrier, process_group
-from alignkit.training.evaluate import (META_FILE, EncodedPairs, autocast_for, evaluate_task, pad_id_of, predict,
-                                     tokenize_examples)
+from alignkit.inputs.finetuned import META_FILE
+from alignkit.tasks.classification import evaluate_task
+from alignkit.training.pairs import EncodedPairs, autocast_for, pad_id_of, predict, tokenize_examples
 from alignkit.training.model import (PairBatch, PairClassifier, TableView, attention_dropout_of, check_trainable,
                                   set_attention_dropout, use_eager_attention)
 from alignkit.training.objectives import Anchors, TrainingObjective, table_at_reach_rate
@@ -451,22 +452,4 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after: int | None = None
     return Trainer(cfg, progress=progress).run(stop_after=stop_after)
 
 
-def run_training(cfg: TrainConfig, progress: bool = True) -> TrainResult:
-    """The run ``cfg`` describes: the linear probe for ``variant = "probe"``, else fine-tuning."""
-    if cfg.variant == "probe":
-        from alignkit.training.probe import train_probe
-
-        return train_probe(cfg, progress=progress)
-    return train(cfg, progress=progress)
-
-
-def __getattr__(name: str):
-    # ``train_probe`` lives in alignkit.training.probe (which imports this module); the old path keeps working.
-    if name == "train_probe":
-        from alignkit.training.probe import train_probe
-
-        return train_probe
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["TrainResult", "Trainer", "train", "run_training", "TrainConfig", "load_toml"]
+__all__ = ["TrainResult", "Trainer", "train"]

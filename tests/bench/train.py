@@ -34,7 +34,8 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "xnli" / "dev-e
 
 def alignkit_step_times(model: str, train_file: Path, dev_file: Path, out: Path, *, variant: str,
                         embeddings: str, steps: int, batch_size: int, max_length: int) -> list[float]:
-    from alignkit.training.trainer import TrainConfig, train
+    from alignkit.training.config import TrainConfig
+    from alignkit.training.trainer import train
 
     cfg = TrainConfig.from_mapping(dict(
         model=model, train_file=str(train_file), dev_file=str(dev_file), out=str(out), variant=variant,
@@ -54,7 +55,7 @@ def hf_trainer_step_times(model: str, train_file: Path, out: Path, *, steps: int
 
     from alignkit.inputs.encoders import load_encoder
     from alignkit.inputs.taskdata import read_pair_file
-    from alignkit.training.evaluate import collate, pad_id_of, tokenize_examples
+    from alignkit.training.pairs import collate, pad_id_of, tokenize_examples
     from alignkit.training.model import PairClassifier
 
     enc = load_encoder(model, device="cpu", dtype="fp32")
