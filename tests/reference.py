@@ -34,7 +34,7 @@ def product_search_by_sorting(s: np.ndarray, q_src: int, q_tgt: int, kmax: int, 
 
 
 class RecordedProducts:
-    """Every row block that the searches' GEMMs (``alignkit.metrics.blocked._gemm_rows``, on
+    """Every row block that the searches' GEMMs (``alignkit.metrics.blocks.gemm_rows``, on
     the CPU path and on the torch path run on the CPU) computed while :func:`recorded_products`
     was active, gathered into one whole product per pair of operands.
 
@@ -75,16 +75,16 @@ def recorded_products():
     """Context manager: record the searches' GEMM blocks (:class:`RecordedProducts`)."""
     import contextlib
 
-    from alignkit.metrics import blocked, cpu_tops
+    from alignkit.metrics import blocks
 
     @contextlib.contextmanager
     def recording():
-        saved = blocked._gemm_rows, cpu_tops._gemm_rows
-        rec = RecordedProducts(saved[0])
-        blocked._gemm_rows = cpu_tops._gemm_rows = rec
+        saved = blocks.gemm_rows
+        rec = RecordedProducts(saved)
+        blocks.gemm_rows = rec     # the one place both searches compute their blocks
         try:
             yield rec
         finally:
-            blocked._gemm_rows, cpu_tops._gemm_rows = saved
+            blocks.gemm_rows = saved
 
     return recording()

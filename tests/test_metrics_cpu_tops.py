@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alignkit.metrics import blocked, buffers
+from alignkit.metrics import blocked, blocks, buffers, torch_tops
 from alignkit.metrics.cpu_rank import ranked_rows
 from alignkit.metrics.cpu_tops import column_tops, merged_column_tops
 from reference import product_search_by_sorting, recorded_products
@@ -42,7 +42,7 @@ def test_cpu_and_torch_searches_equal_sorting_their_product(seed):
     k, kmax = int(rng.integers(1, min(n, 12) + 1)), int(rng.integers(1, min(n, 12) + 1))
     q_src, q_tgt = int(rng.integers(0, len(x) + 1)), int(rng.integers(0, len(y) + 1))
     rows = [None, 2, 3, 16, 17][seed % 5]           # small blocks: lone-row blocks, many merges
-    for path, search in (("cpu", blocked.product_search), ("torch", blocked.torch_product_search)):
+    for path, search in (("cpu", blocked.product_search), ("torch", torch_tops.torch_product_search)):
         found, refs = _searched(lambda: search(x, y, q_src, q_tgt, kmax=kmax, csls_k=k, block_rows=rows),
                                 x, y, q_src, q_tgt, kmax, k)
         for field, ref in zip(FIELDS, refs):
@@ -57,10 +57,10 @@ def test_a_lone_row_block_is_a_row_of_a_two_row_gemm():
     whole = x @ y.T
     for i in range(9):
         out = np.empty((1, 700), np.float32)
-        blocked._gemm_rows(x, y.T, i, i + 1, out)
+        blocks.gemm_rows(x, y.T, i, i + 1, out)
         lo = max(0, min(i - 1, 7))
         pair = np.empty((2, 700), np.float32)
-        blocked._gemm_rows(x, y.T, lo, lo + 2, pair)
+        blocks.gemm_rows(x, y.T, lo, lo + 2, pair)
         np.testing.assert_array_equal(out[0], pair[i - lo])
         np.testing.assert_allclose(out[0], whole[i], rtol=0, atol=1e-6)
 

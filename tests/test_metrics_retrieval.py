@@ -244,7 +244,8 @@ def test_tatoeba_refuses_misaligned_inputs():
 # ---------------------------------------------------------------- one product for both directions
 
 from alignkit.metrics import retrieve_both  # noqa: E402
-from alignkit.metrics.blocked import product_search, row_top_values, row_topk  # noqa: E402
+from alignkit.metrics.blocked import product_search  # noqa: E402
+from alignkit.metrics.torch_tops import row_top_values, row_topk  # noqa: E402
 
 
 def _two_languages(rng, n_src, n_tgt, dim, q_src, q_tgt):
@@ -281,11 +282,11 @@ def test_one_product_equals_brute_force_in_both_directions(center):
 def test_one_product_rankings_over_many_small_ranking_blocks(monkeypatch):
     """Rankings in blocks of 7 rows (a ragged last one) reuse one CSLS score buffer per
     worker; they must still equal brute force in both directions."""
-    import alignkit.metrics.blocked as blocked
+    import alignkit.metrics.blocks as blocks
 
     rng = np.random.default_rng(26)
     src, tgt, src_gold, tgt_gold = _two_languages(rng, 300, 700, 16, 45, 38)
-    monkeypatch.setattr(blocked, "_CPU_BLOCK_BYTES", 4 * 700 * 7)   # step = 7 rows, 16-row product blocks
+    monkeypatch.setattr(blocks, "CPU_BLOCK_BYTES", 4 * 700 * 7)   # step = 7 rows, 16-row product blocks
     out = retrieve_both(src, tgt, src_gold, tgt_gold, n_resamples=0)
     for direction, q, pool, n in (("src->tgt", src, tgt, 45), ("tgt->src", tgt, src, 38)):
         for method in ("nn", "csls"):
@@ -351,7 +352,7 @@ def test_row_top_values_are_the_k_largest_values_of_each_row(seed):
 def test_column_seed_is_the_k_largest_values_of_every_column(m, ties):
     import torch
 
-    from alignkit.metrics.blocked import _column_seed
+    from alignkit.metrics.torch_tops import _column_seed
 
     rng = np.random.default_rng(m)
     s = rng.integers(-3, 4, size=(m, 700)).astype(np.float32) if ties else \

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alignkit.errors import AlignkitError
-from alignkit.metrics import _validate, blocked, retrieve_both, retrieve_spaces, spaces
+from alignkit.metrics import _validate, blocked, retrieve_both, retrieve_spaces, spaces, torch_tops
 from alignkit.metrics.cpu_tops import plain_from_centred
 from reference import product_search_by_sorting, recorded_products
 
@@ -57,7 +57,7 @@ def test_both_spaces_equal_sorting_their_products_on_both_paths(seed):
     runs = [("cpu", True, found[True], rec), ("cpu", False, found[False], rec)]
     for c in (True, False):
         with recorded_products() as rec:
-            runs.append(("torch", c, blocked.torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=k,
+            runs.append(("torch", c, torch_tops.torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=k,
                                                                   block_rows=rows, derive=None if c else d), rec))
     for name, center, result, rec in runs:
         g, p = _derived_whole(x, y, lambda a, b: rec.product(a, b))

@@ -10,6 +10,7 @@ import torch
 from alignkit.errors import AlignkitError
 from alignkit.training import codeswitch, losses, model
 from alignkit.training import objectives as ob
+from alignkit.training.config import ObjectiveConfig
 from alignkit.training.optim import RowAdam
 
 
@@ -62,7 +63,7 @@ def _ept_ctx(anchor: str):
     clf = tiny_classifier().eval()
     w = clf.word_embeddings.weight
     anchors = ob.Anchors(w.data, torch.arange(5, 12), offset_seed=3)
-    cfg = ob.ObjectiveConfig(ept_anchor=anchor, ept_margin=0.3)
+    cfg = ObjectiveConfig(ept_anchor=anchor, ept_margin=0.3)
     return w, anchors, ob.StepContext(clf, tiny_batch(), model.TableView(w), anchors, cfg, {"ept"})
 
 
@@ -199,7 +200,7 @@ def test_apt_is_zero_when_embeddings_equal_w0_even_with_dropout_on():
     clf = tiny_classifier().train()
     w = clf.word_embeddings.weight
     anchors = ob.Anchors(w.data)
-    cfg = ob.ObjectiveConfig()
+    cfg = ObjectiveConfig()
     ctx = ob.StepContext(clf, tiny_batch(), model.TableView(w), anchors, cfg, {"apt", "attentions"})
     loss = ob.OBJECTIVES["apt"].loss(ctx)
     assert loss.item() == 0.0
@@ -211,7 +212,7 @@ def test_apt_is_positive_once_embeddings_move_and_matches_kl_formula():
     anchors = ob.Anchors(w.data)
     with torch.no_grad():
         w.add_(0.5 * torch.randn_like(w))
-    ctx = ob.StepContext(clf, tiny_batch(), model.TableView(w), anchors, ob.ObjectiveConfig(apt_layers=(1,)),
+    ctx = ob.StepContext(clf, tiny_batch(), model.TableView(w), anchors, ObjectiveConfig(apt_layers=(1,)),
                          {"apt", "attentions"})
     loss = ob.OBJECTIVES["apt"].loss(ctx)
     assert loss.item() > 0.0
@@ -232,7 +233,7 @@ def test_attention_pull_on_hand_made_distributions():
     assert got.item() == pytest.approx(want, rel=1e-6)
     with pytest.raises(AlignkitError, match="out of range"):
         ctx = ob.StepContext(tiny_classifier(), tiny_batch(), model.TableView(tiny_classifier().word_embeddings.weight),
-                             ob.Anchors(torch.zeros(30, 16)), ob.ObjectiveConfig(apt_layers=(3,)), {"apt"})
+                             ob.Anchors(torch.zeros(30, 16)), ObjectiveConfig(apt_layers=(3,)), {"apt"})
         ctx.layer_indices()
 
 
@@ -242,7 +243,7 @@ def test_step_context_vme_delta_respects_ball_and_special_tokens_in_both_modes()
     anchors = ob.Anchors(w.data, keep_copy=False)
     b = tiny_batch()
     for mode in ("random", "adversarial"):
-        cfg = ob.ObjectiveConfig(epsilon=0.2, perturbation=mode, pgd_steps=2)
+        cfg = ObjectiveConfig(epsilon=0.2, perturbation=mode, pgd_steps=2)
         ctx = ob.StepContext(clf, b, model.TableView(w), anchors, cfg, {"rt", "vme"})
         d = ctx.delta
         assert d.norm(dim=-1).max().item() <= 0.2 * anchors.rho + 1e-5
@@ -254,7 +255,7 @@ def test_combined_loss_is_the_weighted_sum_of_the_parts():
     clf = tiny_classifier().eval()
     w = clf.word_embeddings.weight
     weights = ob.resolve_variant("ept+apt+rt+cl", {"cl": 0.5, "vrn": 0.2})
-    module = ob.TrainingObjective(clf, weights, ob.ObjectiveConfig(), ob.Anchors(w.data, torch.arange(5, 12)))
+    module = ob.TrainingObjective(clf, weights, ObjectiveConfig(), ob.Anchors(w.data, torch.arange(5, 12)))
     torch.manual_seed(0)
     total, parts = module(tiny_batch())
     assert set(parts) == {"task", "rt", "ept", "apt", "cl", "vrn"}
@@ -292,7 +293,7 @@ def test_registry_accepts_new_objectives_by_name():
         assert weights == {"task": 1.0, "l2test": 0.5}
         clf = tiny_classifier().eval()
         w = clf.word_embeddings.weight
-        total, parts = ob.TrainingObjective(clf, weights, ob.ObjectiveConfig(), ob.Anchors(w.data, keep_copy=False))(tiny_batch())
+        total, parts = ob.TrainingObjective(clf, weights, ObjectiveConfig(), ob.Anchors(w.data, keep_copy=False))(tiny_batch())
         assert total.item() == pytest.approx(parts["task"].item() + 0.5 * parts["l2test"].item(), rel=1e-6)
         with pytest.raises(ValueError, match="twice"):
             ob.register_objective("l2test", "again")(_l2)

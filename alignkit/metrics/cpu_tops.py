@@ -50,20 +50,16 @@ them from numba's cache.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from numba import njit
 
-from alignkit.metrics.blocked import ProductSearch, _blocks, _Clock, _gemm_rows, _run_blocks
+from alignkit.metrics import blocks
+from alignkit.metrics.blocks import PlainFromCentred, ProductSearch, block_plan, run_blocks
 from alignkit.metrics.buffers import reused_buffer
 from alignkit.metrics.cpu_rank import ranked_rows
 
-if TYPE_CHECKING:
-    from alignkit.metrics.spaces import PlainFromCentred
-
-_GROUP = 16   # rows per group: the unit of the column pass and of the two-space pass
+_GROUP = blocks.ROW_MULTIPLE   # rows per group: the unit of the column pass and of the two-space pass
 _SUPER = 1024  # columns per super-chunk of the scan's lane maxima: 16 lanes x 64 columns
 _NEG = np.float32(-3.0e38)
 _FIRST_ROWS = 256  # rows of each worker's first block (see _small_first)
@@ -424,7 +420,7 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
             s = spaces[0].head[start:stop]
         else:                                        # this worker's block buffer (see kept_buffers)
             s = bufs[wid][:stop - start]
-        _gemm_rows(xn, yt, start, stop, s)
+        blocks.gemm_rows(xn, yt, start, stop, s)
         first = spaces[0]
         if first.derive is not None:                 # the plain space alone: derive in place, scan
             plain_from_centred(s, s, first.derive.rows(start, stop), first.derive.col)
@@ -442,15 +438,12 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
                                         plain.row_top[start:stop], plain.tqt, plain.derive.rows(start, stop),
                                         plain.derive.col)
 
-    clock = _Clock()
-    plan = _small_first(_blocks(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS)
+    plan = _small_first(block_plan(n_src, n_tgt, q_src, dev, block_rows), workers, _FIRST_ROWS)
     plan = _small_last(plan, workers, _LAST_PIECES, keep=q_src)
     tall = max(stop - start for start, stop in plan)
     bufs = [reused_buffer(f"block{w}", (tall, n_tgt)) for w in range(workers)]   # kept: see kept_buffers
-    _run_blocks(plan, block, workers)
-    clock("blocks")
+    run_blocks(plan, block, workers)
     radii = [(mean_of_top(sp.row_top), mean_of_top(merged_column_tops(sp.cols))) for sp in spaces]
-    clock("column merge")
     jobs = []                                    # (query rows, radii, NN out, CSLS out): one read per row
     for sp, (src_radii, tgt_radii) in zip(spaces, radii):
         r_t, r_s = tgt_radii.astype(np.float32), src_radii.astype(np.float32)
@@ -459,8 +452,7 @@ def cpu_product_search(xn, yn, q_src, q_tgt, kmax, csls_k, block_rows,
     step = 128
     parts = [(rows, r, nn, cs, i, min(i + step, len(rows))) for rows, r, nn, cs in jobs
              for i in range(0, len(rows), step)]
-    _run_blocks(parts, lambda rows, r, nn, cs, i, j, wid: ranked_rows(rows[i:j], r, kmax, nn[i:j], cs[i:j]),
+    run_blocks(parts, lambda rows, r, nn, cs, i, j, wid: ranked_rows(rows[i:j], r, kmax, nn[i:j], cs[i:j]),
                 workers)
-    clock("query rankings")
     return [ProductSearch(src_radii, tgt_radii, *jobs[2 * n][2:], *jobs[2 * n + 1][2:])
             for n, (src_radii, tgt_radii) in enumerate(radii)]

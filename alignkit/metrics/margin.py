@@ -7,7 +7,7 @@ r_S(y) = mean cosine of candidate y to its k nearest vectors of the query side (
 language's full set). Unlike CSLS (a difference), the ratio's ranking for one query depends
 on r_T(x) too, so each query's scores are formed explicitly, one block of queries at a time:
 a block ``[rows, pool]`` of cosines (~24 MB) divided by the denominators, then its exact
-top-k with ties to the lower pool index (:func:`alignkit.metrics.blocked.row_topk`, the
+top-k with ties to the lower pool index (:func:`alignkit.metrics.torch_tops.row_topk`, the
 order of ``np.argsort(-scores, kind="stable")``). No pool×pool matrix is ever held.
 
 Radii are exact means of the k largest cosines: both sides' from one blocked product
@@ -27,7 +27,8 @@ import torch
 
 from alignkit.errors import AlignkitError
 from alignkit.metrics import _validate
-from alignkit.metrics.blocked import product_search, row_topk
+from alignkit.metrics.blocked import product_search
+from alignkit.metrics.torch_tops import row_topk
 from alignkit.metrics.retrieval import RetrievalResult, csls_radii
 from alignkit.metrics.sentences import SentenceRetrievalResult
 from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, mean_estimate

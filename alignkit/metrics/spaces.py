@@ -3,46 +3,20 @@
 The centred space's cosines are the product G = x̂_c ŷ_cᵀ of the mean-centred unit rows; the
 plain cosines follow from G by an exact identity (:class:`PlainFromCentred`), evaluated in
 float64 and rounded once. :func:`space_search` searches G and derives each block's plain
-cosines after G's own scan (CPU: :func:`alignkit.metrics.cpu_tops.cpu_product_search` with
-two outputs; GPU: one torch search per space), so a CPU runs one GEMM per layer for both
+cosines after G's own scan (:func:`alignkit.metrics.blocked.product_searches` with two
+outputs), so a CPU runs one GEMM per layer for both
 spaces, and the derived plain cosines are closer to exact ones than a float32 GEMM of the
 plain unit rows would be (docs/benchmarks.md). :func:`alignkit.metrics.retrieve_spaces`
 turns its output into P@k.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from alignkit.metrics import _validate
-from alignkit.metrics.blocked import ProductSearch, torch_product_search
-
-
-@dataclass(frozen=True)
-class PlainFromCentred:
-    """Coefficients that turn the centred product into the plain one (an exact identity).
-
-    With x_c = x − μ_x, y_c = y − μ_y and G = x̂_c ŷ_cᵀ (the centred space's cosines),
-    x·y = |x_c||y_c| G + x·μ_y + μ_x·y − μ_x·μ_y, so the plain cosine is
-
-        cos(x, y) = a_i b_j G_ij + f_i g_j (p_i + w_j)
-
-    row ``[3, n_src]`` float64 = (a, f, p): a = |x_c| / |x|, f = 1 / |x|, p = x·μ_y;
-    col ``[3, n_tgt]`` = (b, g, w): b = |y_c| / |y|, g = 1 / |y|, w = μ_x·y − μ_x·μ_y
-    (a zero vector gets a = f = 0: cosine 0, as :func:`_validate.unit_rows` gives it).
-    Evaluated in float64 and rounded once, the derived cosines carry G's rounding error
-    scaled by |x_c||y_c| / (|x||y|) <= ~1: on the bundled model's layers 0 / 6 / 12 their
-    worst error against float64 cosines was 1.2x / 2.0x / 4.2x smaller than a float32 GEMM
-    of the plain unit vectors (docs/benchmarks.md).
-    """
-
-    row: np.ndarray
-    col: np.ndarray
-
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        return self.row[:, start:stop]
+from alignkit.metrics.blocked import product_searches
+from alignkit.metrics.blocks import PlainFromCentred, ProductSearch
 
 
 _SIDE_ROWS = 512    # rows per slice in centred_operands: its float64 temporaries stay in cache
@@ -107,24 +81,6 @@ def space_search(x: np.ndarray, y: np.ndarray, q_src: int, q_tgt: int, *,
     xcn, ycn, derive = centred_operands(x, y)
     order = sorted(set(centers), reverse=True)           # the centred product first: plain is made from it
     outputs = tuple(None if c else derive for c in order)
-    dev = torch.device(device or "cpu")
-    if dev.type == "cpu":
-        from alignkit.metrics.cpu_tops import cpu_product_search  # numba: loaded only for a CPU search
-
-        found = cpu_product_search(xcn, ycn, q_src, q_tgt, kmax, csls_k, block_rows, outputs)
-    else:
-        found = [torch_product_search(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=dev,
-                                      block_rows=block_rows, derive=d) for d in outputs]
+    found = product_searches(xcn, ycn, q_src, q_tgt, kmax=kmax, csls_k=csls_k, device=device,
+                             block_rows=block_rows, outputs=outputs)
     return dict(zip(order, found))
-
-
-def torch_plain_from_centred(s: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> None:
-    """:func:`alignkit.metrics.cpu_tops.plain_from_centred` in torch, in place: the same
-    float64 steps in the same order (equal bits), in slices of rows to bound the float64
-    temporaries."""
-    step = max(1, 2**24 // max(1, s.shape[1]))
-    for i in range(0, s.shape[0], step):
-        r = row[:, i:i + step]
-        t = (r[0, :, None] * col[0]) * s[i:i + step].double()
-        t += (r[1, :, None] * col[1]) * (r[2, :, None] + col[2])
-        s[i:i + step] = t
