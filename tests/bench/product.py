@@ -118,13 +118,11 @@ def main() -> None:
     for rep in range(a.reps):
         _, g, gc = timed(gemm)
         old, o, oc = timed(four_searches)
-        blocked.PHASE_SECONDS.clear()
         new, n, nc = timed(lambda: retrieve_both(x, y, gold, gold, n_resamples=0, device=a.device))
         same = all((old[k].ranked == new[k].ranked).all() for k in old)
         print(f"rep {rep + 1}: GEMM {g:.2f} s ({flops / g / 1e9:.0f} GFLOP/s, cpu {gc:.2f} s) | "
               f"4 FAISS searches {o:.2f} s ({o / g:.2f}x, cpu {oc:.2f} s) | retrieve_both {n:.2f} s "
               f"({n / g:.2f}x, cpu {nc:.2f} s) | same rankings: {same} | load {os.getloadavg()[0]:.2f}")
-        print("    product_search phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in blocked.PHASE_SECONDS.items()))
 
 
 def compare(a, x, y, q, gemm, flops) -> None:
@@ -136,7 +134,6 @@ def compare(a, x, y, q, gemm, flops) -> None:
     for rep in range(a.reps):
         _, g, gc = timed(gemm)
         old, o, oc = timed(lambda: then.product_search(xn, yn, q, q, device=a.device))
-        blocked.PHASE_SECONDS.clear()
         new, n, nc = timed(lambda: blocked.product_search(xn, yn, q, q, device=a.device))
         same = all(np.array_equal(getattr(old, f), getattr(new, f)) for f in fields)
         for k, v in zip(cpu, (gc, oc, nc)):
@@ -144,7 +141,6 @@ def compare(a, x, y, q, gemm, flops) -> None:
         print(f"rep {rep + 1}: GEMM {g:.2f} s ({flops / g / 1e9:.0f} GFLOP/s, cpu {gc:.2f} s) | {a.against} "
               f"{o:.2f} s (cpu {oc:.2f} s, {oc / gc:.2f}x) | now {n:.2f} s (cpu {nc:.2f} s, {nc / gc:.2f}x) | "
               f"identical outputs: {same} | load {os.getloadavg()[0]:.2f}")
-        print("    now, product_search phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in blocked.PHASE_SECONDS.items()))
     med = {k: statistics.median(v) for k, v in cpu.items()}
     print(f"median process CPU: GEMM {med['GEMM']:.2f} s; {a.against} {med[a.against]:.2f} s "
           f"({med[a.against] / med['GEMM']:.2f}x); now {med['now']:.2f} s ({med['now'] / med['GEMM']:.2f}x)")
