@@ -59,3 +59,24 @@ def test_importing_alignkit_is_cheap_and_shows_the_public_api():
     assert out[0] == "False"
     for name in ("score", "ScoreConfig", "compare_runs", "run_study", "train", "register_measure", "register_task"):
         assert name in out[1].split()
+
+
+def _layout_tables() -> dict[str, str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    arch = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    return {"README.md": readme.split("## Layout", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0],
+            "docs/architecture.md": arch[arch.index("| stage | package |"):].split("\n\n", 1)[0]}
+
+
+def test_architecture_layout_table_names_every_module():
+    table = _layout_tables()["docs/architecture.md"]
+    for p in _modules():
+        if p.name != "__init__.py":
+            assert f"`{p.name}`" in table, f"docs/architecture.md layout table lacks {p.relative_to(ROOT)}"
+
+
+def test_layout_tables_name_no_module_that_does_not_exist():
+    names = {p.name for p in _modules()}
+    for doc, table in _layout_tables().items():
+        stale = sorted(set(re.findall(r"`([a-z_]+\.py)`", table)) - names)
+        assert not stale, f"{doc} layout table names modules that do not exist: {stale}"
