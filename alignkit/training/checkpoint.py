@@ -212,9 +212,9 @@ def load_state(path: Path, clf, opt, row_opt, device, tracker) -> dict:
 
 def rsda_source(cfg) -> dict | None:
     """Where RS-DA's synonyms came from (WordNet dir, word count), or None when the run has no RS-DA."""
-    from alignkit.training.objectives import resolve_variant
+    from alignkit.training.objectives import needs_of, resolve_variant
 
-    if cfg.variant == "probe" or not {"rsda", "cl_rsda"} & set(resolve_variant(cfg.variant, cfg.weights)):
+    if cfg.variant == "probe" or "synonym_copies" not in needs_of(resolve_variant(cfg.variant, cfg.weights), cfg.objective):
         return None
     from alignkit.training.synonyms import find_wordnet_dir, load_synonyms
 

@@ -36,6 +36,7 @@ class Anchors:
     ``table0`` [V, H] is a detached copy of W; ``centroid_ids`` are the frequent English
     token ids whose mean W⁰ row is the ``centroid`` anchor of EPT. With ``keep_copy=False``
     only ρ and the centroid are kept (objectives that never read W⁰ rows save the copy).
+    ``params0``: a copy of every starting parameter θ⁰ by name, when ``parameters`` is given.
 
     The ``original`` anchor is a_t = W⁰[t] − ξ_t with a tiny seeded random offset ξ_t (norm
     ``offset_scale``·ρ, a Gaussian direction fixed by (``offset_seed``, t)), so at W = W⁰ a
@@ -44,8 +45,10 @@ class Anchors:
     """
 
     def __init__(self, table: Tensor, centroid_ids: Tensor | None = None, keep_copy: bool = True,
-                 offset_seed: int = 0, offset_scale: float = 1e-3):
+                 offset_seed: int = 0, offset_scale: float = 1e-3, parameters: Mapping[str, Tensor] | None = None):
         self.table0 = table.detach().clone() if keep_copy else None
+        # θ⁰: every starting parameter by name (objectives that need "params0", e.g. L2-SP)
+        self.params0 = None if parameters is None else {n: p.detach().clone() for n, p in parameters.items()}
         self.rho = rms_row_norm(table)
         self.centroid = None if centroid_ids is None or len(centroid_ids) == 0 else \
             table.detach()[centroid_ids].float().mean(0).to(table.dtype)
@@ -105,9 +108,9 @@ class StepContext:
         return self.cfg.epsilon * self.anchors.rho
 
     def _sentence_layer(self, view: str) -> int | None:
-        if "cl_rsda" in self.needs and view == "clean":  # RS-DA CL: the clean pass is the anchor view
+        if "synonym_views" in self.needs and view == "clean":  # RS-DA CL: the clean pass is the anchor view
             return self.cfg.cl_layer
-        return self.cfg.cl_layer if "cl" in self.needs and view in ("clean", self.cfg.cl_view) else None
+        return self.cfg.cl_layer if "cl_views" in self.needs and view in ("clean", self.cfg.cl_view) else None
 
     def _get(self, key: str, make: Callable[[], object]):
         if key not in self._cache:
@@ -123,7 +126,7 @@ class StepContext:
         def make():
             dev = self.batch.input_ids.device
             self._rng = (torch.get_rng_state(), torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
-            return self.model.run(self.embeds, self.batch, attentions="apt" in self.needs,
+            return self.model.run(self.embeds, self.batch, attentions="attentions" in self.needs,
                                   sentence_layer=self._sentence_layer("clean"))
         return self._get("clean", make)
 
@@ -178,7 +181,7 @@ class StepContext:
         aug = self.batch.augmented
         if aug is None:
             raise RuntimeError("RS-DA needs batches built with a SynonymAugmenter")
-        layer = self.cfg.cl_layer if "cl_rsda" in self.needs else None
+        layer = self.cfg.cl_layer if "synonym_views" in self.needs else None
         return self._get("augmented", lambda: self.model.run(self.table(aug.input_ids), aug, sentence_layer=layer))
 
     @property
@@ -198,9 +201,25 @@ class StepContext:
 # ----------------------------------------------------------------------------- registry
 
 
+#: What an objective can declare it needs (``register_objective(..., needs=...)``); the
+#: trainer provides each one asked for and never asks which objective is running.
+NEEDS = {
+    "vme": "the VME perturbation δ and the pass f(E + δ)",
+    "attentions": "attention maps of the clean pass and of f(W⁰[x]) (eager attention, no attention dropout)",
+    "cl_views": "sentence vectors of the clean pass and of the CL positive view",
+    "codeswitch": "batches with a code-switched view (a CodeSwitcher built from the lexicons)",
+    "synonym_copies": "batches with RS-DA synonym copies (a SynonymAugmenter built from WordNet)",
+    "synonym_views": "sentence vectors of the clean pass and of the RS-DA copies",
+    "table0": "a copy of the starting embedding table W⁰ (ctx.anchors.table0)",
+    "params0": "a copy of every starting parameter θ⁰ by name (ctx.anchors.params0)",
+    "push_diagnostics": "the diagnostics track how far each row moved from its EPT anchor",
+}
+
+
 @dataclass(frozen=True)
 class Objective:
-    """A registered objective: ``loss(ctx) -> scalar``; ``needs`` names the extra passes.
+    """A registered objective: ``loss(ctx) -> scalar``; ``needs`` names what it needs from the
+    trainer (keys of :data:`NEEDS`), or is a function of the :class:`ObjectiveConfig` giving them.
 
     ``table_rate``: ``"model"`` (the table trains at the model's rate, unless ``embedding_lr``
     is set) or ``"reach"`` (the table trains at the reach rule's rate, docs/method.md: EPT, and
@@ -210,20 +229,39 @@ class Objective:
     name: str
     loss: Callable[[StepContext], Tensor]
     summary: str
-    needs: frozenset[str] = field(default_factory=frozenset)
+    needs: frozenset[str] | Callable[["ObjectiveConfig"], Iterable[str]] = field(default_factory=frozenset)
     table_rate: str = "model"
+
+    def needs_for(self, cfg: "ObjectiveConfig | None") -> frozenset[str]:
+        """What this objective needs under ``cfg`` (None: the defaults of ObjectiveConfig)."""
+        if not callable(self.needs):
+            return self.needs
+        if cfg is None:
+            from alignkit.training.config import ObjectiveConfig
+
+            cfg = ObjectiveConfig()
+        return frozenset(self.needs(cfg))
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
 
 
-def register_objective(name: str, summary: str, needs: Iterable[str] = (), table_rate: str = "model"):
-    """Decorator: add ``fn(ctx) -> loss`` to :data:`OBJECTIVES` under ``name`` (ValueError if taken)."""
+def register_objective(name: str, summary: str, needs: Iterable[str] | Callable[["ObjectiveConfig"], Iterable[str]] = (),
+                       table_rate: str = "model", *, replace: bool = False):
+    """Decorator: add ``fn(ctx) -> loss`` to :data:`OBJECTIVES` under ``name`` (ValueError if
+    taken, unless ``replace``). ``needs``: keys of :data:`NEEDS`, or a function of the
+    :class:`~alignkit.training.config.ObjectiveConfig` that gives them."""
     if table_rate not in ("model", "reach"):
         raise ValueError(f"table_rate must be 'model' or 'reach', not {table_rate!r}")
+    if not callable(needs):
+        needs = frozenset(needs)
+        unknown = sorted(needs - set(NEEDS))
+        if unknown:
+            raise ValueError(f"objective {name!r} needs {unknown}, which the trainer does not provide; "
+                             f"use some of {', '.join(NEEDS)}")
 
     def deco(fn: Callable[[StepContext], Tensor]):
-        OBJECTIVES.add(name, Objective(name, fn, summary, frozenset(needs), table_rate))
+        OBJECTIVES.add(name, Objective(name, fn, summary, needs, table_rate), replace=replace)
         return fn
     return deco
 
@@ -244,7 +282,8 @@ def _rt(ctx: StepContext) -> Tensor:
     return robust_loss(ctx.perturbed.logits, ctx.batch.labels, clean, ctx.cfg.rt_kl)
 
 
-@register_objective("ept", "mean over batch tokens of relu(m − (‖W[t] − a_t‖ − ‖W⁰[t] − a_t‖)/ρ)", table_rate="reach")
+@register_objective("ept", "mean over batch tokens of relu(m − (‖W[t] − a_t‖ − ‖W⁰[t] − a_t‖)/ρ)",
+                    needs={"table0", "push_diagnostics"}, table_rate="reach")
 def _ept(ctx: StepContext) -> Tensor:
     ids = torch.unique(ctx.batch.input_ids[ctx.batch.content_mask])
     rows = ctx.table(ids)
@@ -253,7 +292,7 @@ def _ept(ctx: StepContext) -> Tensor:
                                start.to(rows.device))
 
 
-@register_objective("apt", "mean over layers, heads, queries of KL(A⁰ ‖ A)", needs={"attentions"})
+@register_objective("apt", "mean over layers, heads, queries of KL(A⁰ ‖ A)", needs={"attentions", "table0"})
 def _apt(ctx: StepContext) -> Tensor:
     idx = ctx.layer_indices()
     cur = [ctx.clean.attentions[i] for i in idx]
@@ -261,23 +300,27 @@ def _apt(ctx: StepContext) -> Tensor:
     return attention_pull_loss(ref, cur, ctx.batch.attention_mask)
 
 
-@register_objective("cl", "InfoNCE(anchor view, positive view), within-view negatives", needs={"cl"})
+def _cl_needs(cfg: "ObjectiveConfig") -> set[str]:
+    return {"cl_views", "codeswitch"} if cfg.cl_view == "codeswitch" else {"cl_views", "vme"}
+
+
+@register_objective("cl", "InfoNCE(anchor view, positive view), within-view negatives", needs=_cl_needs)
 def _cl(ctx: StepContext) -> Tensor:
     return info_nce_loss(ctx.clean.sentence, ctx.positive.sentence, ctx.cfg.cl_tau)
 
 
-@register_objective("vrn", "mean over negative pairs of (s − δ)²", needs={"cl"})
+@register_objective("vrn", "mean over negative pairs of (s − δ)²", needs={"cl_views"})
 def _vrn(ctx: StepContext) -> Tensor:
     return variance_penalty(ctx.clean.sentence, ctx.positive.sentence, ctx.cfg.vrn_delta)
 
 
-@register_objective("rsda", "mean CE(g(f(E_aug)), y) over the RS-DA synonym copies", needs={"rsda"})
+@register_objective("rsda", "mean CE(g(f(E_aug)), y) over the RS-DA synonym copies", needs={"synonym_copies"})
 def _rsda(ctx: StepContext) -> Tensor:
     return task_loss(ctx.augmented.logits, ctx.batch.augmented.labels)
 
 
 @register_objective("cl_rsda", "InfoNCE(clean view, first RS-DA copy), within-view negatives",
-                    needs={"rsda", "cl_rsda"})
+                    needs={"synonym_copies", "synonym_views"})
 def _cl_rsda(ctx: StepContext) -> Tensor:
     b = len(ctx.batch)
     return info_nce_loss(ctx.clean.sentence, ctx.augmented.sentence[:b], ctx.cfg.cl_tau)
@@ -335,11 +378,11 @@ def resolve_variant(variant: str, weights: Mapping[str, float] | None = None) ->
     return {n: w for n, w in out.items() if w != 0.0 or n == "task"}
 
 
-def needs_of(weights: Mapping[str, float]) -> set[str]:
-    """Names of the objectives plus the passes they need (``attentions``, ``cl``, ``vme``)."""
-    out = set(weights)
+def needs_of(weights: Mapping[str, float], cfg: "ObjectiveConfig | None" = None) -> set[str]:
+    """What the objectives of ``weights`` need under ``cfg`` (keys of :data:`NEEDS`)."""
+    out: set[str] = set()
     for n in weights:
-        out |= set(OBJECTIVES[n].needs)
+        out |= OBJECTIVES[n].needs_for(cfg)
     return out
 
 
@@ -365,7 +408,7 @@ class TrainingObjective(nn.Module):
         self.weights = dict(weights)
         self.cfg = cfg
         self.anchors = anchors  # plain attribute: W⁰ is not a buffer DDP should broadcast
-        self.needs = needs_of(weights)
+        self.needs = needs_of(weights, cfg)
 
     def forward(self, batch: PairBatch, table: TableView | None = None):
         table = table if table is not None else TableView(self.classifier.word_embeddings.weight)
@@ -374,6 +417,6 @@ class TrainingObjective(nn.Module):
 
 
 
-__all__ = ["Anchors", "StepContext", "Objective", "OBJECTIVES", "register_objective", "VARIANTS",
+__all__ = ["Anchors", "StepContext", "Objective", "OBJECTIVES", "NEEDS", "register_objective", "VARIANTS",
            "table_at_reach_rate",
            "DEFAULT_WEIGHTS", "resolve_variant", "needs_of", "compute_losses", "TrainingObjective"]

@@ -51,7 +51,7 @@ from alignkit.tasks.classification import evaluate_task
 from alignkit.training.pairs import EncodedPairs, autocast_for, pad_id_of, predict, tokenize_examples
 from alignkit.training.model import (PairBatch, PairClassifier, TableView, attention_dropout_of, check_trainable,
                                   set_attention_dropout, use_eager_attention)
-from alignkit.training.objectives import Anchors, TrainingObjective, table_at_reach_rate
+from alignkit.training.objectives import Anchors, TrainingObjective, needs_of, table_at_reach_rate
 from alignkit.training.optim import (RowAdam, content_token_ids, frequent_token_ids, lr_factor, make_adamw, param_groups,
                                   table_learning_rate)
 
@@ -104,6 +104,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, progress: bool = True, log: Callable[[str], None] | None = None):
         self.cfg = cfg
         self.weights = cfg.check()
+        self.needs = needs_of(self.weights, cfg.objective)  # what the objectives declared (objectives.NEEDS)
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.spec = get_task(cfg.task)
@@ -206,9 +207,9 @@ class Trainer:
         torch.manual_seed(cfg.seed + rank)
 
         switcher = None
-        if "cl" in self.weights and cfg.objective.cl_view == "codeswitch":
+        if "codeswitch" in self.needs:
             switcher = CodeSwitcher.from_lexicons(cfg.objective.codeswitch_lexicons, cfg.objective.codeswitch_prob)
-        if "rsda" in self.weights or "cl_rsda" in self.weights:  # RS-DA: WordNet synonyms, no lexicon
+        if "synonym_copies" in self.needs:  # RS-DA: WordNet synonyms, no lexicon
             from alignkit.training.rsda import SynonymAugmenter
 
             self.augmenter = SynonymAugmenter.from_wordnet(cfg.objective.rsda_copies, cfg.objective.wordnet_dir)
@@ -228,7 +229,7 @@ class Trainer:
         row_opt = RowAdam(table.data, weight_decay=cfg.weight_decay) if mode == "sparse" else None
         tracker = TableTracker(table.data, train_ids, anchors.rho,
                                (anchors, cfg.objective.ept_anchor, cfg.objective.ept_margin)
-                               if "ept" in self.weights else None)
+                               if "push_diagnostics" in self.needs else None)
         return _Setup(enc, dev, clf, step_model, table, mode, train, train_ex, dev_data, pad_id_of(enc.tokenizer),
                       switcher, total, warmup, steps_per_epoch, cfg.eval_every or steps_per_epoch, emb_lr,
                       None if row_scale is None else row_scale.to(dev), opt, row_opt, tracker, ws, rank)
@@ -242,9 +243,10 @@ class Trainer:
         table = clf.word_embeddings.weight
         centroid_ids = frequent_token_ids(train, cfg.objective.ept_centroid_tokens) \
             if cfg.objective.ept_anchor == "centroid" else None
-        # W⁰ is copied only when an objective reads it (EPT, APT); VME needs just ρ.
-        anchors = Anchors(table.data, centroid_ids, keep_copy=bool({"ept", "apt"} & set(self.weights)),
-                          offset_seed=cfg.seed, offset_scale=cfg.objective.ept_offset)
+        # W⁰ and θ⁰ are copied only when an objective needs them; VME needs just ρ.
+        anchors = Anchors(table.data, centroid_ids, keep_copy="table0" in self.needs,
+                          offset_seed=cfg.seed, offset_scale=cfg.objective.ept_offset,
+                          parameters=dict(clf.named_parameters()) if "params0" in self.needs else None)
         mode = cfg.embeddings
         if mode == "auto":
             mode = "sparse" if dev.type == "cpu" and ws == 1 else "dense"
@@ -265,11 +267,12 @@ class Trainer:
         return clf, table, anchors, mode, step_model
 
     def _configure_attention(self, model) -> None:
-        """One attention dropout for every variant (SPEC §3 v2); eager attention maps for APT."""
+        """One attention dropout for every variant (SPEC §3 v2); eager attention maps when an
+        objective needs attentions (APT)."""
         cfg = self.cfg
         if cfg.attention_dropout is not None:
             set_attention_dropout(model, cfg.attention_dropout)
-        if "apt" in self.weights:
+        if "attentions" in self.needs:
             use_eager_attention(model)
             if attention_dropout_of(model) > 0:
                 raise AlignkitError(f"APT compares attention maps as distributions, but {cfg.model} has attention "
