@@ -174,6 +174,7 @@ class ScoringContext:
         self.rows: list[dict] = []
         self.tsne: list[tuple] = []
         self.task = ""
+        self._writers: dict[tuple[str, str], Any] = {}
 
     def word_vectors(self, words: list[str], lang: str, cached_only: bool = False) -> np.ndarray | None:
         """``[layers, words, dim]`` in ``cfg.mode``/``cfg.pooling`` (contextual: ``lang``'s corpus);
@@ -219,10 +220,29 @@ class ScoringContext:
         self.add_row(value=est.value, ci_low=est.ci_low, ci_high=est.ci_high, n=est.n, **kw)
 
     def items(self, pair: str):
-        """Item-score writer of the running task for ``pair`` (None when nothing is written)."""
+        """Item-score writer of the running task for ``pair`` (None when the run writes no
+        files); the context writes it after the unit (:meth:`write_items`)."""
         from alignkit.results.items import ItemWriter
 
-        return ItemWriter(self.out_dir, self.enc.fingerprint, self.task, pair) if self.out_dir else None
+        if not self.out_dir:
+            return None
+        key = (self.task, pair)
+        if key not in self._writers:
+            self._writers[key] = ItemWriter(self.out_dir, self.enc.fingerprint, self.task, pair)
+        return self._writers[key]
+
+    def add_items(self, pair: str, layer: int, metric: str, method: str, direction: str, ids, scores) -> None:
+        """Keep the per-item ``scores`` (one per id in ``ids``) behind one row, so that
+        ``compare`` can pair them; nothing when the run writes no files."""
+        writer = self.items(pair)
+        if writer is not None:
+            writer.add(layer, metric, method, direction, ids, scores)
+
+    def write_items(self) -> None:
+        """Write the item scores the tasks added (:func:`score_unit` calls it after the unit)."""
+        for writer in self._writers.values():
+            writer.write()
+        self._writers.clear()
 
     def bar(self, total: int):
         """tqdm bar over a unit's layers (the metric in the description); silent under
@@ -309,6 +329,7 @@ def score_unit(unit: ScoreUnit) -> UnitResult:
         ctx = ScoringContext(enc, cfg, Path(tmp) if unit.keep_files else None, cache, unit.corpora, unit.progress)
         ctx.task = unit.task.metadata.name
         unit.task.evaluate(ctx, unit.item)
+        ctx.write_items()  # the item scores the task added, whether or not it wrote them itself
         files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
     tsne = [(lex.name, layer, xs, ys) for lex, layer, xs, ys in ctx.tsne]
     info = model_info(enc)

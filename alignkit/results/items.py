@@ -40,17 +40,22 @@ class ItemWriter:
     def __init__(self, run_dir: str | os.PathLike, fingerprint: str, task: str, pair: str):
         self.path = items_path(run_dir, fingerprint, task, pair)
         self.arrays: dict[str, np.ndarray] = {}
+        self._unwritten = False
 
     def add(self, layer: int, metric: str, method: str, direction: str, ids: list[str], scores) -> None:
         k = ids_key(item_family(metric), direction)
         if k not in self.arrays:
             self.arrays[k] = np.asarray(ids, dtype=str)
         self.arrays[item_key(layer, metric, method, direction)] = np.asarray(scores, dtype=np.float32)
+        self._unwritten = True
 
     def write(self) -> Path:
-        with atomic_path(self.path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **self.arrays)
+        """Write what was added since the last write (nothing new: nothing written)."""
+        if self._unwritten:
+            with atomic_path(self.path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, **self.arrays)
+            self._unwritten = False
         return self.path
 
 

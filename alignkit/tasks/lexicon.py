@@ -119,8 +119,6 @@ class WordTask(Task):
                 self.measure_layer(ctx, p, X[li], Y[li], layer, items)
                 self.bar.update(1)
         self.bar.close()
-        if items:
-            items.write()
 
     def status(self, text: str) -> None:
         """Show what is being measured in the progress bar's description."""

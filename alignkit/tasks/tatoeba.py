@@ -51,8 +51,6 @@ class SentenceTask(Task):
         ids = [str(i) for i in range(len(xs))]
         for li, layer in enumerate(ctx.layers):
             self.measure_layer(ctx, lang, pair, XV[li], EV[li], layer, items, ids)
-        if items:
-            items.write()
 
     def measure_layer(self, ctx: Any, lang: str, pair: str, x, e, layer: int, items, ids: list[str]) -> None:
         raise NotImplementedError
