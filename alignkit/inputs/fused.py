@@ -126,10 +126,8 @@ def cpu_gemm_backend() -> str:
     """Which library runs the fused forward's fp32 GEMMs on this CPU: ``"onednn"`` (oneDNN's
     linear with bias and GELU applied inside the GEMM) or ``"blas"`` (``torch.addmm``, i.e.
     MKL, then GELU in place). ``ALIGNKIT_CPU_GEMM=onednn|blas`` chooses; by default oneDNN
-    where torch reports AVX-512 (AMX included), the BLAS elsewhere. Measured, one layer's four
-    GEMMs at 2048 tokens, two single-threaded streams: AVX-512 Zen 4 VM oneDNN about twice
-    MKL; Intel Xeon (AMX) VM 201 vs 182 GFLOP/s; AVX2 Zen 3 VM MKL 143 vs oneDNN 118 GFLOP/s
-    (docs/benchmarks.md)."""
+    where torch reports AVX-512 (AMX included), the BLAS elsewhere: the faster one on each
+    machine measured (docs/benchmarks.md, "Why the forward's GEMM library is chosen per CPU")."""
     import torch
 
     from alignkit.errors import AlignkitError

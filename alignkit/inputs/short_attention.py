@@ -2,12 +2,9 @@
 
 Word extraction runs sequences of 3-7 tokens (a word's sub-words and the two specials),
 grouped by exact length. There torch's attention kernel spends most of its time on
-per-(sequence, head) overhead: on a 2-core Xeon (one thread, 2048 tokens, the bundled
-model's 12 heads of 32) it took 8.5-12 ms per layer for 3, 5, 6 or 7 tokens, 9-12% of the
-fused forward, against 2.6-5.1 ms here; the whole 12-layer forward of 3-token words ran
-~10% faster on one thread, their extraction on two workers 1.20x; 5-7-token words gained
-0-7%, within this VM's noise (docs/benchmarks.md). Lengths 4 and 8 stay with
-torch's kernel, in 16-token blocks. This kernel reads the fused
+per-(sequence, head) overhead, which this kernel does not have (measurements:
+docs/benchmarks.md, "short attention"). Lengths 4 and 8 stay with torch's kernel, in
+16-token blocks. This kernel reads the fused
 QKV projection in place (no transposes) and writes the context rows directly: per query,
 the scaled dot products with every key of its sequence, a max-shifted softmax, and the
 weighted sum of the values, all in float32. Equal to ``scaled_dot_product_attention`` up

@@ -1,47 +1,24 @@
-"""The CPU path of the blocked product (:mod:`alignkit.metrics.blocked`): its driver
-:func:`cpu_product_search` and its numba kernels.
+"""The CPU search of the blocked product (:mod:`alignkit.metrics.blocked`): its driver
+:func:`cpu_product_search` and its numba kernels, on the block plan and GEMM rows of
+:mod:`alignkit.metrics.blocks`.
 
-CSLS needs, for one product S = X̂Ŷᵀ, the mean of the k largest values of every row (r over Y
-for each source) and of every column (r over X for each target), and the P@k rankings of
-the query rows and columns. On a CPU the product is computed in row blocks by the BLAS
-(one worker per core);
-
-- :meth:`ColumnTops.scan` reads each block once, a group of ``_GROUP`` rows at a time, and
-  keeps, for every row of the block, its k largest values, and for every column a running k
-  largest over the blocks one worker has seen; it copies the group's query columns out,
-  transposed (16 rows = one cache line of the destination per column);
-- :meth:`ColumnTops.scan_with_plain` does the same for a block of the centred product and,
-  group by group while the rows are still in cache, turns them into the plain cosines
-  (:func:`plain_from_centred`: the rank-two identity of
-  :class:`alignkit.metrics.spaces.PlainFromCentred`, float64) and scans those for the plain
-  space (one pass instead of scan, transform, scan: median 2.41 s vs 2.88 s per layer and
-  pair, docs/benchmarks.md);
-- :func:`alignkit.metrics.cpu_rank.ranked_rows` ranks the kept query rows (NN: by S; CSLS:
-  by 2S − r) under the order (higher score, then lower index), as
-  ``np.argsort(-s, kind="stable")``, both rankings from one read of each row;
+The product is computed in row blocks by the BLAS (one worker per core);
+:meth:`ColumnTops.scan` reads each block once, a group of ``_GROUP`` rows at a time, keeping
+every row's k largest values and every column's running k largest over the blocks one
+worker has seen, and copies the group's query columns out, transposed;
+:meth:`ColumnTops.scan_with_plain` also derives the plain cosines of each group while its
+rows are in cache (:func:`plain_from_centred`, float64) and scans those for the plain space;
+:func:`alignkit.metrics.cpu_rank.ranked_rows` ranks the kept query rows.
 
 Exact. A value enters a top-k list only if it beats the list's current k-th value, so each
-list always holds the k largest values seen so far (replacing a value by an equal one
-leaves the multiset as it is; radii use values only, so tie order never matters). In the
-rankings columns are scanned in increasing index, a score enters only if it beats the worst
-kept one (an equal score later has a higher index and ranks below it), and the one evicted
-is the worst: lowest score, highest index among equal scores. The tests check all of it
-against sorting the product the blocks computed, ties included, as they do the torch path.
+list always holds the k largest values seen so far (radii use values only, so tie order
+never matters). In the rankings columns are scanned in increasing index, a score enters only
+if it beats the worst kept one, and the one evicted is the worst: lowest score, highest
+index among equal scores, as ``np.argsort(-s, kind="stable")``. The tests check all of it
+against sorting the product the blocks computed, ties included.
 
-Cheap. Per group of ``_GROUP`` rows one vectorised pass keeps the largest value of each
-column; only a column whose group maximum beats its k-th value is visited row by row (rare
-after a few thousand rows; keeping the two largest as well, to insert a lone maximum
-directly, measured ~10% slower per scan). Per row, the maxima of chunks of 64 columns come
-first, in the same read as the group's column maxima (a chunk is one lane of a 1024-column
-super-chunk: columns strided by 16, so its maximum is a vertical maximum of 16-wide vectors
-with no horizontal fold); their k-th largest bounds the row's k-th value from below, so only
-chunks that reach it are scanned. Workers share, per column, the largest k-th value any of
-them holds (``floor``): nothing at or below it can be among the column's k largest, so no
-worker keeps it. A worker's first block is the exception: with its lists still empty nearly
-every column would be visited, so its rows go into a ``[k, n]`` array of each column's k
-largest values in descending order (a value above its column's k-th is inserted by a max
-down and a min on per level), which becomes the worker's lists after that block. The
-rankings keep contiguous chunks: they scan columns in increasing index (the tie rule).
+Cheap: chunk and group maxima bound what has to be looked at, and workers share a per-column
+floor; how, and what it measured, is in docs/benchmarks.md ("How the CPU search stays cheap").
 
 Inputs are cosines: finite, far above the sentinel ``_NEG`` (-3e38), which lets the kernels
 compile with fastmath. This module (and numba) is imported only when a CPU search runs; the
