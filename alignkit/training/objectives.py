@@ -232,15 +232,9 @@ class Objective:
     needs: frozenset[str] | Callable[["ObjectiveConfig"], Iterable[str]] = field(default_factory=frozenset)
     table_rate: str = "model"
 
-    def needs_for(self, cfg: "ObjectiveConfig | None") -> frozenset[str]:
-        """What this objective needs under ``cfg`` (None: the defaults of ObjectiveConfig)."""
-        if not callable(self.needs):
-            return self.needs
-        if cfg is None:
-            from alignkit.training.config import ObjectiveConfig
-
-            cfg = ObjectiveConfig()
-        return frozenset(self.needs(cfg))
+    def needs_for(self, cfg: "ObjectiveConfig") -> frozenset[str]:
+        """What this objective needs under ``cfg``."""
+        return frozenset(self.needs(cfg)) if callable(self.needs) else self.needs
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
@@ -378,7 +372,7 @@ def resolve_variant(variant: str, weights: Mapping[str, float] | None = None) ->
     return {n: w for n, w in out.items() if w != 0.0 or n == "task"}
 
 
-def needs_of(weights: Mapping[str, float], cfg: "ObjectiveConfig | None" = None) -> set[str]:
+def needs_of(weights: Mapping[str, float], cfg: "ObjectiveConfig") -> set[str]:
     """What the objectives of ``weights`` need under ``cfg`` (keys of :data:`NEEDS`)."""
     out: set[str] = set()
     for n in weights:
