@@ -59,7 +59,7 @@ POST_HOC_OUTCOMES = "outcomes-post-hoc.toml"
 
 def _load(study_dir: Path, outcomes: str | os.PathLike | None = None):
     from alignkit.study.config import StudyConfig, check_study
-    from alignkit.train.config import load_toml
+    from alignkit.training.config import load_toml
 
     res = read_csv(study_dir / "results.csv")
     meta = study_dir / "study.json"
