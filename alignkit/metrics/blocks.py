@@ -84,8 +84,8 @@ def run_blocks(blocks, fn, workers: int) -> None:
 def gemm_rows(xn: np.ndarray, yt: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
     """``out = xn[start:stop] @ yt`` by the BLAS GEMM (with OpenBLAS's AVX-512 kernels
     bit-identical to the same rows of the whole product ``xn @ yt``; its AVX2 kernels round a
-    row by where it falls in the call and by the thread count, docs/benchmarks.md). A lone row would go to GEMV, whose rounding differs, so it is computed with a
-    neighbour."""
+    row by where it falls in the call and by the thread count, docs/benchmarks.md). A lone
+    row would go to GEMV, whose rounding differs, so it is computed with a neighbour."""
     if stop - start > 1 or len(xn) == 1:
         np.matmul(xn[start:stop], yt, out=out)
     else:

@@ -274,9 +274,10 @@ def torch_head_rows(q_src: int, n_src: int) -> int:
 def torch_product_search(xn: np.ndarray, yn: np.ndarray, q_src: int, q_tgt: int, *, kmax: int = 10,
                          csls_k: int = 10, device: str | torch.device | None = None,
                          block_rows: int | None = None, derive: PlainFromCentred | None = None) -> ProductSearch:
-    """:func:`alignkit.metrics.blocked.product_search` in torch on any device (the GPU path; on a CPU its GEMMs are
-    numpy's; its blocks keep more head rows than the CPU path's, so with BLAS kernels whose
-    bits depend on the block (OpenBLAS's AVX2 ones) the two can differ at ~1e-7 near-ties).
+    """:func:`alignkit.metrics.blocked.product_search` in torch on any device (the GPU path;
+    on a CPU its GEMMs are numpy's; its blocks keep more head rows than the CPU path's, so with
+    BLAS kernels whose bits depend on the block (OpenBLAS's AVX2 ones) the two can differ at
+    ~1e-7 near-ties).
 
     Kept beyond their block: the first max(q_src, 1024) rows of S (the source
     queries' scores; their column top-k seed the column bounds) and the q_tgt query columns
