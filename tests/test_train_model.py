@@ -11,6 +11,7 @@ from torch import nn
 
 from alignkit.training import model as tm
 from alignkit.training import objectives as ob
+from alignkit.training.config import ObjectiveConfig
 
 
 class ToyEncoder(nn.Module):
@@ -61,7 +62,7 @@ def test_every_objective_trains_any_encoder_with_the_interface():
     clf = tm.PairClassifier(ToyEncoder(), 3)
     weights = ob.resolve_variant("ept+apt+rt+cl")
     anchors = ob.Anchors(clf.word_embeddings.weight.data)
-    total, parts = ob.TrainingObjective(clf, weights, ob.ObjectiveConfig(ept_anchor="original"), anchors)(batch())
+    total, parts = ob.TrainingObjective(clf, weights, ObjectiveConfig(ept_anchor="original"), anchors)(batch())
     assert set(parts) == {"task", "ept", "apt", "rt", "cl"} and torch.isfinite(total)
     assert parts["apt"].item() == pytest.approx(0.0, abs=1e-7)  # W = W⁰: same attention maps
     total.backward()
