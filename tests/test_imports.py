@@ -133,3 +133,15 @@ def test_no_stage_imports_a_later_one():
 def test_upstream_stages_do_not_know_training():
     early = ("foundation", "inputs", "vectors", "metrics")
     assert not [f"{a} -> {b}" for a, bs in GRAPH.items() for b in bs if stage(a) in early and stage(b) == BESIDE]
+
+
+def test_the_search_modules_import_no_private_name_of_another():
+    """The blocked search is split by concept (blocks, cpu_tops, torch_tops, blocked, spaces):
+    none reaches into another's private names (``_validate``, the package's private module, aside)."""
+    private = []
+    for name in ("blocks", "blocked", "cpu_tops", "cpu_rank", "torch_tops", "spaces", "buffers", "retrieval", "margin"):
+        tree = ast.parse(MODULES[f"alignkit.metrics.{name}"].read_text(encoding="utf-8"))
+        private += [f"{name}: {n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    and (n.module or "").startswith("alignkit") for a in n.names
+                    if a.name.startswith("_") and a.name != "_validate"]
+    assert not private, private
