@@ -15,7 +15,8 @@ PKG = ROOT / "alignkit"
 # scoring runs the tasks and writes the results formats (rows, items, manifest, summary), so
 # it imports results although its rows flow into them; the tidy row format and the run
 # manifest are written from tasks on (the classification tasks' eval-task files).
-STAGES = ["foundation", "inputs", "vectors", "metrics", "tasks", "results", "scoring", "study", "cli"]
+# executors run units for scoring and the study and know neither (they import only the foundation).
+STAGES = ["foundation", "inputs", "vectors", "metrics", "tasks", "results", "executors", "scoring", "study", "cli"]
 FOUNDATION = {"alignkit", "alignkit.errors", "alignkit.registry", "alignkit.atomic", "alignkit.workers",
               "alignkit.stats", "alignkit.measures"}
 ROW_FORMAT = {"alignkit.results.rows", "alignkit.results.manifest"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from alignkit.errors import AlignkitError
 from alignkit.registry import Registry
 
 
@@ -68,35 +67,6 @@ class Executor:
 
 
 EXECUTORS: Registry[type] = Registry("executor")
-
-
-def executor_names() -> list[str]:
-    import alignkit.executors  # noqa: F401  (registers the built-in executors)
-
-    return EXECUTORS.names()
-
-
-def executor_class(name: str, address: str | None = None) -> type:
-    """The class of the executor called ``name``, checked: a known name, an ``address`` only
-    for executors that connect to a cluster, its packages installed (one-line AlignkitErrors,
-    raised before any work starts)."""
-    executor_names()
-    if name not in EXECUTORS:
-        raise AlignkitError(f"--executor {name!r} is not an executor; use {' or '.join(EXECUTORS.names())}")
-    cls = EXECUTORS[name]
-    if address and not getattr(cls, "connects", False):
-        raise AlignkitError(f"--ray-address needs --executor ray (the {name} executor connects to no cluster)")
-    cls.check_available()
-    return cls
-
-
-def get_executor(name: str | Executor = "local", address: str | None = None) -> Executor:
-    """The executor called ``name`` (an :class:`Executor` is returned as it is); ``address``
-    is the cluster to connect to (``--ray-address``), for executors that connect to one."""
-    if isinstance(name, Executor):
-        return name
-    cls = executor_class(name, address)
-    return cls(address=address) if getattr(cls, "connects", False) else cls()
 
 
 def one_line(err: BaseException, limit: int = 300) -> str:
