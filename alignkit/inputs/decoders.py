@@ -271,7 +271,7 @@ class LazyDecoder:
 
     def __init__(self, name: str, path: Path, device: str | None, dtype: str | None, fingerprint: str,
                  dt: Any, facts: dict):
-        from alignkit.inputs.encoders import pick_device
+        from alignkit.inputs.checkpoint_files import pick_device
 
         self.name, self.path, self.fingerprint, self.dtype = name, path, fingerprint, dt
         self.device = pick_device(device)
@@ -285,9 +285,14 @@ class LazyDecoder:
     def load(self) -> Decoder:
         """The loaded :class:`Decoder` (loading it now if needed)."""
         if self._dec is None:
-            from alignkit.inputs.encoders import load_encoder
+            from transformers import AutoConfig
 
-            dec = load_encoder(self.path, *self._args)
+            try:
+                config = AutoConfig.from_pretrained(str(self.path))
+            except (OSError, ValueError) as e:
+                raise AlignkitError(f"cannot read the config of checkpoint {self.name} ({type(e).__name__}); "
+                                    "it changed while it was being scored; run again") from None
+            dec = load_decoder(str(self.path), self.path, config, *self._args)
             if (dec.fingerprint, dec.num_layers, dec.last_layer_normed) != (self.fingerprint, self.num_layers,
                                                                           self.last_layer_normed):
                 raise AlignkitError(f"checkpoint {self.name} changed while it was being scored; run again")
@@ -316,7 +321,7 @@ class LazyDecoder:
 
 def lazy_decoder(name: str, where: Path, device: str | None, dtype: str | None) -> LazyDecoder | None:
     """A :class:`LazyDecoder` when this directory's decoder was loaded before in this dtype, else None."""
-    from alignkit.inputs.encoders import model_fingerprint, pick_device
+    from alignkit.inputs.checkpoint_files import model_fingerprint, pick_device
 
     try:
         dt = decoder_dtype(pick_device(device), dtype, name)
@@ -336,7 +341,7 @@ def load_decoder(name: str, where: Path | str, config: Any, device: str | None, 
 
     from transformers import AutoModel, AutoTokenizer
 
-    from alignkit.inputs.encoders import model_fingerprint, pick_device
+    from alignkit.inputs.checkpoint_files import model_fingerprint, pick_device
 
     dev = pick_device(device)
     dt = decoder_dtype(dev, dtype, name)
@@ -364,9 +369,9 @@ def load_decoder(name: str, where: Path | str, config: Any, device: str | None, 
     model.to(dev).eval()
     import hashlib
 
-    from alignkit.inputs.encoders import _hub_snapshot_dir
+    from alignkit.inputs.checkpoint_files import hub_snapshot_dir
 
-    local = Path(where) if isinstance(where, Path) else Path(_hub_snapshot_dir(model, str(where)))
+    local = Path(where) if isinstance(where, Path) else Path(hub_snapshot_dir(model, str(where)))
 
     fingerprint = model_fingerprint(local) if (local / "config.json").is_file() else \
         hashlib.sha256(name.encode()).hexdigest()[:16]

@@ -28,7 +28,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
-from alignkit.inputs.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, cache_root, ensure_bundled_model
+from alignkit.inputs.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, ensure_bundled_model
+from alignkit.inputs.checkpoint_files import hub_snapshot_dir, model_fingerprint, pick_device  # noqa: F401
 from alignkit.errors import AlignkitError
 
 DEFAULT_MODEL = BUNDLED_ID
@@ -183,69 +184,12 @@ def resolve_checkpoint(ckpt: str | os.PathLike | None) -> tuple[str, Path | str]
     return name, name
 
 
-def _hash_file(path: Path, h) -> None:
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-
-
-def model_fingerprint(path: Path) -> str:
-    """16-hex-digit hash of config.json and the weight files of a local model directory.
-
-    Weight hashes are memoised on (path, size, mtime) in the user cache, so a 500 MB
-    checkpoint is hashed once, not on every run.
-    """
-    memo_file = cache_root() / "fingerprints.json"
-    try:
-        memo = json.loads(memo_file.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    h = hashlib.sha256()
-    h.update((path / "config.json").read_bytes())
-    changed = False
-    for fname in sorted(os.listdir(path)):
-        fp = path / fname
-        if not (fname.endswith((".safetensors", ".bin")) and fp.is_file()):
-            continue
-        st = fp.stat()
-        key = f"{fp.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        if key not in memo:
-            fh = hashlib.sha256()
-            _hash_file(fp, fh)
-            memo[key] = fh.hexdigest()
-            changed = True
-        h.update(fname.encode() + memo[key].encode())
-    if changed:
-        try:
-            from alignkit.atomic import write_text
-
-            write_text(memo_file, json.dumps(memo))
-        except (OSError, AlignkitError):
-            pass  # memo is an optimisation only
-    return h.hexdigest()[:16]
-
-
 def query_prefix_for(name: str, config: Any) -> str:
     """Input prefix the model expects for sentence inputs (E5 models: ``"query: "``)."""
     extra = getattr(config, "alignkit", None)
     if isinstance(extra, dict) and "query_prefix" in extra:
         return extra["query_prefix"]
     return "query: " if re.search(r"(^|[/_\-])(multilingual-)?e5([_\-]|$)", name.lower()) else ""
-
-
-def pick_device(device: str | None = None):
-    """``cuda`` when present, else CPU; ``device`` overrides (e.g. ``"cpu"``, ``"cuda:1"``)."""
-    import torch
-
-    if device:
-        try:
-            dev = torch.device(device)
-        except RuntimeError:
-            raise AlignkitError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise AlignkitError(f"device {device} requested but no CUDA GPU is available; use --device cpu")
-        return dev
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def pick_dtype(device, dtype: str | None = None):
@@ -415,7 +359,7 @@ def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = Non
         raise AlignkitError(f"checkpoint {name} has no fast tokenizer; save one with "
                             "PreTrainedTokenizerFast (tokenizer.json) next to the weights")
     model.to(dev).eval()
-    local = Path(where) if isinstance(where, Path) else Path(_hub_snapshot_dir(model, where))
+    local = Path(where) if isinstance(where, Path) else Path(hub_snapshot_dir(model, where))
     fingerprint = model_fingerprint(local) if (local / "config.json").is_file() else \
         hashlib.sha256(name.encode()).hexdigest()[:16]
     return Encoder(
@@ -425,13 +369,3 @@ def load_encoder(ckpt: str | os.PathLike | None = None, device: str | None = Non
         device=dev, dtype=dt, query_prefix=query_prefix_for(name, config),
         normalize=_load_normalizer(local) if isinstance(where, Path) else None,
     )
-
-
-def _hub_snapshot_dir(model: Any, hub_id: str) -> str:
-    path = getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(hub_id, local_files_only=True)
-    except Exception:
-        return path
