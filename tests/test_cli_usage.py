@@ -32,7 +32,7 @@ def alignkit(*args: str, tmp: Path, typer_dir: str = "") -> subprocess.Completed
     env = dict(os.environ, ALIGNKIT_CACHE=str(tmp / "cache"), COLUMNS="200")
     if typer_dir:
         env["PYTHONPATH"] = os.pathsep.join([typer_dir, *filter(None, [env.get("PYTHONPATH")])])
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=tmp, env=env, timeout=120)
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=tmp, env=env, timeout=60)
 
 
 def assert_usage_error(p: subprocess.CompletedProcess, *needles: str) -> str:
@@ -53,7 +53,7 @@ def assert_usage_error(p: subprocess.CompletedProcess, *needles: str) -> str:
     (["compare", "--nope"], ["--nope"]),
     (["scroe"], ["scroe"]),                                           # unknown command
     (["compare"], ["Missing argument"]),                                        # missing argument
-    (["extract"], ["--words"]),                                       # missing required option
+    (["extract"], ["--out"]),                                         # missing required option
     (["extract", "--words"], ["--words"]),                            # option without its value
     (["score", "--pool-size", "abc"], ["--pool-size"]),             # bad type
     (["score", "--csls-k", "1.5"], ["--csls-k"]),
@@ -69,7 +69,7 @@ def test_usage_line_names_the_command(tmp_path, typer_dir):
 
 @pytest.mark.parametrize("args, needles", [
     (["score", "--mode", "bogus", "--quiet"], ["--mode", "bogus", "isolated"]),   # bad choice
-    (["score", "--pooling", "last", "--quiet"], ["last"]),
+    (["score", "--pooling", "max", "--quiet"], ["--pooling", "max"]),
     (["score", "--tasks", "nope", "--quiet"], ["nope", "lexicon"]),
 ])
 def test_bad_choices_are_one_line_exit_2(tmp_path, typer_dir, args, needles):
