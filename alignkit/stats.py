@@ -214,9 +214,9 @@ def paired_difference(candidate, baseline, *, confidence: float = 0.95,
     item-level scores, position i being the same item in both.
 
     diff = mean(candidate - baseline); CI = BCa bootstrap over items of the paired
-    differences; p-value = two-sided paired permutation test (scipy.stats.permutation_test,
-    ``permutation_type='samples'``: each item's two scores are swapped at random, exact
-    enumeration when 2^n <= n_resamples). Identical vectors give diff 0, CI (0, 0), p = 1.
+    differences; p-value = two-sided paired permutation test (each item's two scores swapped at
+    random: scipy.stats.permutation_test with ``permutation_type='samples'`` enumerates every
+    pattern when 2^n <= n_resamples; larger n draw random sign flips, :func:`sign_flip_p`). Identical vectors give diff 0, CI (0, 0), p = 1.
     ``n_resamples=0`` skips the CI and p-value (NaN).
     """
     a = _as_items(candidate, "candidate item scores")
@@ -230,12 +230,43 @@ def paired_difference(candidate, baseline, *, confidence: float = 0.95,
         p = math.nan
     elif np.all(d == 0):
         p = 1.0
-    else:
+    elif 2 ** d.size <= n_resamples:   # exact: every swap pattern, scipy's own enumeration
         res = sps.permutation_test((a, b), _mean_diff, permutation_type="samples",
                                    alternative="two-sided", n_resamples=n_resamples,
                                    vectorized=True, batch=_BATCH, rng=np.random.default_rng(seed))
         p = float(res.pvalue)
+    else:
+        p = sign_flip_p(d, n_resamples=n_resamples, seed=seed)
     return PairedDifference(diff=float(d.mean()), ci_low=lo, ci_high=hi, p_value=p, n=int(d.size))
+
+
+def sign_flip_p(d: np.ndarray, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> float:
+    """Two-sided p of a randomized paired permutation test of mean(d), d ``[n]`` the paired differences.
+
+    Swapping an item's two scores flips the sign of its difference, so the null distribution
+    is mean(s·d) over random sign vectors s; this is the test scipy.stats.permutation_test runs
+    with ``permutation_type='samples'`` (same null, same p conventions: ties within a relative
+    1e-14 count, p = (hits + 1) / (n_resamples + 1) per side, two-sided = 2 × the smaller side,
+    at most 1), drawn here as random bits and one matrix product per batch instead of scipy's
+    per-item index permutations (about 100× faster at 5000 items). Its draws differ from scipy's,
+    so a p agrees with scipy's up to Monte Carlo error (a binomial SD of √(p(1−p)/n_resamples)).
+    """
+    d = np.asarray(d, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    obs = float(d.mean())
+    tol = abs(1e-14 * obs)
+    less = greater = 0
+    total = float(d.sum())
+    for start in range(0, n_resamples, _BATCH):
+        b = min(_BATCH, n_resamples - start)
+        flips = np.unpackbits(rng.integers(0, 256, size=(b, (d.size + 7) // 8), dtype=np.uint8),
+                              axis=1, count=d.size).astype(np.float64)
+        null = (total - 2.0 * (flips @ d)) / d.size     # mean of d with the flipped items negated
+        less += int(np.count_nonzero(null <= obs + tol))
+        greater += int(np.count_nonzero(null >= obs - tol))
+    p_less = (less + 1) / (n_resamples + 1)
+    p_greater = (greater + 1) / (n_resamples + 1)
+    return float(min(1.0, 2 * min(p_less, p_greater)))
 
 
 # ---------------------------------------------------------------- across training runs (SPEC §2 v2)

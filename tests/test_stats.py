@@ -230,3 +230,30 @@ def test_seed_cluster_bootstrap_is_wider_than_the_checkpoint_bootstrap_with_seed
     assert (c.ci_high_seeds - c.ci_low_seeds) > 1.5 * (c.ci_high - c.ci_low)
     # within seeds x and y are independent noise: the correlation the seeds do not explain is small
     assert abs(c.r_within_seed) < 0.5 and c.p_within_seed > 0.05
+
+
+def test_sign_flip_test_agrees_with_scipys_permutation_test():
+    # The same null (swapping an item's two scores = flipping its difference's sign), drawn
+    # differently: p agrees with scipy's within Monte Carlo error of both.
+    from scipy import stats as sps
+
+    from alignkit.stats import _mean_diff, sign_flip_p
+
+    rng = np.random.default_rng(11)
+    for shift in (0.0, 0.03):
+        a, b = rng.random(600) + shift, rng.random(600)
+        ours = sign_flip_p(a - b, n_resamples=20000)
+        ref = sps.permutation_test((a, b), _mean_diff, permutation_type="samples", vectorized=True,
+                                   n_resamples=20000, rng=np.random.default_rng(5)).pvalue
+        assert abs(ours - ref) < 4 * math.sqrt(2 * max(ref, 0.01) * (1 - ref) / 20000) + 2e-4
+
+
+def test_sign_flip_test_known_values():
+    from alignkit.stats import sign_flip_p
+
+    d = np.linspace(0.1, 1.0, 20)  # all positive: no flip pattern but the identity reaches the mean
+    assert sign_flip_p(d, n_resamples=999) == pytest.approx(2 / 1000)
+    assert sign_flip_p(-d, n_resamples=999) == pytest.approx(2 / 1000)
+    x = np.random.default_rng(2).normal(0, 1, 300)
+    assert sign_flip_p(x, n_resamples=500) == sign_flip_p(-x, n_resamples=500)  # the null is symmetric
+    assert sign_flip_p(x, n_resamples=500, seed=3) == sign_flip_p(x, n_resamples=500, seed=3)  # fixed seed
