@@ -18,7 +18,7 @@ PKG = ROOT / "alignkit"
 # executors run units for scoring and the study and know neither (they import only the foundation).
 STAGES = ["foundation", "inputs", "vectors", "metrics", "tasks", "results", "executors", "scoring", "study", "cli"]
 FOUNDATION = {"alignkit", "alignkit.errors", "alignkit.registry", "alignkit.atomic", "alignkit.workers",
-              "alignkit.stats", "alignkit.measures"}
+              "alignkit.stats", "alignkit.replication", "alignkit.measures"}
 ROW_FORMAT = {"alignkit.results.rows", "alignkit.results.manifest"}
 # training is beside the chain: it trains on inputs, the classification tasks read its model
 # and pair pipeline, and the study drives it; it must not reach the study or the CLI.

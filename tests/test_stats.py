@@ -85,7 +85,7 @@ def test_bad_item_vectors_raise_one_line_error(a, b, message):
 def test_seed_t_interval_equals_scipy_on_known_numbers():
     from scipy import stats as sps
 
-    from alignkit.stats import seed_t_interval
+    from alignkit.replication import seed_t_interval
 
     d = np.array([4.9, -2.2, 7.8])  # rt+cl − rt, Tatoeba ur→en, points, per seed (committed study)
     lo, hi, p = seed_t_interval(d)
@@ -96,7 +96,7 @@ def test_seed_t_interval_equals_scipy_on_known_numbers():
 
 
 def test_seed_t_interval_degenerate_cases():
-    from alignkit.stats import seed_t_interval
+    from alignkit.replication import seed_t_interval
 
     assert all(math.isnan(v) for v in seed_t_interval([0.3]))
     assert all(math.isnan(v) for v in seed_t_interval([0.0, 0.0, 0.0]))  # no spread: undefined (SPEC §2 v3)
@@ -110,7 +110,7 @@ def _seeded_items(seed_offsets, n=400, noise=0.3, rng_seed=0):
 
 
 def test_two_level_bootstrap_is_wider_than_items_only_when_seeds_vary():
-    from alignkit.stats import seed_level_difference
+    from alignkit.replication import seed_level_difference
 
     cand, base = _seeded_items([0.10, -0.05, 0.04, 0.12, -0.02])  # real seed-to-seed variance
     r = seed_level_difference(cand, base, n_resamples=2000)
@@ -123,7 +123,7 @@ def test_two_level_bootstrap_is_wider_than_items_only_when_seeds_vary():
 
 
 def test_seed_level_difference_is_significant_when_every_seed_agrees():
-    from alignkit.stats import seed_level_difference
+    from alignkit.replication import seed_level_difference
 
     cand, base = _seeded_items([0.10, 0.11, 0.09, 0.10], noise=0.05)
     r = seed_level_difference(cand, base, n_resamples=1000)
@@ -135,7 +135,8 @@ def test_seed_level_difference_is_significant_when_every_seed_agrees():
 def test_two_level_bootstrap_without_seed_variance_shrinks_like_independent_item_resamples():
     # Two seeds with identical item differences: the seed draw adds nothing, and each slot is an
     # independent item resample, so the interval of their mean is the items-only one over √2.
-    from alignkit.stats import paired_difference, two_level_bootstrap_ci
+    from alignkit.replication import two_level_bootstrap_ci
+    from alignkit.stats import paired_difference
 
     rng = np.random.default_rng(3)
     e = rng.normal(0.02, 0.3, 2000)
@@ -148,7 +149,7 @@ def test_two_level_bootstrap_without_seed_variance_shrinks_like_independent_item
 
 
 def test_scalar_seed_values_use_seeds_only():
-    from alignkit.stats import seed_level_difference
+    from alignkit.replication import seed_level_difference
 
     r = seed_level_difference([0.52, 0.49, 0.55], [0.50, 0.51, 0.47], n_resamples=500)
     np.testing.assert_allclose(r.seed_diffs, [0.02, -0.02, 0.08])
@@ -159,7 +160,7 @@ def test_scalar_seed_values_use_seeds_only():
 
 
 def test_seed_level_difference_rejects_unpaired_input():
-    from alignkit.stats import seed_level_difference
+    from alignkit.replication import seed_level_difference
 
     with pytest.raises(AlignkitError, match="candidate has 2 seeds but baseline has 3"):
         seed_level_difference([1.0, 2.0], [1.0, 2.0, 3.0])
@@ -168,7 +169,7 @@ def test_seed_level_difference_rejects_unpaired_input():
 
 
 def test_checkpoint_correlation_of_a_linear_relation_and_its_bootstrap_ci():
-    from alignkit.stats import checkpoint_correlation
+    from alignkit.replication import checkpoint_correlation
 
     x = np.arange(15, dtype=float)
     c = checkpoint_correlation(x, 2 * x + 1, n_resamples=500)
@@ -185,7 +186,7 @@ def test_checkpoint_correlation_of_a_linear_relation_and_its_bootstrap_ci():
 
 
 def test_holm_equals_a_hand_computed_example():
-    from alignkit.stats import holm
+    from alignkit.replication import holm
 
     # sorted p: 0.01, 0.02, 0.03, 0.04 (m = 4): 4*0.01, max(that, 3*0.02), max(.., 2*0.03), max(.., 1*0.04)
     p = np.array([0.03, 0.01, np.nan, 0.04, 0.02])
@@ -195,7 +196,7 @@ def test_holm_equals_a_hand_computed_example():
 
 
 def test_zero_seed_spread_gives_undefined_p_and_is_never_significant():
-    from alignkit.stats import seed_level_difference, seed_t_interval
+    from alignkit.replication import seed_level_difference, seed_t_interval
 
     assert all(np.isnan(seed_t_interval([0.02, 0.02, 0.02])))
     assert all(np.isnan(seed_t_interval([0.0, 0.0, 0.0])))
@@ -208,7 +209,7 @@ def test_zero_seed_spread_gives_undefined_p_and_is_never_significant():
 
 
 def test_items_only_statistics_refuse_item_sets_that_differ_across_seeds():
-    from alignkit.stats import seed_level_difference
+    from alignkit.replication import seed_level_difference
 
     a, b = [np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0])], [np.array([0.0, 0.0, 1.0])] * 2
     ok = seed_level_difference(a, b, n_resamples=50, item_ids=[np.array(["x", "y", "z"])] * 2)
@@ -218,7 +219,7 @@ def test_items_only_statistics_refuse_item_sets_that_differ_across_seeds():
 
 
 def test_seed_cluster_bootstrap_is_wider_than_the_checkpoint_bootstrap_with_seed_effects():
-    from alignkit.stats import seed_aware_correlation
+    from alignkit.replication import seed_aware_correlation
 
     rng = np.random.default_rng(3)
     seeds = np.repeat(np.arange(4), 5)  # 4 seeds x 5 variants

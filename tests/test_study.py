@@ -284,3 +284,43 @@ def test_reanalyse_with_a_config_is_a_one_line_error(tmp_path, capsys):
     assert main(["study", "x.toml", "--reanalyse", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_reproduce_reruns_one_run_from_scratch_and_compares_its_files_byte_for_byte(study_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    from alignkit.study.reproduce import result_files
+
+    cfg = study_dir / "study-repro.toml"
+    cfg.write_text((study_dir / "study.toml").read_text().replace("seeds = [1, 2, 3]", "seeds = [1]"))
+    out = tmp_path / "out"
+    assert main(["study", str(cfg), "--out", str(out), "--only", "rt/seed1", "--quiet"]) == 0
+    # a run that has not finished cannot be reproduced: one line, exit 2
+    assert main(["study", str(cfg), "--out", str(out), "--reproduce", "ft/seed1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: run ft/seed1 has not finished") and err.count("\n") == 1
+    assert main(["study", str(cfg), "--out", str(out), "--reproduce", "rt/seed1", "--quiet"]) == 0
+    assert "byte-identical" in capsys.readouterr().out
+    rec = json.loads((out / "reproduction.json").read_text())
+    assert rec["byte_identical"] and rec["compared"] == rec["identical"] > 3
+    assert rec["results_sha256"] == rec["rerun_results_sha256"]
+    assert (out / "reproduce" / "runs" / "rt" / "seed1" / "results.csv").read_bytes() == \
+        (out / "runs" / "rt" / "seed1" / "results.csv").read_bytes()
+    files = result_files(out / "runs" / "rt" / "seed1")
+    assert "results.csv" in files and not any(x.startswith("training/") or x == "cost.json" for x in files)
+    # the report shows it
+    assert main(["study", str(cfg), "--out", str(out), "--report-only", "--quiet"]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Reproduction" in report and "byte-identical" in report and "--reproduce rt/seed1" in report
+    # a study whose committed row differs (one byte) is caught: exit 1, the file named; the re-run is reused
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    f = bad / "runs" / "rt" / "seed1" / "results.csv"
+    text = f.read_text()
+    f.write_text(text.replace("0.", "1.", 1))
+    stamp = (bad / "reproduce" / "runs" / "rt" / "seed1" / "results.csv").stat().st_mtime_ns
+    assert main(["study", str(cfg), "--out", str(bad), "--reproduce", "rt/seed1", "--quiet"]) == 1
+    assert "results.csv" in capsys.readouterr().err
+    assert (bad / "reproduce" / "runs" / "rt" / "seed1" / "results.csv").stat().st_mtime_ns == stamp
+    assert not json.loads((bad / "reproduction.json").read_text())["byte_identical"]

@@ -17,7 +17,7 @@ Two kinds of comparison:
   ``alignkit study`` writes) or ``-seedN`` (its checkpoint folders, e.g. ``.../rt-seed2``) are
   runs N of the variant named by the rest. When ``baseline`` names such a variant (or is
   omitted and every model carries a seed label), each other variant is compared with it
-  paired by seed (:func:`alignkit.stats.seed_level_difference`): per-seed differences, seed SD,
+  paired by seed (:func:`alignkit.replication.seed_level_difference`): per-seed differences, seed SD,
   t-interval and t-test over seeds (the only basis for "significant"), a two-level bootstrap
   CI, and the items-only CI labelled conditional on these checkpoints.
 """
@@ -227,7 +227,7 @@ def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], it
     Where every seed of both variants has item scores, d_s is the item-paired mean difference
     (basis ``seeds+items``); otherwise the difference of the seed's values (basis ``seeds``).
     """
-    from alignkit.stats import seed_level_difference
+    from alignkit.replication import seed_level_difference
 
     out = []
     for variant, baseline in contrasts:

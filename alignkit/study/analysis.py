@@ -106,7 +106,7 @@ def alignment_accuracy_summary(pts: pd.DataFrame, n_resamples: int = 2000) -> pd
     """One row per (measure, language) of :func:`alignment_vs_accuracy`'s points: Pearson ``r``
     with its p and checkpoint-bootstrap CI, the seed-cluster bootstrap CI (all checkpoints of a
     seed resampled together) and the within-seed correlation (SPEC §2 v3)."""
-    from alignkit.stats import seed_aware_correlation
+    from alignkit.replication import seed_aware_correlation
 
     out = []
     for (label, lang), h in pts.groupby(["measure", "lang"], sort=False):
@@ -126,7 +126,7 @@ def correlations(pts: pd.DataFrame, n_resamples: int = 2000) -> list[dict]:
     language points pooled as if independent), Pearson and Spearman with their p-values and a
     percentile bootstrap CI over checkpoints.
     """
-    from alignkit.stats import checkpoint_correlation
+    from alignkit.replication import checkpoint_correlation
 
     out = []
     for label, g in pts.groupby("measure", sort=False):

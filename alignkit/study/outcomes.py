@@ -149,7 +149,7 @@ def family_mask(table: pd.DataFrame, fam: Mapping[str, Any], last: int) -> np.nd
 def assign_families(table: pd.DataFrame, outcomes: Mapping[str, Any], last: int) -> pd.DataFrame:
     """``table`` (seed-level comparison rows) with ``family`` and ``p_adjusted`` (Holm within each
     family; the primary unadjusted) and ``significant`` = p_adjusted < 0.05 (never with p NaN)."""
-    from alignkit.stats import holm
+    from alignkit.replication import holm
 
     t = table.copy()
     fam = np.full(len(t), EXPLORATORY, dtype=object)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from alignkit.errors import AlignkitError
@@ -131,7 +130,7 @@ def family_lines(comparison: pd.DataFrame, name: str) -> list[str]:
     """A secondary family: its tests (Holm within the family) and how many are significant."""
     f = comparison[comparison["family"] == name]
     if f.empty:
-        return [f"No test of this family has paired seeds yet."]
+        return ["No test of this family has paired seeds yet."]
     defined = f["p_value"].notna()
     raw = int((f["p_value"] < 0.05).sum())
     adj = int(f["significant"].astype(str).eq("True").sum())
@@ -233,10 +232,31 @@ def _cost_lines(cost: dict | None) -> list[str]:
             f"{'; '.join(cost['machines'])}. Per run: runs/<variant>/seed<k>/cost.json.", ""]
 
 
+def reproduction_lines(record: dict | None) -> list[str]:
+    """The report's section on a from-scratch re-run (empty without one)."""
+    if not record:
+        return []
+    cost = record.get("cost") or {}
+    took = f" (re-run: {cost['cpu_s']:.0f} CPU-s)" if cost.get("cpu_s") is not None else ""
+    L = ["## Reproduction", "",
+         f"Run `{record['run']}` done again from scratch (train, score, evaluate in a fresh folder) on "
+         f"{record['when']}, code `{record['code'] or 'unknown'}`, {record['machine']}{took}:", "",
+         f"    {record['command']}", ""]
+    if record["byte_identical"]:
+        L.append(f"All {record['compared']} result files (rows, item scores, predictions) are byte-identical to "
+                 f"the study's (`cmp` of results.csv: no difference; sha256 {record['results_sha256'][:16]}…).")
+    else:
+        bad = record["different"] + record["only_in_study"] + record["only_in_rerun"]
+        L.append(f"**Not reproduced**: {len(bad)} of {record['compared']} result files differ or are missing "
+                 f"({', '.join(bad[:5])}{', …' if len(bad) > 5 else ''}).")
+    return L + [""]
+
+
+
 def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConfig, plots: list[str],
                  diagnostics: dict[str, dict] | None = None, missing: list[str] | None = None,
                  cost: dict | None = None, correlation_summary: pd.DataFrame | None = None,
-                 post_hoc: bool = False) -> str:
+                 post_hoc: bool = False, reproduction: dict | None = None) -> str:
     from alignkit.study.outcomes import declared_lines
 
     last = _last_layer(results)
@@ -291,7 +311,7 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
           "checkpoints of a seed together) and the correlation within seeds are given; the seed-resampling "
           "interval is the one to read.", ""]
     L += summary_correlation_lines(correlation_summary)
-    L += [""] + _cost_lines(cost)
+    L += [""] + _cost_lines(cost) + reproduction_lines(reproduction)
     L += ["## Limits", "", "The configuration above fixes the model (a 118M-parameter encoder), the training data "
           "(English XNLI test rows, one epoch) and the languages; the study measures the direction and size of "
           "effects at that scale only. Alignment is measured by lexicons and Tatoeba sentences; transfer by XNLI "

@@ -30,6 +30,8 @@ from alignkit.study.report import study_report, training_diagnostics
 
 PROBE_LABEL = BASE_LABEL + "+probe"
 RESULTS = "results.csv"
+#: written by :func:`alignkit.study.reproduce.reproduce`, shown in report.md
+REPRODUCTION = "reproduction.json"
 #: files of a training run kept in its run folder (small: meta, per-step metrics, diagnostics)
 TRAINING_FILES = ("alignkit_train.json", "metrics.jsonl", "training_diagnostics.json")
 
@@ -161,8 +163,10 @@ class Study:
         plots = plot_study(results, comparison, self.cfg, self.out)
         diag = training_diagnostics({x: run_dir(self.out, x) / "training" for x in self.labels()
                                      if (run_dir(self.out, x) / "training").is_dir()})
-        write_text(self.out / "report.md", study_report(results, comparison, self.cfg, plots, diag, missing=missing,
-                                                        cost=self.cost(), correlation_summary=summary))
+        repro = self.out / REPRODUCTION
+        write_text(self.out / "report.md", study_report(
+            results, comparison, self.cfg, plots, diag, missing=missing, cost=self.cost(), correlation_summary=summary,
+            reproduction=json.loads(repro.read_text()) if repro.is_file() else None))
         write_text(self.out / "study.json", json.dumps({"config": self.cfg.__dict__}, indent=2, default=str))
         return {"results": self.out / "results.csv", "comparison": self.out / "comparison.csv",
                 "report": self.out / "report.md"}
@@ -192,7 +196,7 @@ class Study:
 
 # ------------------------------------------------------------------------------------- one run
 
-def _machine() -> str:
+def machine_name() -> str:
     import platform
 
     model = ""
@@ -290,7 +294,7 @@ def _run_one(cfg: StudyConfig, out: str, label: str, progress: bool, single_thre
                       _eval_rows(cfg, res.out, label, dest)]
             _keep_training_files(res.out, dest)
         cost = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
-                "machine": _machine(), "threads": 1 if single_thread else torch.get_num_threads()}
+                "machine": machine_name(), "threads": 1 if single_thread else torch.get_num_threads()}
         write_text(dest / "cost.json", json.dumps(cost, indent=1))
         write_csv(pd.concat(frames, ignore_index=True), dest / RESULTS)  # last: the run is finished
     finally:
