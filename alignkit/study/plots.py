@@ -21,7 +21,11 @@ def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Pa
     if sel.empty:
         return False
     pairs = list(dict.fromkeys(sel["pair"]))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs), 3.4), squeeze=False)
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.4 * rows), squeeze=False)
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
     for ax, pair in zip(axes.flat, pairs):
         g = sel[sel["pair"] == pair]
         for variant, gv in g.groupby("variant", sort=False):
@@ -90,7 +94,11 @@ def _plot_strong_vs_weak(res: pd.DataFrame, path: Path) -> bool:
     if both.empty:
         return False
     pairs = list(dict.fromkeys(both.index.get_level_values(0)))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.4), squeeze=False)
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
     for ax, pair in zip(axes.flat, pairs):
         g = both.loc[pair]
         x = range(len(g))
