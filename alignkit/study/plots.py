@@ -12,26 +12,33 @@ from alignkit.study.analysis import alignment_vs_accuracy
 from alignkit.study.config import BASE_LABEL, StudyConfig
 
 
-def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Path) -> bool:
+def _panels(n: int, width: float, height: float, cols: int = 3):
+    """A figure of ``n`` panels, at most ``cols`` per row (unused cells blank): (fig, axes)."""
     import matplotlib.pyplot as plt
 
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Path) -> bool:
     from alignkit.results.report import _save
 
     sel = res[(res["metric"] == metric) & (res["layer"] >= 0)]
     if sel.empty:
         return False
     pairs = list(dict.fromkeys(sel["pair"]))
-    cols = min(3, len(pairs))
-    rows = -(-len(pairs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.4 * rows), squeeze=False)
-    for ax in list(axes.flat)[len(pairs):]:
-        ax.axis("off")
+    fig, axes = _panels(len(pairs), 4.8, 3.4)
     for ax, pair in zip(axes.flat, pairs):
         g = sel[sel["pair"] == pair]
         for variant, gv in g.groupby("variant", sort=False):
             agg = gv.groupby("layer")["value"].agg(["mean", "min", "max"])
-            ax.plot(agg.index, agg["mean"], marker="o", ms=3, label=variant, lw=2 if variant == BASE_LABEL else 1.2)
-            ax.fill_between(agg.index, agg["min"], agg["max"], alpha=0.15)
+            line, = ax.plot(agg.index, agg["mean"], marker="o", ms=3, label=variant,
+                            lw=2 if variant == BASE_LABEL else 1.2)
+            ax.fill_between(agg.index, agg["min"], agg["max"], alpha=0.15, color=line.get_color())
         ax.set_title(f"{title} by layer, {pair} (band: seed range)", fontsize=9)
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
@@ -44,16 +51,12 @@ def _plot_by_layer_variants(res: pd.DataFrame, metric: str, title: str, path: Pa
 def _plot_alignment_vs_accuracy(pts: pd.DataFrame, cfg: StudyConfig, path: Path) -> bool:
     """Δ alignment vs Δ zero-shot accuracy, one point per checkpoint: colour = seed (checkpoints of
     one seed share their data order), marker = variant; one panel per (measure, language)."""
-    import matplotlib.pyplot as plt
-
     from alignkit.results.report import _save
 
     if len(pts) < 3:
         return False
     panels = list(dict.fromkeys(zip(pts["measure"], pts["lang"])))
-    cols = min(4, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = _panels(len(panels), 4.2, 3.6, cols=4)
     seeds = sorted(set(pts["seed"].dropna().astype(int)))
     variants = list(dict.fromkeys(pts["variant"]))
     for ax, (label, lang) in zip(axes.flat, panels):
@@ -66,8 +69,6 @@ def _plot_alignment_vs_accuracy(pts: pd.DataFrame, cfg: StudyConfig, path: Path)
         ax.set_ylabel("Δ zero-shot acc. (points)", fontsize=8)
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
     from matplotlib.lines import Line2D
 
     handles = ([Line2D([], [], ls="", marker="o", color=f"C{i % 10}", label=f"seed {s}") for i, s in enumerate(seeds)]
@@ -82,8 +83,6 @@ def _plot_alignment_vs_accuracy(pts: pd.DataFrame, cfg: StudyConfig, path: Path)
 def _plot_strong_vs_weak(res: pd.DataFrame, path: Path) -> bool:
     """Weak (Tatoeba accuracy) vs strong (tatoeba_strong_p@1, both languages as candidates)
     alignment at the last layer, per variant (mean over seeds and directions), one panel per language."""
-    import matplotlib.pyplot as plt
-
     from alignkit.results.report import _save
 
     last = int(res.loc[res["layer"] >= 0, "layer"].max()) if (res["layer"] >= 0).any() else -1
@@ -94,11 +93,7 @@ def _plot_strong_vs_weak(res: pd.DataFrame, path: Path) -> bool:
     if both.empty:
         return False
     pairs = list(dict.fromkeys(both.index.get_level_values(0)))
-    cols = min(3, len(pairs))
-    rows = -(-len(pairs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
-    for ax in list(axes.flat)[len(pairs):]:
-        ax.axis("off")
+    fig, axes = _panels(len(pairs), 3.6, 3.6)
     for ax, pair in zip(axes.flat, pairs):
         g = both.loc[pair]
         x = range(len(g))
