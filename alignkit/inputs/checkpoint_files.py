@@ -79,3 +79,44 @@ def hub_snapshot_dir(model: Any, hub_id: str) -> str:
         return snapshot_download(hub_id, local_files_only=True)
     except Exception:
         return path
+
+
+class LazyCheckpoint:
+    """What :class:`~alignkit.inputs.encoders.LazyEncoder` and
+    :class:`~alignkit.inputs.decoders.LazyDecoder` share: facts read without the weights, the
+    model loaded on first use of ``model``, ``tokenizer``, ``max_length``, ``tokenize`` or
+    ``hidden_states``, and checked against those facts (``CHECKED``) when it loads.
+
+    A subclass sets ``name`` and the ``CHECKED`` attributes in ``__init__`` and implements
+    ``_load_now()`` (the eager loader, with its errors).
+    """
+
+    CHECKED: tuple[str, ...] = ("fingerprint", "num_layers")
+    _model: Any = None
+
+    def _load_now(self) -> Any:
+        raise NotImplementedError
+
+    def load(self) -> Any:
+        """The loaded model object (loading it now if needed)."""
+        if self._model is None:
+            m = self._load_now()
+            if any(getattr(m, k) != getattr(self, k) for k in self.CHECKED):
+                raise AlignkitError(f"checkpoint {self.name} changed while it was being scored; run again")
+            m.name = self.name
+            self._model = m
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    model = property(lambda self: self.load().model)
+    tokenizer = property(lambda self: self.load().tokenizer)
+    max_length = property(lambda self: self.load().max_length)
+
+    def tokenize(self, texts: list[str], **kwargs):
+        return self.load().tokenize(texts, **kwargs)
+
+    def hidden_states(self, *args, **kwargs):
+        return self.load().hidden_states(*args, **kwargs)

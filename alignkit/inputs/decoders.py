@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from alignkit.errors import AlignkitError
+from alignkit.inputs.checkpoint_files import LazyCheckpoint
 
 
 class _StopForward(Exception):
@@ -256,7 +257,7 @@ def _remember(dec: Decoder) -> None:
         pass  # the memo only saves a load on warm runs
 
 
-class LazyDecoder:
+class LazyDecoder(LazyCheckpoint):
     """A :class:`Decoder` of a local checkpoint loaded before (its facts memoised), whose weights
     load on first use: a run whose vectors are all cached reads no weights and runs no forward.
     Everything a cache key needs (fingerprint, dtype, ``last_layer_normed``) is known without them.
@@ -268,6 +269,7 @@ class LazyDecoder:
     stores_all_layers = False
     query_prefix = ""
     normalize = None
+    CHECKED = ("fingerprint", "num_layers", "last_layer_normed")
 
     def __init__(self, name: str, path: Path, device: str | None, dtype: str | None, fingerprint: str,
                  dt: Any, facts: dict):
@@ -278,45 +280,23 @@ class LazyDecoder:
         self.num_layers, self.hidden_size = int(facts["num_layers"]), int(facts["hidden_size"])
         self.last_layer_normed = bool(facts["last_layer_normed"])
         self._args = (device, dtype)
-        self._dec: Decoder | None = None
 
     cache_fields = Decoder.cache_fields
 
-    def load(self) -> Decoder:
-        """The loaded :class:`Decoder` (loading it now if needed)."""
-        if self._dec is None:
-            from transformers import AutoConfig
+    def _load_now(self) -> Decoder:
+        from transformers import AutoConfig
 
-            try:
-                config = AutoConfig.from_pretrained(str(self.path))
-            except (OSError, ValueError) as e:
-                raise AlignkitError(f"cannot read the config of checkpoint {self.name} ({type(e).__name__}); "
-                                    "it changed while it was being scored; run again") from None
-            dec = load_decoder(str(self.path), self.path, config, *self._args)
-            if (dec.fingerprint, dec.num_layers, dec.last_layer_normed) != (self.fingerprint, self.num_layers,
-                                                                          self.last_layer_normed):
-                raise AlignkitError(f"checkpoint {self.name} changed while it was being scored; run again")
-            dec.name = self.name
-            self._dec = dec
-        return self._dec
+        try:
+            config = AutoConfig.from_pretrained(str(self.path))
+        except (OSError, ValueError) as e:
+            raise AlignkitError(f"cannot read the config of checkpoint {self.name} ({type(e).__name__}); "
+                                "it changed while it was being scored; run again") from None
+        return load_decoder(str(self.path), self.path, config, *self._args)
 
-    @property
-    def loaded(self) -> bool:
-        return self._dec is not None
-
-    model = property(lambda self: self.load().model)
-    tokenizer = property(lambda self: self.load().tokenizer)
-    max_length = property(lambda self: self.load().max_length)
     pad_token_id = property(lambda self: self.load().pad_token_id)
-
-    def tokenize(self, texts: list[str], **kwargs):
-        return self.load().tokenize(texts, **kwargs)
 
     def pool_layers(self, *args, **kwargs):
         return self.load().pool_layers(*args, **kwargs)
-
-    def hidden_states(self, *args, **kwargs):
-        return self.load().hidden_states(*args, **kwargs)
 
 
 def lazy_decoder(name: str, where: Path, device: str | None, dtype: str | None) -> LazyDecoder | None:

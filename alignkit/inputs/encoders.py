@@ -29,7 +29,8 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from alignkit.inputs.bundled import BUNDLED_ID, BUNDLED_PREFIX, NORMALIZER_FILE, ensure_bundled_model
-from alignkit.inputs.checkpoint_files import hub_snapshot_dir, model_fingerprint, pick_device  # noqa: F401
+from alignkit.inputs.checkpoint_files import (  # noqa: F401
+    LazyCheckpoint, hub_snapshot_dir, model_fingerprint, pick_device)
 from alignkit.errors import AlignkitError
 
 DEFAULT_MODEL = BUNDLED_ID
@@ -216,7 +217,7 @@ def _load_normalizer(path: Path) -> Callable[[str], str] | None:
     return lambda text: space_runs.sub(" ", text.translate(table))
 
 
-class LazyEncoder:
+class LazyEncoder(LazyCheckpoint):
     """An :class:`Encoder` of a local checkpoint whose weights and tokenizer load on first use.
 
     Name, fingerprint, shape, device, dtype, prefix and normaliser come from the directory
@@ -225,6 +226,8 @@ class LazyEncoder:
     use of ``model``, ``tokenizer``, ``tokenize``, ``hidden_states`` or ``max_length`` loads
     them with :func:`load_encoder` (same errors) and checks they match what was read.
     """
+
+    CHECKED = ("fingerprint", "num_layers", "hidden_size")
 
     def __init__(self, name: str, path: Path, device: str | None, dtype: str | None, config: dict):
         self.name, self.path = name, path
@@ -236,40 +239,9 @@ class LazyEncoder:
         self.query_prefix = query_prefix_for(name, SimpleNamespace(**config))
         self.normalize = _load_normalizer(path)
         self._args = (device, dtype)
-        self._enc: Encoder | None = None
 
-    def load(self) -> Encoder:
-        """The loaded :class:`Encoder` (loading it now if needed)."""
-        if self._enc is None:
-            enc = load_encoder(self.path, *self._args)
-            if (enc.fingerprint, enc.num_layers, enc.hidden_size) != (self.fingerprint, self.num_layers,
-                                                                      self.hidden_size):
-                raise AlignkitError(f"checkpoint {self.name} changed while it was being scored; run again")
-            enc.name = self.name
-            self._enc = enc
-        return self._enc
-
-    @property
-    def loaded(self) -> bool:
-        return self._enc is not None
-
-    @property
-    def model(self):
-        return self.load().model
-
-    @property
-    def tokenizer(self):
-        return self.load().tokenizer
-
-    @property
-    def max_length(self) -> int:
-        return self.load().max_length
-
-    def tokenize(self, texts: list[str], **kwargs):
-        return self.load().tokenize(texts, **kwargs)
-
-    def hidden_states(self, *args, **kwargs):
-        return self.load().hidden_states(*args, **kwargs)
+    def _load_now(self) -> Encoder:
+        return load_encoder(self.path, *self._args)
 
 
 def _lazy_config(where: Path) -> dict | None:

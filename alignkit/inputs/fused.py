@@ -269,7 +269,6 @@ class BertLayerStates:
         feed-forward only from the kept positions, so ``n_l = len(keep)`` there and ``n``
         everywhere else.
         """
-        import torch
         import torch.nn.functional as F
 
         linear = _LINEARS[self.gemm]
