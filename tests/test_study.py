@@ -324,3 +324,16 @@ def test_reproduce_reruns_one_run_from_scratch_and_compares_its_files_byte_for_b
     assert "results.csv" in capsys.readouterr().err
     assert (bad / "reproduce" / "runs" / "rt" / "seed1" / "results.csv").stat().st_mtime_ns == stamp
     assert not json.loads((bad / "reproduction.json").read_text())["byte_identical"]
+    # a newer code that adds rows (here: the study's copy lacks the mexa rows) reproduces every
+    # row the study has: exit 0, the added rows counted and their metric named
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    f = older / "runs" / "rt" / "seed1" / "results.csv"
+    lines = f.read_text().splitlines(keepends=True)
+    kept = [x for x in lines if ",bls_z," not in x]
+    f.write_text("".join(kept))
+    assert main(["study", str(cfg), "--out", str(older), "--reproduce", "rt/seed1", "--quiet"]) == 0
+    assert "new row(s) (bls_z)" in capsys.readouterr().out
+    rec = json.loads((older / "reproduction.json").read_text())
+    assert rec["reproduced"] and not rec["byte_identical"] and rec["extra_rows"] == len(lines) - len(kept) > 0
+    assert rec["study_rows"] == len(kept) - 1 and rec["extra_metrics"] == ["bls_z"]

@@ -18,7 +18,7 @@ def study(
     resamples: Optional[int] = typer.Option(None, "--resamples", help="With --reanalyse: bootstrap resamples (default: the study's compare_resamples)."),
     outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="With --reanalyse: a TOML with an [outcomes] table, declared post hoc for a study whose config declared none (the report says so)."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated runs to do now, e.g. 'rt+cl/seed1,base' (no report); finished ones are kept."),
-    reproduce: Optional[str] = typer.Option(None, "--reproduce", help="A finished run, e.g. 'rt/seed1': do it again from scratch in OUT/reproduce and compare its result files byte for byte (OUT/reproduction.json, shown in report.md); exit 1 if they differ."),
+    reproduce: Optional[str] = typer.Option(None, "--reproduce", help="A finished run, e.g. 'rt/seed1': do it again from scratch in OUT/reproduce and compare its result files byte for byte (rows one by one: rows of measures added since are counted, not failed; OUT/reproduction.json, shown in report.md); exit 1 if any differ."),
     report_only: bool = typer.Option(False, "--report-only", help="Train nothing: compare and report from the finished runs (an interim report while runs are missing)."),
     executor: str = typer.Option("local", "--executor", help="local (parallel single-thread processes on CPU) or ray (each run a Ray task: one GPU each on CUDA, one CPU each on CPU; needs the ray extra)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="HOST:PORT of a Ray cluster's head node (with --executor ray; default RAY_ADDRESS, else a local cluster)."),
@@ -48,6 +48,11 @@ def study(
             if rec["byte_identical"]:
                 typer.echo(f"{rec['run']}: all {rec['compared']} result files byte-identical to the study's "
                            f"({out / 'reproduction.json'})")
+                return
+            if rec["reproduced"]:
+                typer.echo(f"{rec['run']}: all {rec['study_rows']} rows of the study byte-identical, plus "
+                           f"{rec['extra_rows']} new row(s) ({', '.join(rec['extra_metrics'])}); every other result "
+                           f"file identical ({out / 'reproduction.json'})")
                 return
             bad = rec["different"] + rec["only_in_study"] + rec["only_in_rerun"]
             typer.echo(f"{rec['run']}: {len(bad)} of {rec['compared']} result files differ or are missing: "

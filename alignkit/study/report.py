@@ -240,11 +240,17 @@ def reproduction_lines(record: dict | None) -> list[str]:
     took = f" (re-run: {cost['cpu_s']:.0f} CPU-s)" if cost.get("cpu_s") is not None else ""
     L = ["## Reproduction", "",
          f"Run `{record['run']}` done again from scratch (train, score, evaluate in a fresh folder) on "
-         f"{record['when']}, code `{record['code'] or 'unknown'}`, {record['machine']}{took}:", "",
+         f"{record['when']}, code {('`' + record['code'] + '`') if record['code'] else '(not recorded by the re-run)'}, "
+         f"{record['machine']}{took}:", "",
          f"    {record['command']}", ""]
     if record["byte_identical"]:
         L.append(f"All {record['compared']} result files (rows, item scores, predictions) are byte-identical to "
                  f"the study's (`cmp` of results.csv: no difference; sha256 {record['results_sha256'][:16]}…).")
+    elif record.get("reproduced"):
+        L.append(f"Every one of the study's {record['study_rows']} rows comes back byte for byte, in order, and "
+                 f"every other result file (item scores, predictions) is byte-identical; the re-run's code adds "
+                 f"{record['extra_rows']} row(s) of measures the study's code did not have "
+                 f"({', '.join(record['extra_metrics'])}), so results.csv itself differs by those rows only.")
     else:
         bad = record["different"] + record["only_in_study"] + record["only_in_rerun"]
         L.append(f"**Not reproduced**: {len(bad)} of {record['compared']} result files differ or are missing "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -196,6 +197,20 @@ class Study:
 
 # ------------------------------------------------------------------------------------- one run
 
+def code_commit() -> str | None:
+    """The git commit of the alignkit source this process runs (``+dirty`` if alignkit/ has
+    uncommitted changes), or None outside a git checkout."""
+    pkg = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(pkg), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(pkg), "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "") if head else None
+
+
 def machine_name() -> str:
     import platform
 
@@ -294,7 +309,8 @@ def _run_one(cfg: StudyConfig, out: str, label: str, progress: bool, single_thre
                       _eval_rows(cfg, res.out, label, dest)]
             _keep_training_files(res.out, dest)
         cost = {"wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
-                "machine": machine_name(), "threads": 1 if single_thread else torch.get_num_threads()}
+                "machine": machine_name(), "threads": 1 if single_thread else torch.get_num_threads(),
+                "code": code_commit()}
         write_text(dest / "cost.json", json.dumps(cost, indent=1))
         write_csv(pd.concat(frames, ignore_index=True), dest / RESULTS)  # last: the run is finished
     finally:
