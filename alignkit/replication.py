@@ -102,9 +102,9 @@ def holm(p_values) -> np.ndarray:
     return out
 
 
-# Item-resample count tables of the two-level bootstrap by (n, rows, seed), float32 (counts are
-# small integers, exact; the slot means are float32 GEMVs, ~1e-7 relative, far below any CI's
-# resolution), oldest dropped first past _SLOT_BYTES.
+# Item-resample count tables of the two-level bootstrap by (n, rows, seed), stored as float32
+# (small integer counts, exact) and widened to float64 for the slot means; oldest dropped first
+# past _SLOT_BYTES.
 _SLOT_TABLES: dict[tuple[int, int, int], np.ndarray] = {}
 _SLOT_BYTES = 256 * 2**20
 
@@ -151,7 +151,7 @@ def two_level_bootstrap_ci(item_diffs, *, confidence: float = 0.95, n_resamples:
             # slot (b, j) takes row b·S + j of one [B·S, n] table of item-resample counts: every
             # slot its own resample, the table drawn once per (n, B·S, seed) and reused
             counts = _slot_counts(x.size, n_resamples * n_seeds, seed)
-            slot_means[b, j] = (counts[b * n_seeds + j] @ x.astype(np.float32)) / x.size
+            slot_means[b, j] = (counts[b * n_seeds + j].astype(np.float64) @ x) / x.size
     stat = slot_means.mean(axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(stat, [alpha, 1 - alpha])

@@ -321,6 +321,8 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
     t = cfg.train
     data = Path(str(t.get("train_file", ""))).name or "the task's default data"
     zs = [x for x in cfg.eval.get("langs", []) if x != "en"]
+    counts = sorted({len(cfg.seeds_for(v)) for v in cfg.variants}) or [0]
+    seed_count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
     L += ["## Limits", "", f"The configuration above fixes the model (`{cfg.base_model}`), the training data "
           f"({t.get('task', 'xnli')} `{data}`, {t.get('max_steps', '?')} steps of batch {t.get('batch_size', '?')}, "
           f"lr {t.get('lr', '?')}) and the languages; the study measures the direction and size of effects at that "
@@ -328,8 +330,6 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
           f"lexicons and Tatoeba sentences; transfer by zero-shot accuracy in {len(zs)} language(s) "
           f"({', '.join(zs)}). A seed fixes a run's randomness (data order, classifier initialisation, the variant's "
           "own draws) and nothing else: the dev split, the model and the data are the same in every run; "
-          f"with {min((len(cfg.seeds_for(v)) for v in cfg.variants), default=0)}–"
-          f"{max((len(cfg.seeds_for(v)) for v in cfg.variants), default=0)} seeds per variant, small effects "
-          "are within the intervals.", ""]
+          f"with {seed_count} seeds per variant, small effects are within the intervals.", ""]
     L += [f"![{p}]({p})" for p in plots]
     return "\n".join(L) + "\n"
