@@ -237,11 +237,11 @@ def reproduction_lines(record: dict | None) -> list[str]:
     if not record:
         return []
     cost = record.get("cost") or {}
-    took = f" (re-run: {cost['cpu_s']:.0f} CPU-s)" if cost.get("cpu_s") is not None else ""
+    took = f", {cost['cpu_s']:.0f} CPU-s" if cost.get("cpu_s") is not None else ""
     code = f"`{record['code']}`" if record.get("code") else "(not recorded by the re-run)"
     L = ["## Reproduction", "",
-         f"Run `{record['run']}` done again from scratch (train, score, evaluate in a fresh folder) on "
-         f"{record['when']}, code {code}, {record['machine']}{took}:", "",
+         f"Run `{record['run']}` was done again from scratch (train, score, evaluate in a fresh folder; code "
+         f"{code}{took}) and compared with the study's on {record['when']} ({record['machine']}):", "",
          f"    {record['command']}", ""]
     if record["byte_identical"]:
         L.append(f"All {record['compared']} result files (rows, item scores, predictions) are byte-identical to "
