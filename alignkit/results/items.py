@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,18 +60,31 @@ class ItemWriter:
         return self.path
 
 
-_KEYS: dict[Path, tuple[tuple[int, int], frozenset[str]]] = {}
+# Open item files (np.load's NpzFile: its zip directory read once) by path, with the size and
+# mtime they were opened at; the oldest is closed past _OPEN_MAX.
+_OPEN: dict[Path, tuple[tuple[int, int], Any, frozenset[str]]] = {}
+_OPEN_MAX = 64
+
+
+def _opened(path: Path) -> tuple[Any, frozenset[str]]:
+    """``np.load(path)`` and its array names, kept open while the file's size and mtime stay the same."""
+    st = path.stat()
+    stamp = (st.st_size, st.st_mtime_ns)
+    hit = _OPEN.get(path)
+    if hit is not None and hit[0] == stamp:
+        return hit[1], hit[2]
+    if hit is not None:
+        hit[1].close()
+    while len(_OPEN) >= _OPEN_MAX:
+        _OPEN.pop(next(iter(_OPEN)))[1].close()
+    z = np.load(path)
+    _OPEN[path] = (stamp, z, frozenset(z.files))
+    return z, _OPEN[path][2]
 
 
 def _keys_of(path: Path) -> frozenset[str]:
-    """The array names of an items file (cached while its size and mtime stay the same)."""
-    st = path.stat()
-    stamp = (st.st_size, st.st_mtime_ns)
-    hit = _KEYS.get(path)
-    if hit is None or hit[0] != stamp:
-        with np.load(path) as z:
-            hit = _KEYS[path] = (stamp, frozenset(z.files))
-    return hit[1]
+    """The array names of an items file."""
+    return _opened(path)[1]
 
 
 def load_items(run_dir: str | os.PathLike, fingerprint: str, pair: str, layer: int, metric: str, method: str,
@@ -91,8 +105,8 @@ def load_items(run_dir: str | os.PathLike, fingerprint: str, pair: str, layer: i
         raise AlignkitError(f"item scores of {metric} {method} {direction} layer {layer} for {pair} were written by "
                             f"{len(holders)} tasks ({', '.join(p.parent.name for p in holders)}); a measurement "
                             "(metric, method) must come from one task")
-    with np.load(holders[0]) as z:
-        ik = ids_key(item_family(metric), direction)
-        if ik not in z:
-            return None
-        return z[ik], z[k]
+    z, names = _opened(holders[0])
+    ik = ids_key(item_family(metric), direction)
+    if ik not in names:
+        return None
+    return z[ik], z[k]
