@@ -219,7 +219,7 @@ def _compare_models(df: pd.DataFrame, models: list[str], baseline: str, n_resamp
 
 
 def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], item_scores: Callable,
-                     *, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+                     *, n_resamples: int = 2000, seed: int = 0, progress: bool = False) -> pd.DataFrame:
     """Each (variant, baseline) in ``contrasts`` per shared measurement, paired by seed.
 
     ``res``: result rows with extra columns ``variant``, ``seed`` (and ``run_dir`` if
@@ -229,11 +229,18 @@ def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], it
     """
     from alignkit.replication import seed_level_difference
 
-    out = []
+    from tqdm.auto import tqdm
+
+    out, pairs = [], []
     for variant, baseline in contrasts:
         a, b = res[res["variant"] == variant], res[res["variant"] == baseline]
         merged = a.merge(b, on=MEASUREMENT_KEY + ["seed"], suffixes=("", "_b")).sort_values("seed", kind="stable")
-        for key, g in merged.groupby(MEASUREMENT_KEY, sort=False):
+        pairs.append((variant, baseline, merged.groupby(MEASUREMENT_KEY, sort=False)))
+    bar = tqdm(total=sum(grouped.ngroups for *_, grouped in pairs), unit="test", desc="seed-level tests",
+               disable=not progress, mininterval=2.0)
+    for variant, baseline, grouped in pairs:
+        for key, g in grouped:
+            bar.update(1)
             cand, base, ids = _seed_entries(g, item_scores)
             basis = "seeds+items" if cand is not None else "seeds"
             if cand is None:
@@ -250,6 +257,7 @@ def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], it
                        boot_low=r.boot_low, boot_high=r.boot_high, items_low=r.items_low, items_high=r.items_high,
                        items_p=r.items_p, n=r.n_items or int(g["n"].iloc[0]), basis=basis)
             out.append(rec)
+    bar.close()
     return pd.DataFrame(out, columns=SEED_COLUMNS)
 
 

@@ -31,7 +31,7 @@ def _with_variant(results: pd.DataFrame) -> pd.DataFrame:
     return res.dropna(subset=["seed"])
 
 
-def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig, progress: bool = False) -> pd.DataFrame:
     """Each contrast of :meth:`StudyConfig.contrast_list` (never also its mirror), per measurement,
     paired by seed (SPEC §2 v2, v3), with its outcome ``family`` and Holm-adjusted ``p_adjusted``.
 
@@ -50,7 +50,7 @@ def compare_variants(out: Path, results: pd.DataFrame, cfg: StudyConfig) -> pd.D
 
     check_comparable(results)  # e.g. cached scores from an earlier pool size: refuse, never mix
     table = seed_level_table(_with_variant(results), cfg.contrast_list(), lambda r: _item_scores(out, r["model"], r),
-                             n_resamples=cfg.compare_resamples, seed=0)
+                             n_resamples=cfg.compare_resamples, seed=0, progress=progress)
     return assign_families(table, cfg.outcomes, _last_layer(results))
 
 

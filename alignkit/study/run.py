@@ -155,7 +155,7 @@ class Study:
         write_csv(self.finished_results(), self.out / "results.csv")
         # compare what was written, so comparison.csv does not depend on which runs were fresh
         results = read_csv(self.out / "results.csv")
-        comparison = compare_variants(self.out, results, self.cfg)
+        comparison = compare_variants(self.out, results, self.cfg, progress=self.progress)
         write_csv(comparison, self.out / "comparison.csv")
         pts = alignment_vs_accuracy(results, self.cfg)
         write_csv(pts, self.out / "alignment_vs_accuracy.csv")
