@@ -126,3 +126,32 @@ def test_committed_study_tatoeba_ur_gain_is_not_significant_across_seeds():
     assert [round(100 * float(x), 1) for x in r["seed_diffs"].split(";")] == [4.9, -2.2, 7.8]
     assert (round(100 * r["ci_low"], 1), round(100 * r["ci_high"], 1), round(r["p_value"], 2)) == (-9.3, 16.3, 0.36)
     assert not r["significant"] and r["basis"] == "seeds"
+
+
+def test_shares_that_move_one_item_per_seed_are_marked_below_resolution():
+    """tatoeba_acc is a share of n sentences: a difference of exactly one sentence in every seed
+    (denominators 932–936, so the d_s differ only in their 6th digit) is "certain" to the t-test
+    but is marked max_items ≈ 1 and ‡ in the report; four items per seed are not marked; a
+    measure that is not a share gets no count."""
+    import pandas as pd
+
+    from alignkit.results.compare import seed_level_table
+    from alignkit.study.report import ONE_ITEM, test_line, within_one_item
+
+    rows = []
+    for s, n in zip(range(1, 6), (932, 933, 934, 935, 936)):
+        for variant, k1, k4, v in (("rt", 100, 100, 0.70), ("rt+cl", 101, 104, 0.70 + 0.01 * s)):
+            for metric, method, k in (("tatoeba_acc", "nn", k1), ("tatoeba_acc", "nn+center", k4),
+                                      ("bls_auc", "", None)):
+                rows.append(dict(layer=12, pair="en-sw", metric=metric, method=method, direction="sw->en",
+                                 value=k / n if k else v, n=n, variant=variant, seed=s, model=f"{variant}/seed{s}"))
+    t = seed_level_table(pd.DataFrame(rows), [("rt+cl", "rt")], lambda r: None)
+    one = t[t["method"] == "nn"].iloc[0]
+    assert one["p_value"] < 1e-6 and one["max_items"] == pytest.approx(1.0)   # the t-test is fooled
+    assert t[t["method"] == "nn+center"].iloc[0]["max_items"] == pytest.approx(4.0)
+    assert np.isnan(t[t["metric"] == "bls_auc"].iloc[0]["max_items"])
+    marked = [within_one_item(r) for _, r in t.iterrows()]
+    assert marked == [m == "nn" for m in t["method"]]
+    one = one.copy()
+    one["p_adjusted"] = one["p_value"]
+    assert f"+0.1{ONE_ITEM} |" in test_line(one)

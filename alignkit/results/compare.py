@@ -19,7 +19,10 @@ Two kinds of comparison:
   omitted and every model carries a seed label), each other variant is compared with it
   paired by seed (:func:`alignkit.replication.seed_level_difference`): per-seed differences, seed SD,
   t-interval and t-test over seeds (the only basis for "significant"), a two-level bootstrap
-  CI, and the items-only CI labelled conditional on these checkpoints.
+  CI, and the items-only CI labelled conditional on these checkpoints. For shares of items
+  (P@k, accuracies: measures registered with ``percent``) ``max_items`` is the largest
+  per-seed difference counted in items, max_s |d_s|·n_s: below 1.5, no seed moved more than one
+  item, which is below the measure's resolution whatever the t-test says.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ COMPARISON_COLUMNS = ["model", "baseline", *MEASUREMENT_KEY, "value", "baseline_
 #: seed-level table: ci_low/ci_high/p_value are the t-interval and t-test over seeds
 SEED_COLUMNS = ["variant", "baseline", *MEASUREMENT_KEY, "value", "baseline_value", "diff", "ci_low", "ci_high",
                 "p_value", "significant", "seed_sd", "n_seeds", "seed_diffs", "boot_low", "boot_high",
-                "items_low", "items_high", "items_p", "n", "basis"]
+                "items_low", "items_high", "items_p", "n", "basis", "max_items"]
 SEED_LABEL = re.compile(r"^(?P<variant>.+?)[/-]seed(?P<seed>\d+)/?$")
 # Columns of the result rows that must agree between runs joined on a measurement.
 _ROW_SETTINGS = (("mode", "mode"), ("lexicon", "lexicon"), ("pool_size", "pool size"))
@@ -228,6 +231,7 @@ def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], it
     (basis ``seeds+items``); otherwise the difference of the seed's values (basis ``seeds``).
     """
     from alignkit.replication import seed_level_difference
+    from alignkit.results.measures import measure
 
     from tqdm.auto import tqdm
 
@@ -255,7 +259,10 @@ def seed_level_table(res: pd.DataFrame, contrasts: Sequence[tuple[str, str]], it
                        diff=r.diff, ci_low=r.t_low, ci_high=r.t_high, p_value=r.t_p, significant=r.significant,
                        seed_sd=r.seed_sd, n_seeds=r.n_seeds, seed_diffs=";".join(f"{d:.6g}" for d in r.seed_diffs),
                        boot_low=r.boot_low, boot_high=r.boot_high, items_low=r.items_low, items_high=r.items_high,
-                       items_p=r.items_p, n=r.n_items or int(g["n"].iloc[0]), basis=basis)
+                       items_p=r.items_p, n=r.n_items or int(g["n"].iloc[0]), basis=basis, max_items=math.nan)
+            if measure(rec["metric"]).percent:  # a share of n_s items: d_s·n_s items moved in seed s
+                n_s = np.full(r.n_seeds, r.n_items) if r.n_items else g["n"].to_numpy(dtype=np.float64)
+                rec["max_items"] = float(np.max(np.abs(r.seed_diffs) * n_s))
             out.append(rec)
     bar.close()
     return pd.DataFrame(out, columns=SEED_COLUMNS)

@@ -81,15 +81,37 @@ def _scale(r) -> tuple[float, int, str]:
     return (100.0, 1, " points") if pct else (1.0, 4, "")
 
 
+#: a share of items whose per-seed differences are all at most one item (``max_items`` < 1.5)
+ONE_ITEM = "‡"
+ONE_ITEM_NOTE = (f"{ONE_ITEM} Every seed's difference is at most one item (max |d_s|·n < 1.5): below the measure's "
+                 "resolution. Per-seed differences that equal one item in every seed have almost no spread, so the "
+                 "t-test over seeds calls them certain; they are a count of one, not evidence of an effect.")
+
+
+def within_one_item(r) -> bool:
+    """True when ``r`` is a share of items and no seed's difference exceeds one item."""
+    v = r.get("max_items", math.nan) if hasattr(r, "get") else math.nan
+    return bool(pd.notna(v) and float(v) < 1.5)
+
+
+def _tests(rows: pd.DataFrame) -> list[str]:
+    """Table header, one row per test, and the one-item note when a row carries its mark."""
+    lines = TEST_HEADER + [test_line(r) for _, r in rows.iterrows()]
+    if any(within_one_item(r) for _, r in rows.iterrows()):
+        lines += ["", ONE_ITEM_NOTE]
+    return lines
+
+
 def test_line(r) -> str:
-    """One markdown table row of a test: contrast, measure, where, diff, per-seed d_s, t-interval, p, p_adjusted."""
+    """One markdown table row of a test: contrast, measure, where, diff (marked ‡ when no seed
+    moved more than one item), per-seed d_s, t-interval, p, p_adjusted."""
     k, dg, _ = _scale(r)
     seeds = ", ".join(f"{k * float(x):+.{dg}f}" for x in str(r["seed_diffs"]).split(";") if x)
     where = r["direction"] if isinstance(r["direction"], str) and r["direction"] else r["pair"]
     layer = "" if r["layer"] < 0 else int(r["layer"])
     sig = "**yes**" if r["significant"] in (True, "True") else "no"
     return (f"| {r['variant']} − {r['baseline']} | {r['metric']} {r['method'] if isinstance(r['method'], str) else ''} "
-            f"| {where} | {layer} | {k * r['diff']:+.{dg}f} | {seeds} | {_ci_text(r['ci_low'], r['ci_high'], k, dg)} "
+            f"| {where} | {layer} | {k * r['diff']:+.{dg}f}{ONE_ITEM if within_one_item(r) else ''} | {seeds} | {_ci_text(r['ci_low'], r['ci_high'], k, dg)} "
             f"| {_p_text(r['p_value'])} | {_p_text(r['p_adjusted'])} | {sig} |")
 
 
@@ -108,7 +130,7 @@ def primary_lines(comparison: pd.DataFrame, cfg: StudyConfig) -> list[str]:
     r = prim.iloc[0]
     k, dg, unit = _scale(r)
     o = cfg.outcomes["primary"]
-    L = TEST_HEADER + [test_line(r), ""]
+    L = _tests(prim.iloc[:1]) + [""]
     what = f"`{r['metric']}` on {r['pair']} at layer {int(r['layer'])}, `{o['contrast']}`, {int(r['n_seeds'])} seeds"
     if pd.isna(r["p_value"]):
         L.append(f"**Answer:** undefined: {what}: the per-seed differences have no spread (or there is one seed), "
@@ -136,7 +158,7 @@ def family_lines(comparison: pd.DataFrame, name: str) -> list[str]:
     adj = int(f["significant"].astype(str).eq("True").sum())
     L = [f"{len(f)} tests ({int((~defined).sum())} with no seed variance: p undefined); {raw} with unadjusted "
          f"p < 0.05; **{adj} significant after Holm within the family**.", ""]
-    return L + TEST_HEADER + [test_line(r) for _, r in f.iterrows()]
+    return L + _tests(f)
 
 
 def exploratory_lines(comparison: pd.DataFrame) -> list[str]:
@@ -147,11 +169,12 @@ def exploratory_lines(comparison: pd.DataFrame) -> list[str]:
     adj = e[e["significant"].astype(str).eq("True")]
     L = [f"{len(e)} tests (every other contrast, layer and measure in comparison.csv); {raw} with unadjusted "
          f"p < 0.05 (≈ {0.05 * e['p_value'].notna().sum():.0f} expected by chance alone if nothing differed); "
-         f"{len(adj)} with Holm-adjusted p < 0.05 across all exploratory tests. They are hypotheses for a later "
-         "study, not findings."]
+         f"{len(adj)} with Holm-adjusted p < 0.05 across all exploratory tests"
+         + (f" ({one} of them no more than one item in any seed, {ONE_ITEM})" if (one := sum(
+             within_one_item(r) for _, r in adj.iterrows())) else "")
+         + ". They are hypotheses for a later study, not findings."]
     if len(adj):
-        L += ["", "Exploratory tests with adjusted p < 0.05 (layer shown):", ""] + TEST_HEADER
-        L += [test_line(r) for _, r in adj.iterrows()]
+        L += ["", "Exploratory tests with adjusted p < 0.05 (layer shown):", ""] + _tests(adj)
     return L
 
 
