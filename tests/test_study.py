@@ -337,3 +337,26 @@ def test_reproduce_reruns_one_run_from_scratch_and_compares_its_files_byte_for_b
     rec = json.loads((older / "reproduction.json").read_text())
     assert rec["reproduced"] and not rec["byte_identical"] and rec["extra_rows"] == len(lines) - len(kept) > 0
     assert rec["study_rows"] == len(kept) - 1 and rec["extra_metrics"] == ["bls_z"]
+
+
+def test_resumed_runs_cost_counts_the_earlier_processes_from_the_training_log(tmp_path):
+    """A run's log restarts its clock in each training process: the segments before the one that
+    finished the run are the cost its cost.json misses; a run trained in one go has none."""
+    import json
+
+    from alignkit.study.report import _cost_lines
+    from alignkit.study.run import earlier_training_cpu
+
+    def log(*segments):
+        f = tmp_path / f"m{len(list(tmp_path.iterdir()))}.jsonl"
+        recs = [{"step": i, "time_s": 2.0 * c, "cpu_s": c} for seg in segments for i, c in enumerate(seg, 1)]
+        f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+        return f
+
+    assert earlier_training_cpu(log([10, 20, 30]), finished_cpu_s=40.0) is None       # one process
+    assert earlier_training_cpu(log([10, 20], [5, 15]), finished_cpu_s=25.0) == 20.0  # resumed once
+    assert earlier_training_cpu(log([10, 20], [5, 15]), finished_cpu_s=8.0) == 35.0   # only scored at the end
+    assert earlier_training_cpu(tmp_path / "absent.jsonl", 1.0) is None
+    text = "\n".join(_cost_lines({"runs": 2, "wall_s": 7200.0, "cpu_s": 3600.0, "machines": ["m"],
+                                  "resumed": ["rt/seed2"], "earlier_cpu_s": 1800.0}))
+    assert "1.00 CPU-hours" in text and "(rt/seed2)" in text and "at least 1.50 CPU-hours" in text

@@ -249,10 +249,15 @@ def summary_correlation_lines(summary: pd.DataFrame) -> list[str]:
 def _cost_lines(cost: dict | None) -> list[str]:
     if not cost or not cost.get("runs"):
         return []
+    resumed = cost.get("resumed") or []
+    more = (f" {len(resumed)} run(s) were resumed after an interruption ({', '.join(resumed)}): their cost.json "
+            "counts only the process that finished them, and their training logs show at least "
+            f"{cost.get('earlier_cpu_s', 0.0) / 3600:.2f} CPU-hours more in the earlier processes, so the study cost "
+            f"at least {(cost['cpu_s'] + cost.get('earlier_cpu_s', 0.0)) / 3600:.2f} CPU-hours." if resumed else "")
     return ["## What the study cost", "",
             f"{cost['runs']} runs (references included): {cost['wall_s'] / 3600:.2f} h of run wall time summed over "
             f"runs (two ran at a time on 2 cores), {cost['cpu_s'] / 3600:.2f} CPU-hours; machine(s): "
-            f"{'; '.join(cost['machines'])}. Per run: runs/<variant>/seed<k>/cost.json.", ""]
+            f"{'; '.join(cost['machines'])}. Per run: runs/<variant>/seed<k>/cost.json.{more}", ""]
 
 
 def reproduction_lines(record: dict | None) -> list[str]:

@@ -37,6 +37,33 @@ REPRODUCTION = "reproduction.json"
 TRAINING_FILES = ("alignkit_train.json", "metrics.jsonl", "training_diagnostics.json")
 
 
+def earlier_training_cpu(metrics: Path, finished_cpu_s: float) -> float | None:
+    """CPU seconds a run's training spent in processes before the one that finished it, from
+    its ``metrics.jsonl``, or None when it trained in one go (or has no log).
+
+    Each training process logs ``time_s``/``cpu_s`` from its own start, so the log splits into
+    one segment per process where ``time_s`` goes back. The last segment belongs to the
+    finishing process unless that process used less CPU than the segment shows (it only scored
+    a run whose training had finished before). Steps after a segment's last record are not
+    counted: a lower bound."""
+    if not metrics.is_file():
+        return None
+    recs = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    ends, last_t = [], None
+    for r in recs:
+        if "time_s" not in r or "cpu_s" not in r:
+            continue
+        if last_t is not None and r["time_s"] < last_t:
+            ends.append(prev)
+        prev, last_t = float(r["cpu_s"]), float(r["time_s"])
+    if last_t is None:
+        return None
+    ends.append(prev)
+    if finished_cpu_s >= ends[-1]:
+        ends = ends[:-1]
+    return float(sum(ends)) if ends else None
+
+
 def is_finished(out: str | os.PathLike, label: str) -> bool:
     return (run_dir(out, label) / RESULTS).is_file()
 
@@ -173,8 +200,13 @@ class Study:
                 "report": self.out / "report.md"}
 
     def cost(self) -> dict[str, Any]:
-        """Wall and CPU seconds of the finished runs (from their cost.json files), summed."""
-        tot: dict[str, Any] = {"runs": 0, "wall_s": 0.0, "cpu_s": 0.0, "machines": []}
+        """Wall and CPU seconds of the finished runs (from their cost.json files), summed.
+
+        A cost.json counts the process that finished its run. A run resumed after an interruption
+        also trained in earlier processes: ``resumed`` lists those runs and ``earlier_cpu_s`` sums
+        the CPU seconds their training logs recorded there (:func:`earlier_training_cpu`)."""
+        tot: dict[str, Any] = {"runs": 0, "wall_s": 0.0, "cpu_s": 0.0, "machines": [], "resumed": [],
+                               "earlier_cpu_s": 0.0}
         for x in self.labels():
             f = run_dir(self.out, x) / "cost.json"
             if f.is_file():
@@ -184,6 +216,11 @@ class Study:
                 tot["cpu_s"] += c.get("cpu_s", 0.0)
                 if c.get("machine") and c["machine"] not in tot["machines"]:
                     tot["machines"].append(c["machine"])
+                earlier = earlier_training_cpu(run_dir(self.out, x) / "training" / "metrics.jsonl",
+                                               c.get("cpu_s", 0.0))
+                if earlier is not None:
+                    tot["resumed"].append(x)
+                    tot["earlier_cpu_s"] += earlier
         return tot
 
     def run(self, only: list[str] | None = None, report_only: bool = False, executor: Any = "local",
