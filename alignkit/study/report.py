@@ -266,14 +266,19 @@ def reproduction_lines(record: dict | None) -> list[str]:
         return []
     cost = record.get("cost") or {}
     took = f", {cost['cpu_s']:.0f} CPU-s" if cost.get("cpu_s") is not None else ""
-    code = f"`{record['code']}`" if record.get("code") else "(not recorded by the re-run)"
+    code = f"`{record['code']}`" if record.get("code") else "(not recorded in the re-run's cost.json)"
+    words = str(record["command"]).split()
+    config = words[2] if words[:2] == ["alignkit", "study"] and len(words) > 2 else "CONFIG"
+    run = record["run"]
     L = ["## Reproduction", "",
-         f"Run `{record['run']}` was done again from scratch (train, score, evaluate in a fresh folder; code "
-         f"{code}{took}) and compared with the study's on {record['when']} ({record['machine']}):", "",
+         f"Run `{run}` was done again from scratch (train, score, evaluate in a fresh folder; code "
+         f"{code}{took}):", "", f"    alignkit study {config} --out <a fresh folder> --only {run}", "",
+         f"and compared with the study's run on {record['when']} ({record['machine']}):", "",
          f"    {record['command']}", ""]
     if record["byte_identical"]:
         L.append(f"All {record['compared']} result files (rows, item scores, predictions) are byte-identical to "
-                 f"the study's (`cmp` of results.csv: no difference; sha256 {record['results_sha256'][:16]}…).")
+                 f"the study's: `cmp reproduce/runs/{run}/results.csv runs/{run}/results.csv` finds no difference "
+                 f"(sha256 {record['results_sha256'][:16]}…).")
     elif record.get("reproduced"):
         L.append(f"Every one of the study's {record['study_rows']} rows comes back byte for byte, in order, and "
                  f"every other result file (item scores, predictions) is byte-identical; the re-run's code adds "
