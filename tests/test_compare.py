@@ -155,3 +155,17 @@ def test_shares_that_move_one_item_per_seed_are_marked_below_resolution():
     one = one.copy()
     one["p_adjusted"] = one["p_value"]
     assert f"+0.1{ONE_ITEM} |" in test_line(one)
+
+
+def test_report_says_why_a_p_value_is_undefined():
+    """One seed and zero spread both leave p undefined, for different reasons: the report says which."""
+    import pandas as pd
+
+    from alignkit.study.report import test_line
+
+    base = dict(variant="ept+apt+rt", baseline="rt+tablelr", layer=12, pair="en-sw", metric="bls_auc", method="",
+                direction="en->sw", diff=0.0278, seed_diffs="0.0278", ci_low=np.nan, ci_high=np.nan,
+                p_value=np.nan, p_adjusted=np.nan, significant=False, n_seeds=1)
+    assert "undefined (one seed)" in test_line(pd.Series(base))
+    assert "undefined (no seed variance)" in test_line(pd.Series({**base, "n_seeds": 3,
+                                                                  "seed_diffs": "0.0278;0.0278;0.0278"}))

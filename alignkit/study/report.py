@@ -67,8 +67,10 @@ def _diff_phrase(r, pct: bool) -> str:
     return f"{k * r['diff']:+.{digits}f}{unit} (per seed {seeds}; 95% t-interval {ci}{p}; {sig})"
 
 
-def _p_text(p) -> str:
-    return "undefined (no seed variance)" if pd.isna(p) else f"{p:.3g}"
+def _p_text(p, n_seeds=None) -> str:
+    if not pd.isna(p):
+        return f"{p:.3g}"
+    return "undefined (one seed)" if pd.notna(n_seeds) and int(n_seeds) < 2 else "undefined (no seed variance)"
 
 
 def _scale(r) -> tuple[float, int, str]:
@@ -111,8 +113,9 @@ def test_line(r) -> str:
     layer = "" if r["layer"] < 0 else int(r["layer"])
     sig = "**yes**" if r["significant"] in (True, "True") else "no"
     return (f"| {r['variant']} − {r['baseline']} | {r['metric']} {r['method'] if isinstance(r['method'], str) else ''} "
-            f"| {where} | {layer} | {k * r['diff']:+.{dg}f}{ONE_ITEM if within_one_item(r) else ''} | {seeds} | {_ci_text(r['ci_low'], r['ci_high'], k, dg)} "
-            f"| {_p_text(r['p_value'])} | {_p_text(r['p_adjusted'])} | {sig} |")
+            f"| {where} | {layer} | {k * r['diff']:+.{dg}f}{ONE_ITEM if within_one_item(r) else ''} | {seeds} "
+            f"| {_ci_text(r['ci_low'], r['ci_high'], k, dg)} "
+            f"| {_p_text(r['p_value'], r.get('n_seeds'))} | {_p_text(r['p_adjusted'], r.get('n_seeds'))} | {sig} |")
 
 
 TEST_HEADER = ["| contrast | measure | direction / pair | layer | diff | per-seed d_s | 95% t-interval (seeds) | p | "
@@ -156,8 +159,8 @@ def family_lines(comparison: pd.DataFrame, name: str) -> list[str]:
     defined = f["p_value"].notna()
     raw = int((f["p_value"] < 0.05).sum())
     adj = int(f["significant"].astype(str).eq("True").sum())
-    L = [f"{len(f)} tests ({int((~defined).sum())} with no seed variance: p undefined); {raw} with unadjusted "
-         f"p < 0.05; **{adj} significant after Holm within the family**.", ""]
+    L = [f"{len(f)} tests ({int((~defined).sum())} with one seed or no seed variance: p undefined); {raw} with "
+         f"unadjusted p < 0.05; **{adj} significant after Holm within the family**.", ""]
     return L + _tests(f)
 
 
