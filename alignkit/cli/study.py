@@ -42,9 +42,10 @@ def study(
 
             if only or report_only:
                 raise AlignkitError("--reproduce takes one run and no --only/--report-only; drop those options")
-            rec = run_reproduction(load_study_config(config), out, reproduce.strip(),
-                                   f"alignkit study {config} --out {out} --reproduce {reproduce.strip()}",
-                                   progress=not quiet)
+            label = reproduce.strip()
+            rec = run_reproduction(load_study_config(config), out, label,
+                                   f"alignkit study {config} --out {out} --reproduce {label}", progress=not quiet,
+                                   rerun_command=f"alignkit study {config} --out <a fresh folder> --only {label}")
             if rec["byte_identical"]:
                 typer.echo(f"{rec['run']}: all {rec['compared']} result files byte-identical to the study's "
                            f"({out / 'reproduction.json'})")

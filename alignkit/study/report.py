@@ -92,7 +92,7 @@ ONE_ITEM_NOTE = (f"{ONE_ITEM} Every seed's difference is at most one item (max |
 
 def within_one_item(r) -> bool:
     """True when ``r`` is a share of items and no seed's difference exceeds one item."""
-    v = r.get("max_items", math.nan) if hasattr(r, "get") else math.nan
+    v = r.get("max_items", math.nan)
     return bool(pd.notna(v) and float(v) < 1.5)
 
 
@@ -270,12 +270,11 @@ def reproduction_lines(record: dict | None) -> list[str]:
     cost = record.get("cost") or {}
     took = f", {cost['cpu_s']:.0f} CPU-s" if cost.get("cpu_s") is not None else ""
     code = f"`{record['code']}`" if record.get("code") else "(not recorded in the re-run's cost.json)"
-    words = str(record["command"]).split()
-    config = words[2] if words[:2] == ["alignkit", "study"] and len(words) > 2 else "CONFIG"
     run = record["run"]
+    rerun = ["", f"    {record['rerun_command']}", ""] if record.get("rerun_command") else [""]
     L = ["## Reproduction", "",
          f"Run `{run}` was done again from scratch (train, score, evaluate in a fresh folder; code "
-         f"{code}{took}):", "", f"    alignkit study {config} --out <a fresh folder> --only {run}", "",
+         f"{code}{took}){':' if len(rerun) > 1 else ''}", *rerun,
          f"and compared with the study's run on {record['when']} ({record['machine']}):", "",
          f"    {record['command']}", ""]
     if record["byte_identical"]:

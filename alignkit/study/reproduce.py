@@ -52,10 +52,12 @@ def _row_check(study_csv: Path, rerun_csv: Path) -> dict[str, Any]:
             "extra_metrics": metrics}
 
 
-def reproduce(cfg: StudyConfig, out: str | os.PathLike, label: str, command: str, progress: bool = True
-              ) -> dict[str, Any]:
+def reproduce(cfg: StudyConfig, out: str | os.PathLike, label: str, command: str, progress: bool = True,
+              rerun_command: str | None = None) -> dict[str, Any]:
     """Re-run ``label`` from scratch into ``out/reproduce`` (resumable: a finished re-run there is
-    compared again, not redone) and compare its result files with ``out/runs/<label>``."""
+    compared again, not redone) and compare its result files with ``out/runs/<label>``.
+    ``command``: how this comparison was asked for; ``rerun_command``: the equivalent plain re-run
+    (both recorded for the report)."""
     out = Path(out)
     study = Study(cfg, out, progress)
     if label not in study.labels():
@@ -69,7 +71,7 @@ def reproduce(cfg: StudyConfig, out: str | os.PathLike, label: str, command: str
     same = [f for f in files_a if f in files_b and (a / f).read_bytes() == (b / f).read_bytes()]
     cost = json.loads((b / "cost.json").read_text()) if (b / "cost.json").is_file() else {}
     record = {
-        "run": label, "command": command, "code": cost.get("code"), "machine": machine_name(),
+        "run": label, "command": command, "rerun_command": rerun_command, "code": cost.get("code"), "machine": machine_name(),
         "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "compared": len(set(files_a) | set(files_b)), "identical": len(same),
         "different": [f for f in files_a if f in files_b and f not in same],
