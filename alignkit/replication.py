@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats as sps
 
 from alignkit.errors import AlignkitError
-from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, as_items, paired_difference
+from alignkit.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, as_items, paired_difference, remember, resample_counts
 
 # When each variant is trained with several seeds, the unit of replication is the training run:
 # a difference between variants is significant only when the interval over seeds excludes 0.
@@ -112,20 +112,11 @@ _SLOT_BYTES = 256 * 2**20
 def _slot_counts(n: int, rows: int, seed: int) -> np.ndarray:
     """``[rows, n]`` float32: how often each of n items occurs in each of ``rows`` bootstrap resamples."""
     key = (n, rows, seed)
-    if key in _SLOT_TABLES:
-        return _SLOT_TABLES[key]
-    rng = np.random.default_rng([seed, n])
-    table = np.empty((rows, n), dtype=np.float32)
-    step = max(1, 2_000_000 // n)                                   # bound the [step, n] index block
-    for lo in range(0, rows, step):
-        k = min(step, rows - lo)
-        idx = rng.integers(0, n, size=(k, n)) + n * np.arange(k)[:, None]
-        table[lo:lo + k] = np.bincount(idx.ravel(), minlength=k * n).reshape(k, n)
-    if table.nbytes <= _SLOT_BYTES // 2:
-        while _SLOT_TABLES and sum(t.nbytes for t in _SLOT_TABLES.values()) + table.nbytes > _SLOT_BYTES:
-            del _SLOT_TABLES[next(iter(_SLOT_TABLES))]
-        _SLOT_TABLES[key] = table
-    return table
+    if key not in _SLOT_TABLES:
+        step = max(1, 2_000_000 // n)                               # bound the [step, n] index block
+        return remember(_SLOT_TABLES, key,
+                        resample_counts(np.random.default_rng([seed, n]), n, rows, step, np.float32), _SLOT_BYTES)
+    return _SLOT_TABLES[key]
 
 
 def two_level_bootstrap_ci(item_diffs, *, confidence: float = 0.95, n_resamples: int = DEFAULT_RESAMPLES,

@@ -154,6 +154,30 @@ def bootstrap_ci(items, *, confidence: float = 0.95, n_resamples: int = DEFAULT_
     return _mean_bca(x, confidence, n_resamples, seed)
 
 
+def resample_counts(rng: np.random.Generator, n: int, rows: int, step: int, dtype=np.float64) -> np.ndarray:
+    """``[rows, n]``: how often each of n items occurs in each of ``rows`` bootstrap resamples.
+
+    Rows are drawn ``step`` at a time as ``rng.integers(0, n, (step, n))`` and counted with one
+    bincount per block; the step is part of the draw (the generator's stream depends on it).
+    """
+    table = np.empty((rows, n), dtype=dtype)
+    for lo in range(0, rows, step):
+        k = min(step, rows - lo)
+        idx = rng.integers(0, n, (k, n)) + n * np.arange(k)[:, None]
+        table[lo:lo + k] = np.bincount(idx.ravel(), minlength=k * n).reshape(k, n)
+    return table
+
+
+def remember(cache: dict, key, table: np.ndarray, limit_bytes: int) -> np.ndarray:
+    """Keep ``table`` in ``cache`` under ``key`` when it is under half of ``limit_bytes``,
+    dropping the oldest entries to stay under the limit; return the table."""
+    if table.nbytes <= limit_bytes // 2:
+        while cache and sum(t.nbytes for t in cache.values()) + table.nbytes > limit_bytes:
+            del cache[next(iter(cache))]
+        cache[key] = table
+    return table
+
+
 # Resample count matrices by (n, n_resamples, seed): every CI of a mean over n items with
 # the same seed resamples the same rows (as scipy does with that seed), so one draw serves all.
 _COUNTS: dict[tuple[int, int, int], np.ndarray] = {}
@@ -161,25 +185,14 @@ _COUNTS_BYTES = 256 * 2**20
 
 
 def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    """``[n_resamples, n]`` float64: how often each item occurs in each bootstrap resample.
-
-    Drawn exactly as scipy.stats.bootstrap draws them (``rng.integers(0, n, (batch, n))``
-    per batch of _BATCH from ``default_rng(seed)``), so the resamples are scipy's.
-    """
+    """``[n_resamples, n]`` float64 resample counts, drawn exactly as scipy.stats.bootstrap
+    draws them (``rng.integers(0, n, (batch, n))`` per batch of _BATCH from
+    ``default_rng(seed)``), so the resamples are scipy's."""
     key = (n, n_resamples, seed)
-    if key in _COUNTS:
-        return _COUNTS[key]
-    rng, parts = np.random.default_rng(seed), []
-    for start in range(0, n_resamples, _BATCH):
-        b = min(_BATCH, n_resamples - start)
-        idx = rng.integers(0, n, (b, n)) + n * np.arange(b)[:, None]
-        parts.append(np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64))
-    counts = np.vstack(parts)
-    if counts.nbytes <= _COUNTS_BYTES // 4:
-        while _COUNTS and sum(c.nbytes for c in _COUNTS.values()) + counts.nbytes > _COUNTS_BYTES:
-            del _COUNTS[next(iter(_COUNTS))]  # oldest first
-        _COUNTS[key] = counts
-    return counts
+    if key not in _COUNTS:
+        return remember(_COUNTS, key, resample_counts(np.random.default_rng(seed), n, n_resamples, _BATCH),
+                        _COUNTS_BYTES)
+    return _COUNTS[key]
 
 
 def _mean_bca(x: np.ndarray, confidence: float, n_resamples: int, seed: int) -> tuple[float, float]:
