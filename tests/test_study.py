@@ -360,3 +360,30 @@ def test_resumed_runs_cost_counts_the_earlier_processes_from_the_training_log(tm
     text = "\n".join(_cost_lines({"runs": 2, "wall_s": 7200.0, "cpu_s": 3600.0, "machines": ["m"],
                                   "resumed": ["rt/seed2"], "earlier_cpu_s": 1800.0}))
     assert "1.00 CPU-hours" in text and "(rt/seed2)" in text and "at least 1.50 CPU-hours" in text
+
+
+def test_leave_one_variant_out_shows_a_correlation_carried_by_one_recipe():
+    from alignkit.study.analysis import alignment_accuracy_summary, leave_one_variant_out
+    from alignkit.study.report import summary_correlation_lines
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for variant, shift in (("a", 0.0), ("b", 0.0), ("c", 0.0), ("outlier", 1.0)):
+        for seed in (1, 2, 3):
+            x, y = rng.normal(), rng.normal()
+            # the outlier recipe keeps alignment high and accuracy low: it alone makes r negative
+            rows.append({"measure": "BLS", "model": f"{variant}/seed{seed}", "variant": variant, "seed": seed,
+                         "lang": "sw", "d_align": x + 5 * shift, "d_acc": y - 5 * shift})
+    pts = pd.DataFrame(rows)
+    loo = leave_one_variant_out(pts)
+    assert set(loo) == {"a", "b", "c", "outlier"}
+    for v, r in loo.items():  # identity: the Pearson r of the points that remain
+        rest = pts[pts["variant"] != v]
+        assert r == pytest.approx(np.corrcoef(rest["d_align"], rest["d_acc"])[0, 1], abs=1e-12)
+    s = alignment_accuracy_summary(pts, n_resamples=200).iloc[0]
+    assert s["r"] < -0.8 and s["without_high"] == "outlier" and s["r_without_high"] == pytest.approx(loo["outlier"])
+    assert abs(s["r_without_high"]) < 0.8 and s["r_without_low"] == min(loo.values())
+    line = summary_correlation_lines(pd.DataFrame([s]))[0]
+    assert f"to {loo['outlier']:.2f} (without outlier)" in line
+    # two variants: leaving one out leaves a single recipe, so nothing is reported
+    assert leave_one_variant_out(pts[pts["variant"].isin(["a", "b"])]) == {}

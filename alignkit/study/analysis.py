@@ -99,22 +99,43 @@ def alignment_vs_accuracy(results: pd.DataFrame, cfg: StudyConfig) -> pd.DataFra
 
 
 SUMMARY_COLUMNS = ["measure", "lang", "n", "n_seeds", "r", "p", "ci_low", "ci_high", "ci_low_seeds", "ci_high_seeds",
-                   "r_within_seed", "p_within_seed"]
+                   "r_within_seed", "p_within_seed", "r_without_low", "without_low", "r_without_high", "without_high"]
+
+
+def leave_one_variant_out(pts: pd.DataFrame) -> dict[str, float]:
+    """Pearson r of ``d_align`` and ``d_acc`` with each variant's checkpoints left out in turn
+    (variants with the same number of checkpoints count alike): ``{left-out variant: r}``. With
+    fewer than 3 variants, or where what is left has under 3 points or no spread, that variant
+    is absent. Shows whether one variant's checkpoints carry a correlation."""
+    out = {}
+    variants = list(dict.fromkeys(pts["variant"]))
+    if len(variants) < 3:
+        return out
+    for v in variants:
+        rest = pts[pts["variant"] != v]
+        x, y = rest["d_align"].to_numpy(float), rest["d_acc"].to_numpy(float)
+        if x.size >= 3 and x.std() > 0 and y.std() > 0:
+            out[v] = float(np.corrcoef(x, y)[0, 1])
+    return out
 
 
 def alignment_accuracy_summary(pts: pd.DataFrame, n_resamples: int = 2000) -> pd.DataFrame:
     """One row per (measure, language) of :func:`alignment_vs_accuracy`'s points: Pearson ``r``
     with its p and checkpoint-bootstrap CI, the seed-cluster bootstrap CI (all checkpoints of a
-    seed resampled together) and the within-seed correlation (SPEC §2 v3)."""
+    seed resampled together), the within-seed correlation (SPEC §2 v3) and the lowest and
+    highest r with one variant left out (:func:`leave_one_variant_out`), naming that variant."""
     from alignkit.replication import seed_aware_correlation
 
     out = []
     for (label, lang), h in pts.groupby(["measure", "lang"], sort=False):
         c = seed_aware_correlation(h["d_align"], h["d_acc"], h["seed"].astype(int), n_resamples=n_resamples)
+        loo = leave_one_variant_out(h)
+        low, high = (min(loo, key=loo.get), max(loo, key=loo.get)) if loo else (None, None)
         out.append({"measure": label, "lang": lang, "n": c.n, "n_seeds": c.n_seeds, "r": c.r, "p": c.p,
                     "ci_low": c.ci_low, "ci_high": c.ci_high, "ci_low_seeds": c.ci_low_seeds,
                     "ci_high_seeds": c.ci_high_seeds, "r_within_seed": c.r_within_seed,
-                    "p_within_seed": c.p_within_seed})
+                    "p_within_seed": c.p_within_seed, "r_without_low": loo.get(low, np.nan), "without_low": low,
+                    "r_without_high": loo.get(high, np.nan), "without_high": high})
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
 
 

@@ -243,9 +243,12 @@ def summary_correlation_lines(summary: pd.DataFrame) -> list[str]:
                   f"; within seeds r = {c['r_within_seed']:.2f} (p = {c['p_within_seed']:.2g})")
         seeds = ("" if pd.isna(c["ci_low_seeds"]) else
                  f", resampling seeds [{c['ci_low_seeds']:.2f}, {c['ci_high_seeds']:.2f}]")
+        loo = ("" if pd.isna(c.get("r_without_low")) else
+               f"; one variant left out, r from {c['r_without_low']:.2f} (without {c['without_low']}) to "
+               f"{c['r_without_high']:.2f} (without {c['without_high']})")
         L.append(f"- {c['measure']} ({c['lang']}, {int(c['n'])} checkpoints from {int(c['n_seeds'])} seeds): "
                  f"r = {c['r']:.2f} (p = {c['p']:.2g}; 95% CI resampling checkpoints [{c['ci_low']:.2f}, "
-                 f"{c['ci_high']:.2f}]{seeds}){within}.")
+                 f"{c['ci_high']:.2f}]{seeds}){within}{loo}.")
     return L or ["No zero-shot language has an alignment measure, so there is nothing to correlate."]
 
 
@@ -269,11 +272,11 @@ def reproduction_lines(record: dict | None) -> list[str]:
         return []
     cost = record.get("cost") or {}
     took = f", {cost['cpu_s']:.0f} CPU-s" if cost.get("cpu_s") is not None else ""
-    code = f"`{record['code']}`" if record.get("code") else "(not recorded in the re-run's cost.json)"
+    code = f"code `{record['code']}`" if record.get("code") else "its code commit not recorded in its cost.json"
     run = record["run"]
     rerun = ["", f"    {record['rerun_command']}", ""] if record.get("rerun_command") else [""]
     L = ["## Reproduction", "",
-         f"Run `{run}` was done again from scratch (train, score, evaluate in a fresh folder; code "
+         f"Run `{run}` was done again from scratch (train, score, evaluate in a fresh folder; "
          f"{code}{took}){':' if len(rerun) > 1 else ''}", *rerun,
          f"and compared with the study's run on {record['when']} ({record['machine']}):", "",
          f"    {record['command']}", ""]
@@ -350,7 +353,9 @@ def study_report(results: pd.DataFrame, comparison: pd.DataFrame, cfg: StudyConf
           "zero-shot accuracy, both relative to the `ft` mean for that language. Checkpoints of one seed share "
           "their data order, so besides the bootstrap over checkpoints the CI that resamples seeds (all "
           "checkpoints of a seed together) and the correlation within seeds are given; the seed-resampling "
-          "interval is the one to read.", ""]
+          "interval is the one to read. Variants differ in recipe, so r mixes differences between recipes "
+          "with variation within them; the range of r with one variant's checkpoints left out shows whether "
+          "a single recipe carries it.", ""]
     L += summary_correlation_lines(correlation_summary)
     L += [""] + _cost_lines(cost) + reproduction_lines(reproduction)
     t = cfg.train
