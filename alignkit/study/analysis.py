@@ -103,9 +103,8 @@ SUMMARY_COLUMNS = ["measure", "lang", "n", "n_seeds", "r", "p", "ci_low", "ci_hi
 
 
 def leave_one_variant_out(pts: pd.DataFrame) -> dict[str, float]:
-    """Pearson r of ``d_align`` and ``d_acc`` with each variant's checkpoints left out in turn
-    (variants with the same number of checkpoints count alike): ``{left-out variant: r}``. With
-    fewer than 3 variants, or where what is left has under 3 points or no spread, that variant
+    """Pearson r of ``d_align`` and ``d_acc`` with each variant's checkpoints left out in turn:
+    ``{left-out variant: r}``. With fewer than 3 variants, or where what is left has under 3 points or no spread, that variant
     is absent. Shows whether one variant's checkpoints carry a correlation."""
     out = {}
     variants = list(dict.fromkeys(pts["variant"]))
